@@ -1,0 +1,142 @@
+//! Stateless branch values (RFC 3261 §16.11).
+//!
+//! A stateless proxy must give a request, its retransmissions and its CANCEL (and the ACK
+//! of a non-2xx) the same branch, without remembering anything. The branch is therefore a
+//! function of fields that do not change between them:
+//!
+//! * an RFC 3261 client's request: its own branch and its Via sent-by (§9.1 makes the
+//!   CANCEL's top Via equal to the INVITE's);
+//! * an older client's request: its top Via, the To tag, the From tag, the Call-ID, the
+//!   CSeq number and the Request-URI (§16.11's list for RFC 2543 compatibility).
+//!
+//! Layout: `z9hG4bK` `sd` + 16 hex digits of a keyed 64-bit hash of those fields + 8 hex
+//! digits of a check value, a SipHash-2-4 MAC of the hash under the deployment secret.
+//! [`BranchKey::verify`] recomputes the check value, so a response whose top Via carries a
+//! branch we did not make (forged or another proxy's) is recognised and dropped, and a
+//! request that already carries one of our branches is a loop (§16.3 step 4).
+
+use super::message::Message;
+use super::via::MAGIC_COOKIE;
+use siphasher::sip::SipHasher24;
+use std::hash::Hasher;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+/// What follows the magic cookie in every branch sipshard makes.
+const MARK: &[u8] = b"sd";
+/// Length of a sipshard branch: cookie, mark, 16 hex digits of hash, 8 of check value.
+pub const BRANCH_LEN: usize = MAGIC_COOKIE.len() + MARK.len() + 16 + 8;
+
+/// A branch value, ready to go into our Via.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Branch([u8; BRANCH_LEN]);
+
+impl Branch {
+    /// The branch text.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Keys derived from the per-deployment secret.
+#[derive(Clone)]
+pub struct BranchKey {
+    seed: u64,
+    mac: SipHasher24,
+}
+
+impl std::fmt::Debug for BranchKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BranchKey(..)")
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn put_hex(out: &mut [u8], mut v: u64) {
+    for slot in out.iter_mut().rev() {
+        *slot = HEX[(v & 0xf) as usize];
+        v >>= 4;
+    }
+}
+
+fn read_hex(s: &[u8]) -> Option<u64> {
+    s.iter().try_fold(0u64, |acc, &c| {
+        let digit = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        Some(acc << 4 | u64::from(digit))
+    })
+}
+
+impl BranchKey {
+    /// Derives the keys from `secret` (any bytes; the same secret gives the same branches,
+    /// so every instance of one deployment recognises the others' branches).
+    pub fn new(secret: &[u8]) -> Self {
+        let derive = |label: u64| {
+            let mut h = SipHasher24::new_with_keys(0x7369_7073_6861_7264, label);
+            h.write(secret);
+            h.finish()
+        };
+        BranchKey {
+            seed: derive(1),
+            mac: SipHasher24::new_with_keys(derive(2), derive(3)),
+        }
+    }
+
+    fn check_value(&self, id: u64) -> u32 {
+        let mut h = self.mac;
+        h.write_u64(id);
+        h.finish() as u32
+    }
+
+    /// The stateless branch for a request we forward.
+    pub fn branch(&self, msg: &Message<'_, '_>) -> Branch {
+        let via = &msg.top_via.via;
+        let chain = |h: u64, part: &[u8]| xxh3_64_with_seed(part, h);
+        let opt = |h: u64, part: Option<&[u8]>| match part {
+            Some(p) => chain(h, p),
+            None => h.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,
+        };
+        let id = match via.branch {
+            Some(b) if b.len() > MAGIC_COOKIE.len() && via.has_rfc3261_branch() => {
+                let h = chain(self.seed, b);
+                let h = chain(h, via.host);
+                chain(h, &via.port.unwrap_or(0).to_le_bytes())
+            }
+            _ => {
+                let h = chain(self.seed ^ 1, via.value);
+                let h = opt(h, msg.to.tag);
+                let h = opt(h, msg.from.tag);
+                let h = chain(h, msg.call_id);
+                let h = chain(h, &msg.cseq.number.to_le_bytes());
+                opt(h, msg.request_uri())
+            }
+        };
+        let mut out = [0u8; BRANCH_LEN];
+        let (cookie, rest) = out.split_at_mut(MAGIC_COOKIE.len());
+        cookie.copy_from_slice(MAGIC_COOKIE);
+        let (mark, rest) = rest.split_at_mut(MARK.len());
+        mark.copy_from_slice(MARK);
+        let (hash, check) = rest.split_at_mut(16);
+        put_hex(hash, id);
+        put_hex(check, u64::from(self.check_value(id)));
+        Branch(out)
+    }
+
+    /// True if `branch` was made by [`BranchKey::branch`] with this secret.
+    pub fn verify(&self, branch: &[u8]) -> bool {
+        if branch.len() != BRANCH_LEN {
+            return false;
+        }
+        let (head, rest) = branch.split_at(MAGIC_COOKIE.len() + MARK.len());
+        if &head[..MAGIC_COOKIE.len()] != MAGIC_COOKIE || &head[MAGIC_COOKIE.len()..] != MARK {
+            return false;
+        }
+        match (read_hex(&rest[..16]), read_hex(&rest[16..])) {
+            (Some(id), Some(check)) => u64::from(self.check_value(id)) == check,
+            _ => false,
+        }
+    }
+}

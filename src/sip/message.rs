@@ -1,0 +1,484 @@
+//! The message parser: one pass over a datagram, in the style of httparse. The caller
+//! supplies the header storage; every field borrows from the datagram, so a rewrite can
+//! locate each field by its offset ([`Message::offset_of`]).
+
+use super::checks::{
+    call_id_ok, date_ok, parse_content_length, parse_cseq, parse_max_forwards, retry_after_ok,
+    warning_ok,
+};
+use super::error::ParseError;
+use super::header_name::HeaderName;
+use super::name_addr::NameAddr;
+use super::params::CommaValues;
+use super::scan::{offset_in, token_end, trim};
+use super::start_line::StartLine;
+use super::via::Via;
+
+/// One header line as found in the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header<'b> {
+    /// Classified name.
+    pub name: HeaderName,
+    /// Name as written.
+    pub raw_name: &'b [u8],
+    /// Value without surrounding white space; may contain line folds.
+    pub value: &'b [u8],
+    /// The whole line, continuation lines and line terminator included.
+    pub line: &'b [u8],
+}
+
+impl Header<'static> {
+    /// A placeholder to initialise header storage: `[Header::EMPTY; 64]`.
+    pub const EMPTY: Header<'static> = Header {
+        name: HeaderName::Other,
+        raw_name: &[],
+        value: &[],
+        line: &[],
+    };
+}
+
+/// The topmost Via value and what it takes to remove it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopVia<'b> {
+    /// The parsed value.
+    pub via: Via<'b>,
+    /// The bytes to delete to strip this value: its whole header line when it is the only
+    /// value there, else the value up to the start of the next one.
+    pub removal: &'b [u8],
+}
+
+/// The topmost Route value and what it takes to remove it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopRoute<'b> {
+    /// The parsed value.
+    pub addr: NameAddr<'b>,
+    /// The bytes to delete to remove this value (see [`TopVia::removal`]).
+    pub removal: &'b [u8],
+}
+
+/// `CSeq: number method`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CSeq<'b> {
+    /// Sequence number, below 2**31.
+    pub number: u32,
+    /// Method token.
+    pub method: &'b [u8],
+}
+
+/// `Max-Forwards: n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxForwards<'b> {
+    /// The value, 0..=255.
+    pub value: u8,
+    /// The digits as written (leading zeros kept), for an in-place rewrite.
+    pub digits: &'b [u8],
+}
+
+/// Everything the parser found. After a successful [`parse`] the mandatory fields are in
+/// [`Message`]; after [`parse_lenient`] any of them may be missing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fields<'b> {
+    /// Start line.
+    pub start: Option<StartLine<'b>>,
+    /// Offset of the first header line (just after the start line).
+    pub headers_start: usize,
+    /// Topmost Via value.
+    pub top_via: Option<TopVia<'b>>,
+    /// Second Via value (where a response goes once our Via is stripped).
+    pub second_via: Option<Via<'b>>,
+    /// Number of Via values.
+    pub via_count: u16,
+    /// Call-ID value.
+    pub call_id: Option<&'b [u8]>,
+    /// CSeq.
+    pub cseq: Option<CSeq<'b>>,
+    /// From value.
+    pub from: Option<NameAddr<'b>>,
+    /// To value.
+    pub to: Option<NameAddr<'b>>,
+    /// Max-Forwards.
+    pub max_forwards: Option<MaxForwards<'b>>,
+    /// Topmost Route value.
+    pub top_route: Option<TopRoute<'b>>,
+    /// Content-Length value.
+    pub content_length: Option<u32>,
+    /// The body (exactly Content-Length bytes when that header is present).
+    pub body: &'b [u8],
+    /// Length of the message proper: bytes past it in the datagram are not part of it.
+    pub len: usize,
+}
+
+/// A fully parsed, valid message.
+#[derive(Clone, Copy, Debug)]
+pub struct Message<'b, 'h> {
+    /// The datagram the message was parsed from (possibly longer than the message).
+    pub buf: &'b [u8],
+    /// All header lines, in order.
+    pub headers: &'h [Header<'b>],
+    /// Start line.
+    pub start: StartLine<'b>,
+    /// Topmost Via.
+    pub top_via: TopVia<'b>,
+    /// Second Via value, if any.
+    pub second_via: Option<Via<'b>>,
+    /// Number of Via values.
+    pub via_count: u16,
+    /// Call-ID value.
+    pub call_id: &'b [u8],
+    /// CSeq.
+    pub cseq: CSeq<'b>,
+    /// From.
+    pub from: NameAddr<'b>,
+    /// To.
+    pub to: NameAddr<'b>,
+    /// Max-Forwards, if present.
+    pub max_forwards: Option<MaxForwards<'b>>,
+    /// Topmost Route, if any.
+    pub top_route: Option<TopRoute<'b>>,
+    /// Content-Length, if present.
+    pub content_length: Option<u32>,
+    /// Offset of the first header line.
+    pub headers_start: usize,
+    /// The body.
+    pub body: &'b [u8],
+    /// Length of the message (the datagram truncated to Content-Length).
+    pub len: usize,
+}
+
+/// What a lenient parse found, for answering a request that failed validation.
+#[derive(Clone, Copy, Debug)]
+pub struct Partial<'b, 'h> {
+    /// The datagram.
+    pub buf: &'b [u8],
+    /// Header lines found before parsing stopped.
+    pub headers: &'h [Header<'b>],
+    /// Fields found.
+    pub fields: Fields<'b>,
+    /// The first error, `None` if the message is valid.
+    pub error: Option<ParseError>,
+}
+
+/// Parses and validates a datagram. Stops at the first error.
+pub fn parse<'b, 'h>(
+    buf: &'b [u8],
+    storage: &'h mut [Header<'b>],
+) -> Result<Message<'b, 'h>, ParseError> {
+    let mut driver = Driver::new(buf, true);
+    let count = driver.run(storage)?;
+    let headers: &'h [Header<'b>] = storage;
+    driver.into_message(&headers[..count])
+}
+
+/// Parses as much as possible, recording the first error but carrying on past errors in
+/// header values, so that a 400 can still echo Via, From, To, Call-ID and CSeq.
+pub fn parse_lenient<'b, 'h>(buf: &'b [u8], storage: &'h mut [Header<'b>]) -> Partial<'b, 'h> {
+    let mut driver = Driver::new(buf, false);
+    let mut count = 0;
+    let structural = driver.run_counting(storage, &mut count).err();
+    let headers: &'h [Header<'b>] = storage;
+    Partial {
+        buf,
+        headers: &headers[..count],
+        fields: driver.fields,
+        error: driver.error.or(structural),
+    }
+}
+
+impl<'b> Message<'b, '_> {
+    /// True for a request.
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    /// The request method, `None` for a response.
+    pub fn method(&self) -> Option<&'b [u8]> {
+        match self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The Request-URI, `None` for a response.
+    pub fn request_uri(&self) -> Option<&'b [u8]> {
+        match self.start {
+            StartLine::Request { uri, .. } => Some(uri),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status code, `None` for a request.
+    pub fn status(&self) -> Option<u16> {
+        match self.start {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// Offset of `part`, a slice borrowed from this message, from the start of the datagram.
+    pub fn offset_of(&self, part: &[u8]) -> usize {
+        offset_in(self.buf, part)
+    }
+}
+
+/// One parse in progress.
+struct Driver<'b> {
+    buf: &'b [u8],
+    /// Strict: stop at the first error. Lenient: record it and go on where possible.
+    strict: bool,
+    fields: Fields<'b>,
+    error: Option<ParseError>,
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+impl<'b> Driver<'b> {
+    fn new(buf: &'b [u8], strict: bool) -> Self {
+        Driver {
+            buf,
+            strict,
+            fields: Fields::default(),
+            error: None,
+        }
+    }
+
+    /// Records a recoverable error: fatal in strict mode, remembered in lenient mode.
+    fn note(&mut self, e: ParseError) -> Result<(), ParseError> {
+        if self.strict {
+            return Err(e);
+        }
+        self.error.get_or_insert(e);
+        Ok(())
+    }
+
+    fn run(&mut self, storage: &mut [Header<'b>]) -> Result<usize, ParseError> {
+        let mut count = 0;
+        self.run_counting(storage, &mut count)?;
+        Ok(count)
+    }
+
+    fn run_counting(
+        &mut self,
+        storage: &mut [Header<'b>],
+        count: &mut usize,
+    ) -> Result<(), ParseError> {
+        let buf = self.buf;
+        // CRLFs before the start line are ignored (§7.5); a datagram of nothing else is a
+        // keep-alive, reported as Empty.
+        let mut pos = buf
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .ok_or(ParseError::Empty)?;
+        let nl = memchr::memchr(b'\n', &buf[pos..]).ok_or(ParseError::StartLine)? + pos;
+        let start = StartLine::parse(strip_cr(&buf[pos..nl]))?;
+        self.fields.start = Some(start);
+        pos = nl + 1;
+        self.fields.headers_start = pos;
+
+        let body_start = loop {
+            match buf.get(pos) {
+                None => return Err(ParseError::Unterminated),
+                Some(b'\n') => break pos + 1,
+                Some(b'\r') if buf.get(pos + 1) == Some(&b'\n') => break pos + 2,
+                _ => {}
+            }
+            // One logical header line: continuation lines start with SP or HTAB.
+            let mut nl = memchr::memchr(b'\n', &buf[pos..]).ok_or(ParseError::Unterminated)? + pos;
+            while matches!(buf.get(nl + 1), Some(b' ' | b'\t')) {
+                nl = memchr::memchr(b'\n', &buf[nl + 1..]).ok_or(ParseError::Unterminated)? + nl + 1;
+            }
+            let content = strip_cr(&buf[pos..nl]);
+            let name_end = token_end(content, 0);
+            let colon = name_end
+                + content[name_end..]
+                    .iter()
+                    .position(|&b| b != b' ' && b != b'\t')
+                    .unwrap_or(content.len() - name_end);
+            if name_end == 0 || content.get(colon) != Some(&b':') {
+                return Err(ParseError::HeaderLine);
+            }
+            let raw_name = &content[..name_end];
+            let header = Header {
+                name: HeaderName::classify(raw_name),
+                raw_name,
+                value: trim(&content[colon + 1..]),
+                line: &buf[pos..nl + 1],
+            };
+            let slot = storage.get_mut(*count).ok_or(ParseError::TooManyHeaders)?;
+            *slot = header;
+            *count += 1;
+            self.header(header)?;
+            pos = nl + 1;
+        };
+
+        let len = match self.fields.content_length {
+            Some(cl) if body_start + cl as usize > buf.len() => {
+                self.note(ParseError::BodyTruncated)?;
+                buf.len()
+            }
+            Some(cl) => body_start + cl as usize,
+            None => buf.len(),
+        };
+        self.fields.body = &buf[body_start..len];
+        self.fields.len = len;
+        self.check_complete()
+    }
+
+    /// Mandatory headers (§8.1.1) and the CSeq method rule (§8.1.1.5).
+    fn check_complete(&mut self) -> Result<(), ParseError> {
+        let f = self.fields;
+        let missing = [
+            (f.top_via.is_none(), HeaderName::Via),
+            (f.call_id.is_none(), HeaderName::CallId),
+            (f.cseq.is_none(), HeaderName::CSeq),
+            (f.from.is_none(), HeaderName::From),
+            (f.to.is_none(), HeaderName::To),
+        ];
+        for (absent, name) in missing {
+            if absent && !self.already_invalid(name) {
+                self.note(ParseError::Missing(name))?;
+            }
+        }
+        if let (Some(StartLine::Request { method, .. }), Some(cseq)) = (f.start, f.cseq) {
+            if cseq.method != method {
+                self.note(ParseError::CSeqMethod)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn already_invalid(&self, name: HeaderName) -> bool {
+        matches!(self.error, Some(ParseError::Invalid(n)) if n == name)
+    }
+
+    fn header(&mut self, h: Header<'b>) -> Result<(), ParseError> {
+        let v = h.value;
+        match h.name {
+            HeaderName::Via => self.vias(h),
+            HeaderName::Route => self.routes(h),
+            HeaderName::RecordRoute => self.name_addrs(h),
+            HeaderName::Contact if v == b"*" => Ok(()),
+            HeaderName::Contact => self.name_addrs(h),
+            HeaderName::CallId => {
+                let parsed = call_id_ok(v).then_some(v);
+                self.single(h.name, parsed, |f| &mut f.call_id)
+            }
+            HeaderName::CSeq => {
+                let parsed = parse_cseq(v).map(|(number, method)| CSeq { number, method });
+                self.single(h.name, parsed, |f| &mut f.cseq)
+            }
+            HeaderName::From => {
+                let parsed = NameAddr::parse(v).ok();
+                self.single(h.name, parsed, |f| &mut f.from)
+            }
+            HeaderName::To => {
+                let parsed = NameAddr::parse(v).ok();
+                self.single(h.name, parsed, |f| &mut f.to)
+            }
+            HeaderName::MaxForwards => {
+                let parsed = parse_max_forwards(v).map(|value| MaxForwards { value, digits: v });
+                self.single(h.name, parsed, |f| &mut f.max_forwards)
+            }
+            HeaderName::ContentLength => {
+                let parsed = parse_content_length(v);
+                self.single(h.name, parsed, |f| &mut f.content_length)
+            }
+            HeaderName::Date if !date_ok(v) => self.note(ParseError::Invalid(h.name)),
+            HeaderName::RetryAfter if !retry_after_ok(v) => self.note(ParseError::Invalid(h.name)),
+            HeaderName::Warning if !warning_ok(v) => self.note(ParseError::Invalid(h.name)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Stores a single-valued header, rejecting duplicates and values that did not parse.
+    fn single<T>(
+        &mut self,
+        name: HeaderName,
+        parsed: Option<T>,
+        slot: impl for<'f> FnOnce(&'f mut Fields<'b>) -> &'f mut Option<T>,
+    ) -> Result<(), ParseError> {
+        let Some(value) = parsed else {
+            return self.note(ParseError::Invalid(name));
+        };
+        let slot = slot(&mut self.fields);
+        if slot.is_some() {
+            return self.note(ParseError::Duplicate(name));
+        }
+        *slot = Some(value);
+        Ok(())
+    }
+
+    /// The bytes that remove `value` (the first of its line): up to the next value in the
+    /// same line, or the whole line when it is alone.
+    fn removal(&self, h: &Header<'b>, value: &[u8], next: Option<&[u8]>) -> &'b [u8] {
+        match next {
+            Some(next) => &self.buf[offset_in(self.buf, value)..offset_in(self.buf, next)],
+            None => h.line,
+        }
+    }
+
+    fn vias(&mut self, h: Header<'b>) -> Result<(), ParseError> {
+        let mut values = CommaValues::new(h.value).peekable();
+        while let Some(v) = values.next() {
+            let Ok(via) = Via::parse(v) else {
+                return self.note(ParseError::Invalid(HeaderName::Via));
+            };
+            self.fields.via_count = self.fields.via_count.saturating_add(1);
+            match self.fields.via_count {
+                1 => {
+                    let removal = self.removal(&h, v, values.peek().copied());
+                    self.fields.top_via = Some(TopVia { via, removal });
+                }
+                2 => self.fields.second_via = Some(via),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn routes(&mut self, h: Header<'b>) -> Result<(), ParseError> {
+        let mut values = CommaValues::new(h.value).peekable();
+        while let Some(v) = values.next() {
+            let Ok(addr) = NameAddr::parse(v) else {
+                return self.note(ParseError::Invalid(h.name));
+            };
+            if self.fields.top_route.is_none() {
+                let removal = self.removal(&h, v, values.peek().copied());
+                self.fields.top_route = Some(TopRoute { addr, removal });
+            }
+        }
+        Ok(())
+    }
+
+    fn name_addrs(&mut self, h: Header<'b>) -> Result<(), ParseError> {
+        if CommaValues::new(h.value).all(|v| NameAddr::parse(v).is_ok()) {
+            Ok(())
+        } else {
+            self.note(ParseError::Invalid(h.name))
+        }
+    }
+
+    fn into_message<'h>(self, headers: &'h [Header<'b>]) -> Result<Message<'b, 'h>, ParseError> {
+        let f = self.fields;
+        let missing = ParseError::Missing;
+        Ok(Message {
+            buf: self.buf,
+            headers,
+            start: f.start.ok_or(ParseError::StartLine)?,
+            top_via: f.top_via.ok_or(missing(HeaderName::Via))?,
+            second_via: f.second_via,
+            via_count: f.via_count,
+            call_id: f.call_id.ok_or(missing(HeaderName::CallId))?,
+            cseq: f.cseq.ok_or(missing(HeaderName::CSeq))?,
+            from: f.from.ok_or(missing(HeaderName::From))?,
+            to: f.to.ok_or(missing(HeaderName::To))?,
+            max_forwards: f.max_forwards,
+            top_route: f.top_route,
+            content_length: f.content_length,
+            headers_start: f.headers_start,
+            body: f.body,
+            len: f.len,
+        })
+    }
+}

@@ -1,0 +1,62 @@
+//! The SIP wire layer: a zero-copy parser, in-place rewrites, stateless replies and
+//! stateless branches. It knows nothing of sockets; every function works on byte slices
+//! and fixed storage, and none allocates.
+//!
+//! The path of a request through this layer:
+//! ```
+//! use sipshard::sip::{self, BranchKey, Frame, Header, RequestRewrite};
+//! let datagram = b"OPTIONS sip:b@example.com SIP/2.0\r\n\
+//!     Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport\r\n\
+//!     From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\n\
+//!     Call-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+//! // The receive buffer has headroom in front of the datagram.
+//! let mut buf = [0u8; 1024];
+//! buf[256..256 + datagram.len()].copy_from_slice(datagram);
+//! let key = BranchKey::new(b"secret");
+//!
+//! let mut headers = [Header::EMPTY; 32];
+//! let msg = sip::parse(&buf[256..256 + datagram.len()], &mut headers).unwrap();
+//! let mut plan = RequestRewrite::new(&msg);
+//! plan.add_via("UDP", "10.0.0.1:5070".parse().unwrap(), key.branch(&msg).as_bytes()).unwrap();
+//! plan.stamp_source(&msg, "198.51.100.7:40000".parse().unwrap());
+//! plan.forward_max_forwards(&msg).unwrap();
+//!
+//! let mut frame = Frame::new(&mut buf, 256, datagram.len());
+//! plan.apply(&mut frame).unwrap();
+//! let out = frame.bytes();
+//! assert!(out.starts_with(b"OPTIONS sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKsd"));
+//! let text = std::str::from_utf8(out).unwrap();
+//! assert!(text.contains(";rport=40000;received=198.51.100.7\r\n"));
+//! assert!(text.contains("Max-Forwards: 70\r\n"));
+//! ```
+
+pub mod branch;
+pub mod checks;
+pub mod edits;
+pub mod error;
+pub mod frame;
+pub mod header_name;
+pub mod message;
+pub mod name_addr;
+pub mod params;
+pub mod reply;
+pub mod rewrite;
+pub mod scan;
+pub mod start_line;
+pub mod uri;
+pub mod via;
+pub mod via_stamp;
+
+pub use branch::{Branch, BranchKey};
+pub use edits::{Edit, Edits, RewriteError};
+pub use error::ParseError;
+pub use frame::{Frame, NoRoom};
+pub use header_name::HeaderName;
+pub use message::{parse, parse_lenient, CSeq, Fields, Header, MaxForwards, Message, Partial, TopRoute, TopVia};
+pub use name_addr::NameAddr;
+pub use reply::{write_reply, Echo, ReplyError, Status};
+pub use rewrite::{MaxForwardsExhausted, RequestRewrite, TopViaRemoval};
+pub use start_line::StartLine;
+pub use uri::SipUri;
+pub use via::{Rport, Via};
+pub use via_stamp::ViaStamp;

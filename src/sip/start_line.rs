@@ -1,0 +1,148 @@
+//! Request line and status line (RFC 3261 §7.1, §7.2): exactly one SP between elements,
+//! SIP/2.0 only.
+
+use super::error::ParseError;
+use super::scan::is_token_str;
+use super::uri::check_request_uri;
+
+/// The first line of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartLine<'a> {
+    /// `Method SP Request-URI SP SIP/2.0`.
+    Request {
+        /// The method token (case-sensitive; unknown methods are valid).
+        method: &'a [u8],
+        /// The Request-URI.
+        uri: &'a [u8],
+    },
+    /// `SIP/2.0 SP Status-Code SP Reason-Phrase`.
+    Response {
+        /// Status code, 100..=699.
+        code: u16,
+        /// Reason phrase (may be empty; may be UTF-8).
+        reason: &'a [u8],
+    },
+}
+
+const VERSION: &[u8] = b"SIP/2.0";
+
+fn is_version(s: &[u8]) -> bool {
+    s.eq_ignore_ascii_case(VERSION)
+}
+
+/// `SIP/` followed by something other than `2.0` and no space: a version we do not speak.
+fn looks_like_version(s: &[u8]) -> bool {
+    starts_with_sip_slash(s) && !s.contains(&b' ')
+}
+
+fn starts_with_sip_slash(s: &[u8]) -> bool {
+    s.len() >= 4 && s[..4].eq_ignore_ascii_case(b"SIP/")
+}
+
+impl<'a> StartLine<'a> {
+    /// Parses the start line, given without its line terminator.
+    pub fn parse(line: &'a [u8]) -> Result<StartLine<'a>, ParseError> {
+        if starts_with_sip_slash(line) {
+            return Self::parse_status(line);
+        }
+        let mut parts = line.splitn(3, |&b| b == b' ');
+        let method = parts.next().unwrap_or_default();
+        let uri = parts.next().ok_or(ParseError::StartLine)?;
+        let version = parts.next().ok_or(ParseError::StartLine)?;
+        if !is_token_str(method) {
+            return Err(ParseError::Method);
+        }
+        if !is_version(version) {
+            return Err(if looks_like_version(version) {
+                ParseError::Version
+            } else {
+                ParseError::StartLine
+            });
+        }
+        check_request_uri(uri).map_err(|_| ParseError::RequestUri)?;
+        Ok(StartLine::Request { method, uri })
+    }
+
+    fn parse_status(line: &'a [u8]) -> Result<StartLine<'a>, ParseError> {
+        let version = &line[..line.len().min(VERSION.len())];
+        if !is_version(version) {
+            return Err(ParseError::Version);
+        }
+        let rest = &line[version.len()..];
+        let rest = rest.strip_prefix(b" ").ok_or(ParseError::StartLine)?;
+        // A status line without the SP before an empty reason phrase is tolerated.
+        let (code, reason) = match rest.iter().position(|&b| b == b' ') {
+            Some(sp) => (&rest[..sp], &rest[sp + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
+            return Err(ParseError::StatusCode);
+        }
+        let code = code.iter().fold(0u16, |v, &d| v * 10 + u16::from(d - b'0'));
+        if !(100..=699).contains(&code) {
+            return Err(ParseError::StatusCode);
+        }
+        if reason.iter().any(|&b| b == b'\r' || b == b'\n') {
+            return Err(ParseError::StartLine);
+        }
+        Ok(StartLine::Response { code, reason })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests() {
+        assert_eq!(
+            StartLine::parse(b"INVITE sip:bob@example.com SIP/2.0"),
+            Ok(StartLine::Request {
+                method: b"INVITE",
+                uri: b"sip:bob@example.com"
+            })
+        );
+        assert!(StartLine::parse(b"!interesting-Method0123456789_*+`.%indeed'~ sip:x@y SIP/2.0").is_ok());
+        assert!(StartLine::parse(b"OPTIONS sip:x@y sip/2.0").is_ok());
+    }
+
+    #[test]
+    fn responses() {
+        assert_eq!(
+            StartLine::parse(b"SIP/2.0 180 Ringing"),
+            Ok(StartLine::Response {
+                code: 180,
+                reason: b"Ringing"
+            })
+        );
+        assert_eq!(
+            StartLine::parse(b"SIP/2.0 100 "),
+            Ok(StartLine::Response {
+                code: 100,
+                reason: b""
+            })
+        );
+        assert!(StartLine::parse(b"SIP/2.0 200").is_ok());
+    }
+
+    #[test]
+    fn malformed() {
+        let table: [(&[u8], ParseError); 12] = [
+            (b"", ParseError::StartLine),
+            (b"INVITE", ParseError::StartLine),
+            (b"INVITE  sip:x@y  SIP/2.0", ParseError::StartLine),
+            (b"INVITE sip:x@y SIP/2.0  ", ParseError::StartLine),
+            (b"INVITE sip:x@y; lr SIP/2.0", ParseError::StartLine),
+            (b"INVITE <sip:x@y> SIP/2.0", ParseError::RequestUri),
+            (b"INVITE sip:x@y SIP/7.0", ParseError::Version),
+            (b"IN(VITE sip:x@y SIP/2.0", ParseError::Method),
+            (b"SIP/7.0 200 OK", ParseError::Version),
+            (b"SIP/2.0 4294967301 better not break the receiver", ParseError::StatusCode),
+            (b"SIP/2.0 099 Low", ParseError::StatusCode),
+            (b"SIP/2.0  200 OK", ParseError::StatusCode),
+        ];
+        for (line, err) in table {
+            assert_eq!(StartLine::parse(line), Err(err), "{:?}", String::from_utf8_lossy(line));
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Tools shipped in the same binary as the balancer.
+
+pub mod demo;
