@@ -35,20 +35,25 @@ pub fn date_ok(v: &[u8]) -> bool {
 
 /// `Retry-After: delta-seconds [comment] *(;param)` (§20.33), the delta within 32 bits.
 pub fn retry_after_ok(v: &[u8]) -> bool {
-    let digits_end = v.iter().position(|b| !b.is_ascii_digit()).unwrap_or(v.len());
+    let digits_end = v
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(v.len());
     parse_decimal(&v[..digits_end], u64::from(u32::MAX)).is_some()
 }
 
 /// `Warning: 3DIGIT SP agent SP text` for every comma-separated value (§20.43).
 pub fn warning_ok(v: &[u8]) -> bool {
-    CommaValues::new(v).all(|w| {
-        w.len() > 4 && w[..3].iter().all(u8::is_ascii_digit) && w[3] == b' '
-    })
+    CommaValues::new(v)
+        .all(|w| w.len() > 4 && w[..3].iter().all(u8::is_ascii_digit) && w[3] == b' ')
 }
 
 /// `CSeq: 1*DIGIT LWS Method` (§20.16) → (number, method).
 pub fn parse_cseq(v: &[u8]) -> Option<(u32, &[u8])> {
-    let digits_end = v.iter().position(|b| !b.is_ascii_digit()).unwrap_or(v.len());
+    let digits_end = v
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(v.len());
     let number = parse_decimal(&v[..digits_end], CSEQ_MAX)? as u32;
     let method_start = skip_ws(v, digits_end);
     if method_start == digits_end {
@@ -95,7 +100,10 @@ mod tests {
         assert!(warning_ok(b"301 isi.edu \"Incompatible\", 399 x \"y\""));
         assert!(!warning_ok(b"1812 overture \"In Progress\""));
         assert_eq!(parse_cseq(b"0009\r\n  INVITE"), Some((9, &b"INVITE"[..])));
-        assert_eq!(parse_cseq(b"2147483647 ACK"), Some((2147483647, &b"ACK"[..])));
+        assert_eq!(
+            parse_cseq(b"2147483647 ACK"),
+            Some((2147483647, &b"ACK"[..]))
+        );
         assert_eq!(parse_cseq(b"2147483648 ACK"), None);
         assert_eq!(parse_cseq(b"36893488147419103232 INVITE"), None);
         assert_eq!(parse_cseq(b"1INVITE"), None);

@@ -98,10 +98,30 @@ mod tests {
         buf[16..26].copy_from_slice(msg);
         let mut frame = Frame::new(&mut buf, 16, 10);
         let mut e = Edits::new();
-        e.push(Edit { at: 8, remove: 1, insert: b"EIGHT" }).unwrap();
-        e.push(Edit { at: 0, remove: 0, insert: b"a" }).unwrap();
-        e.push(Edit { at: 0, remove: 0, insert: b"b" }).unwrap();
-        e.push(Edit { at: 3, remove: 2, insert: b"" }).unwrap();
+        e.push(Edit {
+            at: 8,
+            remove: 1,
+            insert: b"EIGHT",
+        })
+        .unwrap();
+        e.push(Edit {
+            at: 0,
+            remove: 0,
+            insert: b"a",
+        })
+        .unwrap();
+        e.push(Edit {
+            at: 0,
+            remove: 0,
+            insert: b"b",
+        })
+        .unwrap();
+        e.push(Edit {
+            at: 3,
+            remove: 2,
+            insert: b"",
+        })
+        .unwrap();
         e.apply(&mut frame).unwrap();
         assert_eq!(frame.bytes(), b"ab012567EIGHT9");
     }
@@ -111,8 +131,18 @@ mod tests {
         let mut buf = [0u8; 32];
         let mut frame = Frame::new(&mut buf, 8, 10);
         let mut e = Edits::new();
-        e.push(Edit { at: 2, remove: 3, insert: b"" }).unwrap();
-        e.push(Edit { at: 4, remove: 0, insert: b"x" }).unwrap();
+        e.push(Edit {
+            at: 2,
+            remove: 3,
+            insert: b"",
+        })
+        .unwrap();
+        e.push(Edit {
+            at: 4,
+            remove: 0,
+            insert: b"x",
+        })
+        .unwrap();
         assert_eq!(e.apply(&mut frame), Err(RewriteError::Overlap));
     }
 
@@ -120,10 +150,19 @@ mod tests {
     fn bounded() {
         let mut e = Edits::new();
         for _ in 0..MAX_EDITS {
-            e.push(Edit { at: 0, remove: 0, insert: b"" }).unwrap();
+            e.push(Edit {
+                at: 0,
+                remove: 0,
+                insert: b"",
+            })
+            .unwrap();
         }
         assert_eq!(
-            e.push(Edit { at: 0, remove: 0, insert: b"" }),
+            e.push(Edit {
+                at: 0,
+                remove: 0,
+                insert: b""
+            }),
             Err(RewriteError::TooManyEdits)
         );
     }

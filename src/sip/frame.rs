@@ -78,7 +78,8 @@ impl<'a> Frame<'a> {
             let back = grow <= tailroom;
             if front && (before <= after || !back) {
                 let new_start = self.start - grow;
-                self.buf.copy_within(self.start..self.start + before, new_start);
+                self.buf
+                    .copy_within(self.start..self.start + before, new_start);
                 self.start = new_start;
             } else if back {
                 let tail = self.start + at + remove;
@@ -91,7 +92,8 @@ impl<'a> Frame<'a> {
             let shrink = remove - insert.len();
             if before <= after {
                 let new_start = self.start + shrink;
-                self.buf.copy_within(self.start..self.start + before, new_start);
+                self.buf
+                    .copy_within(self.start..self.start + before, new_start);
                 self.start = new_start;
             } else {
                 let tail = self.start + at + remove;

@@ -286,7 +286,8 @@ impl<'b> Driver<'b> {
             // One logical header line: continuation lines start with SP or HTAB.
             let mut nl = memchr::memchr(b'\n', &buf[pos..]).ok_or(ParseError::Unterminated)? + pos;
             while matches!(buf.get(nl + 1), Some(b' ' | b'\t')) {
-                nl = memchr::memchr(b'\n', &buf[nl + 1..]).ok_or(ParseError::Unterminated)? + nl + 1;
+                nl =
+                    memchr::memchr(b'\n', &buf[nl + 1..]).ok_or(ParseError::Unterminated)? + nl + 1;
             }
             let content = strip_cr(&buf[pos..nl]);
             let name_end = token_end(content, 0);

@@ -52,7 +52,9 @@ pub use edits::{Edit, Edits, RewriteError};
 pub use error::ParseError;
 pub use frame::{Frame, NoRoom};
 pub use header_name::HeaderName;
-pub use message::{parse, parse_lenient, CSeq, Fields, Header, MaxForwards, Message, Partial, TopRoute, TopVia};
+pub use message::{
+    parse, parse_lenient, CSeq, Fields, Header, MaxForwards, Message, Partial, TopRoute, TopVia,
+};
 pub use name_addr::NameAddr;
 pub use reply::{write_reply, Echo, ReplyError, Status};
 pub use rewrite::{MaxForwardsExhausted, RequestRewrite, TopViaRemoval};

@@ -116,12 +116,16 @@ mod tests {
 
     #[test]
     fn forms() {
-        let n = NameAddr::parse(b"\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8").unwrap();
+        let n = NameAddr::parse(
+            b"\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8",
+        )
+        .unwrap();
         assert_eq!(n.uri, b"sip:jdrosen@example.com");
         assert_eq!(n.tag, Some(&b"98asjd8"[..]));
         assert!(n.bracketed);
 
-        let n = NameAddr::parse(b"sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
+        let n =
+            NameAddr::parse(b"sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
         assert_eq!(n.uri, b"sip:vivekg@chair-dnrc.example.com");
         assert_eq!(n.tag, Some(&b"1918181833n"[..]));
         assert!(!n.bracketed);
@@ -130,12 +134,18 @@ mod tests {
         assert_eq!(n.display, Some(&b"caller"[..]));
         assert_eq!(n.tag, Some(&b"323"[..]));
 
-        let n = NameAddr::parse(b"token1~` token2'+_ token3*%!.- <sip:mundane@example.com>").unwrap();
+        let n =
+            NameAddr::parse(b"token1~` token2'+_ token3*%!.- <sip:mundane@example.com>").unwrap();
         assert_eq!(n.display, Some(&b"token1~` token2'+_ token3*%!.-"[..]));
         assert_eq!(n.tag, None);
 
-        let n = NameAddr::parse(b"<sip:services.example.com;lr;unknownwith=value;unknown-no-value>").unwrap();
-        assert_eq!(n.uri, b"sip:services.example.com;lr;unknownwith=value;unknown-no-value");
+        let n =
+            NameAddr::parse(b"<sip:services.example.com;lr;unknownwith=value;unknown-no-value>")
+                .unwrap();
+        assert_eq!(
+            n.uri,
+            b"sip:services.example.com;lr;unknownwith=value;unknown-no-value"
+        );
         assert_eq!(n.params, b"");
         assert!(NameAddr::parse(b"isbn:2983792873").is_ok());
     }
@@ -154,7 +164,11 @@ mod tests {
             b"nouri",
             b"<sip:a@b>;tag",
         ] {
-            assert!(NameAddr::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                NameAddr::parse(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -211,11 +211,15 @@ mod tests {
 
     #[test]
     fn comma_values_respect_quotes_and_angles() {
-        let v: Vec<&[u8]> =
-            CommaValues::new(b"a , \"x,y\" <sip:p,q>;t=1,\r\n b,").collect();
+        let v: Vec<&[u8]> = CommaValues::new(b"a , \"x,y\" <sip:p,q>;t=1,\r\n b,").collect();
         assert_eq!(
             v,
-            vec![&b"a"[..], &b"\"x,y\" <sip:p,q>;t=1"[..], &b"b"[..], &b""[..]]
+            vec![
+                &b"a"[..],
+                &b"\"x,y\" <sip:p,q>;t=1"[..],
+                &b"b"[..],
+                &b""[..]
+            ]
         );
     }
 }

@@ -145,10 +145,18 @@ impl Out<'_> {
 
     /// Copies `line` (which starts at `line_at` in the datagram) applying `edits`
     /// (ascending datagram offsets, inside the line).
-    fn put_edited(&mut self, line: &[u8], line_at: usize, edits: &[Edit<'_>]) -> Result<(), ReplyError> {
+    fn put_edited(
+        &mut self,
+        line: &[u8],
+        line_at: usize,
+        edits: &[Edit<'_>],
+    ) -> Result<(), ReplyError> {
         let mut copied = 0;
         for e in edits {
-            let Some(at) = e.at.checked_sub(line_at).filter(|&at| at >= copied && at + e.remove <= line.len()) else {
+            let Some(at) =
+                e.at.checked_sub(line_at)
+                    .filter(|&at| at >= copied && at + e.remove <= line.len())
+            else {
                 continue;
             };
             self.put(&line[copied..at])?;
@@ -214,8 +222,16 @@ pub fn write_reply(
         if h.name == HeaderName::To && echo.to.tag.is_none() {
             let to_end = offset_in(echo.buf, echo.to.value) + echo.to.value.len();
             let tag = [
-                Edit { at: to_end, remove: 0, insert: b";tag=" },
-                Edit { at: to_end, remove: 0, insert: to_tag },
+                Edit {
+                    at: to_end,
+                    remove: 0,
+                    insert: b";tag=",
+                },
+                Edit {
+                    at: to_end,
+                    remove: 0,
+                    insert: to_tag,
+                },
             ];
             w.put_edited(h.line, line_at, &tag)?;
         } else {

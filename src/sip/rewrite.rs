@@ -3,8 +3,8 @@
 //! of the datagram, so the parse's borrow ends before the buffer is edited.
 
 use super::edits::{Edit, Edits, RewriteError};
-use super::message::Message;
 use super::frame::Frame;
+use super::message::Message;
 use super::via_stamp::ViaStamp;
 use arrayvec::ArrayVec;
 use std::io::Write;
@@ -95,7 +95,9 @@ impl RequestRewrite {
             }
             None => {
                 // Fails only when the top lines are full, which our Via line cannot make.
-                let _ = self.top_lines.try_extend_from_slice(DEFAULT_MAX_FORWARDS_LINE);
+                let _ = self
+                    .top_lines
+                    .try_extend_from_slice(DEFAULT_MAX_FORWARDS_LINE);
                 Ok(())
             }
         }

@@ -19,7 +19,11 @@ const fn class_table() -> [u8; 256] {
         let alnum = c.is_ascii_alphanumeric();
         let mut bits = 0u8;
         // token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
-        if alnum || matches!(c, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+        if alnum
+            || matches!(
+                c,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            )
         {
             bits |= TOKEN;
         }

@@ -102,7 +102,10 @@ mod tests {
                 uri: b"sip:bob@example.com"
             })
         );
-        assert!(StartLine::parse(b"!interesting-Method0123456789_*+`.%indeed'~ sip:x@y SIP/2.0").is_ok());
+        assert!(
+            StartLine::parse(b"!interesting-Method0123456789_*+`.%indeed'~ sip:x@y SIP/2.0")
+                .is_ok()
+        );
         assert!(StartLine::parse(b"OPTIONS sip:x@y sip/2.0").is_ok());
     }
 
@@ -137,12 +140,20 @@ mod tests {
             (b"INVITE sip:x@y SIP/7.0", ParseError::Version),
             (b"IN(VITE sip:x@y SIP/2.0", ParseError::Method),
             (b"SIP/7.0 200 OK", ParseError::Version),
-            (b"SIP/2.0 4294967301 better not break the receiver", ParseError::StatusCode),
+            (
+                b"SIP/2.0 4294967301 better not break the receiver",
+                ParseError::StatusCode,
+            ),
             (b"SIP/2.0 099 Low", ParseError::StatusCode),
             (b"SIP/2.0  200 OK", ParseError::StatusCode),
         ];
         for (line, err) in table {
-            assert_eq!(StartLine::parse(line), Err(err), "{:?}", String::from_utf8_lossy(line));
+            assert_eq!(
+                StartLine::parse(line),
+                Err(err),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 }

@@ -45,7 +45,9 @@ pub fn check_request_uri(uri: &[u8]) -> Result<(), BadUri> {
 }
 
 fn is_sip_scheme(uri: &[u8]) -> bool {
-    uri.len() >= 4 && (uri[..4].eq_ignore_ascii_case(b"sip:") || uri[..5.min(uri.len())].eq_ignore_ascii_case(b"sips:"))
+    uri.len() >= 4
+        && (uri[..4].eq_ignore_ascii_case(b"sip:")
+            || uri[..5.min(uri.len())].eq_ignore_ascii_case(b"sips:"))
 }
 
 /// A parsed `sip:` or `sips:` URI, borrowing from the message.
@@ -110,7 +112,11 @@ impl<'a> SipUri<'a> {
         if !params.is_empty() && params[0] != b';' {
             return Err(BadUri);
         }
-        if params.split(|&b| b == b';').skip(1).any(|p| p.is_empty() || p[0] == b'=') {
+        if params
+            .split(|&b| b == b';')
+            .skip(1)
+            .any(|p| p.is_empty() || p[0] == b'=')
+        {
             return Err(BadUri);
         }
         Ok(SipUri {
@@ -153,7 +159,8 @@ mod tests {
 
     #[test]
     fn full_sip_uri() {
-        let u = SipUri::parse(b"sip:alice:pw@[2001:db8::1]:5070;transport=udp;lr?subject=x").unwrap();
+        let u =
+            SipUri::parse(b"sip:alice:pw@[2001:db8::1]:5070;transport=udp;lr?subject=x").unwrap();
         assert!(!u.secure);
         assert_eq!(u.user, Some(&b"alice:pw"[..]));
         assert_eq!(u.host, b"2001:db8::1");

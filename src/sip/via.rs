@@ -251,7 +251,12 @@ mod tests {
             b"SIP/2.0/UDP h junk",
             b"SIP/2.0/UDP h@x",
         ] {
-            assert_eq!(Via::parse(bad), Err(BadVia), "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                Via::parse(bad),
+                Err(BadVia),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -51,7 +51,9 @@ pub fn run() -> ExitCode {
         Ok(msg) => {
             let mut plan = RequestRewrite::new(&msg);
             let branch = key.branch(&msg);
-            if plan.add_via("UDP", our_via, branch.as_bytes()).is_err() || plan.forward_max_forwards(&msg).is_err() {
+            if plan.add_via("UDP", our_via, branch.as_bytes()).is_err()
+                || plan.forward_max_forwards(&msg).is_err()
+            {
                 eprintln!("demo: could not plan the rewrite");
                 return ExitCode::FAILURE;
             }
@@ -68,7 +70,10 @@ pub fn run() -> ExitCode {
         eprintln!("demo: rewrite failed: {e}");
         return ExitCode::FAILURE;
     }
-    println!("--- forwarded to the backend ---\n{}", String::from_utf8_lossy(frame.bytes()));
+    println!(
+        "--- forwarded to the backend ---\n{}",
+        String::from_utf8_lossy(frame.bytes())
+    );
 
     let rounds = 200_000u32;
     let started = Instant::now();
@@ -76,7 +81,10 @@ pub fn run() -> ExitCode {
         let mut scratch = [0u8; HEADROOM + 1024];
         scratch[HEADROOM..HEADROOM + SAMPLE_INVITE.len()].copy_from_slice(SAMPLE_INVITE);
         let mut headers = [Header::EMPTY; 64];
-        let Ok(msg) = sip::parse(&scratch[HEADROOM..HEADROOM + SAMPLE_INVITE.len()], &mut headers) else {
+        let Ok(msg) = sip::parse(
+            &scratch[HEADROOM..HEADROOM + SAMPLE_INVITE.len()],
+            &mut headers,
+        ) else {
             return ExitCode::FAILURE;
         };
         let mut plan = RequestRewrite::new(&msg);

@@ -1,0 +1,584 @@
+//! The invariants checked by the fuzz targets (`fuzz/fuzz_targets/*.rs`) and by the corpus
+//! replay test (`tests/fuzz_corpus.rs`). Both include this one file with `#[path]`, so the
+//! fuzzers and `cargo test` check exactly the same things.
+//!
+//! Every check panics on a violated invariant; a panic is what the fuzzer reports as a
+//! crash. Nothing here may panic for a merely malformed input: malformed input must come
+//! back from the parser as an error.
+
+#![allow(dead_code)]
+
+use sipshard::sip::params::CommaValues;
+use sipshard::sip::reply::{write_reply, Echo, ReplyError, Status};
+use sipshard::sip::{
+    parse, parse_lenient, BranchKey, Fields, Frame, Header, HeaderName, Message, NameAddr,
+    RequestRewrite, Rport, SipUri, StartLine, TopViaRemoval, Via,
+};
+use std::net::SocketAddr;
+
+/// Header storage for parsing fuzz input (what the balancer uses).
+pub const HEADERS: usize = 64;
+/// Header storage for re-parsing our own output, which may have a few more lines.
+pub const HEADERS_OUT: usize = HEADERS + 8;
+/// Reply buffer size.
+pub const REPLY_BUF: usize = 4096;
+/// Head- and tailroom of the rewrite frame.
+pub const ROOM: usize = 512;
+
+pub const SECRET: &[u8] = b"fuzz-secret";
+pub const TO_TAG: &[u8] = b"fuzztag";
+
+/// Our Via sent-by (a documentation address; nothing is sent anywhere).
+pub fn sent_by() -> SocketAddr {
+    "192.0.2.10:5070".parse().unwrap()
+}
+
+/// The source address the datagram is pretended to come from.
+pub fn source() -> SocketAddr {
+    "198.51.100.7:40000".parse().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// Slice bookkeeping
+// ---------------------------------------------------------------------------------------
+
+/// Asserts that `inner` is a sub-slice of `outer` (by address, not by content). Empty
+/// slices are exempt: an absent field may be a dangling `&[]`.
+#[track_caller]
+fn within(outer: &[u8], inner: &[u8], what: &str) {
+    if inner.is_empty() {
+        return;
+    }
+    let o = outer.as_ptr() as usize;
+    let i = inner.as_ptr() as usize;
+    assert!(
+        i >= o && i + inner.len() <= o + outer.len(),
+        "{what} is not inside its container ({} bytes at +{} of {})",
+        inner.len(),
+        i.wrapping_sub(o),
+        outer.len()
+    );
+}
+
+fn offset(outer: &[u8], inner: &[u8]) -> usize {
+    inner.as_ptr() as usize - outer.as_ptr() as usize
+}
+
+fn check_via(data: &[u8], via: &Via<'_>, what: &str) {
+    within(data, via.value, what);
+    for (part, name) in [
+        (Some(via.transport), "transport"),
+        (Some(via.host), "host"),
+        (via.branch, "branch"),
+        (via.received, "received"),
+        (via.maddr, "maddr"),
+    ] {
+        if let Some(p) = part {
+            within(via.value, p, &format!("{what}.{name}"));
+        }
+    }
+    if let Some(Rport::Empty { name }) = via.rport {
+        within(via.value, name, &format!("{what}.rport"));
+        assert!(name.eq_ignore_ascii_case(b"rport"), "{what}: bare rport name is {name:?}");
+    }
+    assert!(!via.transport.is_empty(), "{what}: empty transport");
+    assert!(!via.host.is_empty(), "{what}: empty host");
+}
+
+fn check_name_addr(data: &[u8], na: &NameAddr<'_>, what: &str) {
+    within(data, na.value, what);
+    for (part, name) in [
+        (na.display, "display"),
+        (Some(na.uri), "uri"),
+        (Some(na.params), "params"),
+        (na.tag, "tag"),
+    ] {
+        if let Some(p) = part {
+            within(na.value, p, &format!("{what}.{name}"));
+        }
+    }
+    // Any URI the parser accepted is worth a SIP-URI parse; it must not panic.
+    check_sip_uri(na.uri);
+}
+
+fn check_start(data: &[u8], start: &StartLine<'_>) {
+    match *start {
+        StartLine::Request { method, uri } => {
+            within(data, method, "method");
+            within(data, uri, "request URI");
+            assert!(!method.is_empty() && !uri.is_empty());
+        }
+        StartLine::Response { code, reason } => {
+            within(data, reason, "reason phrase");
+            assert!((100..=699).contains(&code), "status code {code}");
+        }
+    }
+}
+
+/// Checks every slice of a (possibly partial) parse against `data`.
+fn check_fields(data: &[u8], headers: &[Header<'_>], f: &Fields<'_>) {
+    assert!(f.len <= data.len(), "len {} > datagram {}", f.len, data.len());
+    assert!(headers.len() <= HEADERS);
+    if let Some(start) = &f.start {
+        check_start(data, start);
+        assert!(f.headers_start <= data.len());
+    }
+    // Header lines are consecutive, start at headers_start and end in LF.
+    let mut next = f.headers_start;
+    for (k, h) in headers.iter().enumerate() {
+        within(data, h.line, "header line");
+        within(h.line, h.raw_name, "header name");
+        within(h.line, h.value, "header value");
+        assert_eq!(offset(data, h.line), next, "header {k} does not follow the previous one");
+        assert_eq!(offset(h.line, h.raw_name), 0, "header {k}: name not at line start");
+        assert_eq!(h.line.last(), Some(&b'\n'), "header {k}: line does not end in LF");
+        assert_eq!(h.name, HeaderName::classify(h.raw_name));
+        next += h.line.len();
+    }
+    // The header lines a field came from, by name.
+    let lines_of = |name: HeaderName| headers.iter().filter(move |h| h.name == name);
+    let in_some = |name: HeaderName, part: &[u8], what: &str| {
+        if part.is_empty() {
+            return;
+        }
+        assert!(
+            lines_of(name).any(|h| {
+                let (l, p) = (h.value.as_ptr() as usize, part.as_ptr() as usize);
+                p >= l && p + part.len() <= l + h.value.len()
+            }),
+            "{what} is not inside a {name:?} header value"
+        );
+    };
+    if let Some(tv) = &f.top_via {
+        check_via(data, &tv.via, "top Via");
+        in_some(HeaderName::Via, tv.via.value, "top Via");
+        within(data, tv.removal, "top Via removal");
+        within(tv.removal, tv.via.value, "top Via value in its removal");
+        assert!(
+            lines_of(HeaderName::Via).any(|h| {
+                let (l, r) = (h.line.as_ptr() as usize, tv.removal.as_ptr() as usize);
+                r >= l && r + tv.removal.len() <= l + h.line.len()
+            }),
+            "top Via removal is not inside a Via line"
+        );
+        assert!(f.via_count >= 1);
+    } else {
+        assert!(f.second_via.is_none());
+    }
+    if let Some(v) = &f.second_via {
+        check_via(data, v, "second Via");
+        in_some(HeaderName::Via, v.value, "second Via");
+        assert!(f.via_count >= 2);
+    }
+    if let Some(c) = f.call_id {
+        within(data, c, "Call-ID");
+        in_some(HeaderName::CallId, c, "Call-ID");
+    }
+    if let Some(c) = &f.cseq {
+        within(data, c.method, "CSeq method");
+        in_some(HeaderName::CSeq, c.method, "CSeq method");
+        assert!(c.number < 1 << 31);
+    }
+    if let Some(n) = &f.from {
+        check_name_addr(data, n, "From");
+        in_some(HeaderName::From, n.value, "From");
+    }
+    if let Some(n) = &f.to {
+        check_name_addr(data, n, "To");
+        in_some(HeaderName::To, n.value, "To");
+    }
+    if let Some(mf) = &f.max_forwards {
+        within(data, mf.digits, "Max-Forwards digits");
+        in_some(HeaderName::MaxForwards, mf.digits, "Max-Forwards digits");
+        assert!(mf.digits.iter().all(u8::is_ascii_digit));
+    }
+    if let Some(r) = &f.top_route {
+        check_name_addr(data, &r.addr, "top Route");
+        in_some(HeaderName::Route, r.addr.value, "top Route");
+        within(data, r.removal, "top Route removal");
+        within(r.removal, r.addr.value, "top Route value in its removal");
+    }
+    within(data, f.body, "body");
+    if !f.body.is_empty() {
+        assert_eq!(offset(data, f.body) + f.body.len(), f.len, "body does not end at len");
+    }
+}
+
+/// The Fields a successful parse corresponds to.
+fn fields_of<'b>(m: &Message<'b, '_>) -> Fields<'b> {
+    Fields {
+        start: Some(m.start),
+        headers_start: m.headers_start,
+        top_via: Some(m.top_via),
+        second_via: m.second_via,
+        via_count: m.via_count,
+        call_id: Some(m.call_id),
+        cseq: Some(m.cseq),
+        from: Some(m.from),
+        to: Some(m.to),
+        max_forwards: m.max_forwards,
+        top_route: m.top_route,
+        content_length: m.content_length,
+        body: m.body,
+        len: m.len,
+    }
+}
+
+fn is_sip_scheme(uri: &[u8]) -> bool {
+    let lower = |n: usize| uri.len() >= n && uri[..n].eq_ignore_ascii_case(&b"sips:"[..n]);
+    (uri.len() >= 4 && uri[..4].eq_ignore_ascii_case(b"sip:")) || lower(5)
+}
+
+/// `SipUri::parse` must not panic, and what it returns must borrow from the input.
+fn check_sip_uri(uri: &[u8]) -> bool {
+    match SipUri::parse(uri) {
+        Ok(u) => {
+            assert!(is_sip_scheme(uri), "a non-sip URI parsed as one");
+            for (p, what) in [
+                (u.user, "user"),
+                (Some(u.host), "host"),
+                (Some(u.params), "params"),
+                (u.headers, "headers"),
+            ] {
+                if let Some(p) = p {
+                    within(uri, p, &format!("SipUri.{what}"));
+                }
+            }
+            assert!(!u.host.is_empty());
+            let _ = (u.has_lr(), u.host_ip(), u.param(b"transport"), u.param(b"maddr"));
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn key() -> BranchKey {
+    BranchKey::new(SECRET)
+}
+
+// ---------------------------------------------------------------------------------------
+// Target `parse`
+// ---------------------------------------------------------------------------------------
+
+/// The `parse` target: strict and lenient parse, their agreement, every borrowed slice, the
+/// branch MAC, the Request-URI, and a stateless 400 for whatever the lenient parse allows.
+pub fn check_parse(data: &[u8]) {
+    // Neither of these may panic on anything.
+    check_sip_uri(data);
+    let _ = key().verify(data);
+
+    let mut storage = [Header::EMPTY; HEADERS];
+    let strict = parse(data, &mut storage);
+    let mut lenient_storage = [Header::EMPTY; HEADERS];
+    let lenient = parse_lenient(data, &mut lenient_storage);
+    check_fields(data, lenient.headers, &lenient.fields);
+
+    match &strict {
+        Ok(msg) => {
+            assert_eq!(lenient.error, None, "strict parse Ok but lenient reports an error");
+            assert!(msg.len <= data.len());
+            assert!(std::ptr::eq(msg.buf, data));
+            check_fields(data, msg.headers, &fields_of(msg));
+            assert_eq!(lenient.fields, fields_of(msg), "lenient fields differ from strict");
+            assert_eq!(lenient.headers, msg.headers, "lenient headers differ from strict");
+            assert_eq!(msg.second_via.is_some(), msg.via_count >= 2);
+            check_message_extras(data, msg);
+        }
+        Err(e) => {
+            assert_eq!(
+                lenient.error,
+                Some(*e),
+                "lenient parse reports a different first error than strict"
+            );
+        }
+    }
+
+    // A 400 for whatever the lenient parse found.
+    let status = Status::bad_request(lenient.error.map_or("Bad Request", |e| e.reason()));
+    let partial_reply = Echo::from_partial(&lenient).ok().map(|echo| {
+        let mut out = [0u8; REPLY_BUF];
+        match write_reply(&mut out, &echo, status, source(), TO_TAG) {
+            Ok(n) => {
+                assert!(n <= REPLY_BUF);
+                let reply = &out[..n];
+                assert!(reply.starts_with(b"SIP/2.0 400 "), "reply start line");
+                assert!(reply.ends_with(b"\r\nContent-Length: 0\r\n\r\n"), "reply end");
+                Some(reply.to_vec())
+            }
+            Err(ReplyError::BufferTooSmall) => None,
+            Err(e) => panic!("write_reply from a partial parse failed: {e:?}"),
+        }
+    });
+
+    // For a valid request the reply from the full parse must be the same bytes, and valid.
+    if let Ok(msg) = &strict {
+        let full = Echo::from_message(msg);
+        assert_eq!(
+            full.is_ok(),
+            partial_reply.is_some(),
+            "Echo::from_message and Echo::from_partial disagree"
+        );
+        if let Ok(echo) = full {
+            let mut out = [0u8; REPLY_BUF];
+            match write_reply(&mut out, &echo, status, source(), TO_TAG) {
+                Ok(n) => {
+                    let reply = &out[..n];
+                    assert_eq!(
+                        partial_reply.clone().flatten().as_deref(),
+                        Some(reply),
+                        "replies from the full and the partial parse differ"
+                    );
+                    check_reply(msg, reply);
+                }
+                Err(ReplyError::BufferTooSmall) => {
+                    assert_eq!(partial_reply, Some(None), "only one reply fitted");
+                }
+                Err(e) => panic!("write_reply for a valid request failed: {e:?}"),
+            }
+        }
+    }
+}
+
+/// Checks on a successful parse beyond its slices.
+fn check_message_extras(data: &[u8], msg: &Message<'_, '_>) {
+    // Parsing the message proper again gives the same message.
+    let mut storage = [Header::EMPTY; HEADERS];
+    let again = parse(&data[..msg.len], &mut storage)
+        .unwrap_or_else(|e| panic!("data[..msg.len] does not parse again: {e:?}"));
+    assert_eq!(again.len, msg.len);
+    assert_eq!(fields_of(&again), fields_of(msg));
+
+    // Branches: ours verify, under our key only; any top branch can be checked.
+    let key = key();
+    if let Some(b) = msg.top_via.via.branch {
+        let _ = key.verify(b);
+    }
+    let ours = key.branch(msg);
+    assert!(key.verify(ours.as_bytes()), "our own branch does not verify");
+    assert!(!BranchKey::new(b"another secret").verify(ours.as_bytes()));
+    assert_eq!(ours, key.branch(&again), "branch is not a function of the message");
+
+    // The Request-URI passed check_request_uri, so a sip/sips one parses without headers.
+    if let Some(uri) = msg.request_uri() {
+        let parsed = check_sip_uri(uri);
+        assert_eq!(parsed, is_sip_scheme(uri), "sip Request-URI accepted but unparsable");
+        if parsed {
+            assert!(SipUri::parse(uri).unwrap().headers.is_none());
+        }
+    }
+    assert_eq!(msg.is_request(), msg.method().is_some());
+    assert_eq!(msg.is_request(), msg.status().is_none());
+    if let Some(m) = msg.method() {
+        assert_eq!(m, msg.cseq.method, "CSeq method differs from the request method");
+    }
+}
+
+/// A reply to a valid request is itself a valid response echoing the request's fields.
+fn check_reply(req: &Message<'_, '_>, reply: &[u8]) {
+    let mut storage = [Header::EMPTY; HEADERS_OUT];
+    let r = parse(reply, &mut storage).unwrap_or_else(|e| {
+        panic!("our 400 does not parse: {e:?}\n{}", String::from_utf8_lossy(reply))
+    });
+    assert_eq!(r.status(), Some(400));
+    assert_eq!(r.len, reply.len());
+    assert_eq!(r.call_id, req.call_id);
+    assert_eq!(r.cseq, req.cseq);
+    assert_eq!(r.from.uri, req.from.uri);
+    assert_eq!(r.from.tag, req.from.tag);
+    assert_eq!(r.to.uri, req.to.uri);
+    assert_eq!(r.to.tag, Some(req.to.tag.unwrap_or(TO_TAG)));
+    assert_eq!(r.via_count, req.via_count);
+    check_stamped(&req.top_via.via, &r.top_via.via, "reply top Via");
+    assert_eq!(r.second_via, req.second_via);
+}
+
+/// `stamped` is `orig` after ViaStamp for `source()`.
+fn check_stamped(orig: &Via<'_>, stamped: &Via<'_>, what: &str) {
+    assert_eq!(stamped.transport, orig.transport, "{what}: transport");
+    assert_eq!(stamped.host, orig.host, "{what}: host");
+    assert_eq!(stamped.host_is_ipv6, orig.host_is_ipv6, "{what}: host kind");
+    assert_eq!(stamped.port, orig.port, "{what}: port");
+    assert_eq!(stamped.branch, orig.branch, "{what}: branch");
+    assert_eq!(stamped.maddr, orig.maddr, "{what}: maddr");
+    assert_eq!(stamped.ttl, orig.ttl, "{what}: ttl");
+    let src = source();
+    let fill_rport = matches!(orig.rport, Some(Rport::Empty { .. }));
+    if fill_rport {
+        assert_eq!(stamped.rport, Some(Rport::Port(src.port())), "{what}: rport not filled");
+    } else {
+        assert_eq!(stamped.rport, orig.rport, "{what}: rport changed");
+    }
+    if fill_rport || orig.host_ip() != Some(src.ip()) {
+        let ip = src.ip().to_string();
+        assert_eq!(stamped.received, Some(ip.as_bytes()), "{what}: received not stamped");
+    } else {
+        assert_eq!(stamped.received, orig.received, "{what}: received changed");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Target `rewrite`
+// ---------------------------------------------------------------------------------------
+
+/// A frame buffer holding `data` with `ROOM` bytes of head- and tailroom.
+fn framed(data: &[u8]) -> Vec<u8> {
+    let mut buf = vec![b'#'; ROOM + data.len() + ROOM];
+    buf[ROOM..ROOM + data.len()].copy_from_slice(data);
+    buf
+}
+
+/// The values of every Route header, in order.
+fn route_values<'b>(msg: &Message<'b, '_>) -> Vec<&'b [u8]> {
+    msg.headers
+        .iter()
+        .filter(|h| h.name == HeaderName::Route)
+        .flat_map(|h| CommaValues::new(h.value))
+        .collect()
+}
+
+/// The `rewrite` target: a request gets the full forwarding rewrite, then its Via back off;
+/// a lone Via insertion must strip back to the exact original bytes; a response loses its
+/// top Via.
+pub fn check_rewrite(data: &[u8]) {
+    let mut storage = [Header::EMPTY; HEADERS];
+    let Ok(msg) = parse(data, &mut storage) else {
+        return;
+    };
+    let original = &data[..msg.len];
+    if msg.is_request() {
+        check_empty_plan(data, &msg);
+        check_full_rewrite(data, &msg);
+        check_insert_strip(data, &msg, original);
+    } else {
+        check_response_strip(data, &msg);
+    }
+}
+
+/// An empty plan only drops the octets past the message.
+fn check_empty_plan(data: &[u8], msg: &Message<'_, '_>) {
+    let mut buf = framed(data);
+    let mut frame = Frame::new(&mut buf, ROOM, data.len());
+    RequestRewrite::new(msg).apply(&mut frame).expect("empty plan");
+    assert_eq!(frame.bytes(), &data[..msg.len], "empty plan changed the message");
+}
+
+fn check_full_rewrite(data: &[u8], msg: &Message<'_, '_>) {
+    let key = key();
+    let branch = key.branch(msg);
+    let mut plan = RequestRewrite::new(msg);
+    plan.add_via("UDP", sent_by(), branch.as_bytes()).expect("add_via");
+    plan.stamp_source(msg, source());
+    let exhausted = plan.forward_max_forwards(msg).is_err();
+    assert_eq!(exhausted, msg.max_forwards.is_some_and(|m| m.value == 0));
+    let had_route = plan.remove_top_route(msg);
+    assert_eq!(had_route, msg.top_route.is_some());
+
+    let mut buf = framed(data);
+    let mut frame = Frame::new(&mut buf, ROOM, data.len());
+    plan.apply(&mut frame).unwrap_or_else(|e| panic!("full rewrite failed: {e:?}"));
+
+    let removal = {
+        let out = frame.bytes();
+        let mut st = [Header::EMPTY; HEADERS_OUT];
+        let r = parse(out, &mut st).unwrap_or_else(|e| {
+            panic!("rewritten request does not parse: {e:?}\n{}", String::from_utf8_lossy(out))
+        });
+        assert_eq!(r.len, out.len(), "rewritten request has trailing octets");
+        assert_eq!(r.start, msg.start);
+        // Our Via on top, the sender's (stamped) below it.
+        let top = &r.top_via.via;
+        assert_eq!(top.transport, b"UDP");
+        assert_eq!(top.host, sent_by().ip().to_string().as_bytes(), "top Via is not ours");
+        assert_eq!(top.port, Some(sent_by().port()));
+        assert_eq!(top.branch, Some(branch.as_bytes()));
+        assert!(key.verify(top.branch.unwrap()), "our branch does not verify after rewrite");
+        assert_eq!(r.via_count, msg.via_count.saturating_add(1));
+        let second = r.second_via.expect("no second Via after add_via");
+        assert_eq!(second.host, msg.top_via.via.host, "second Via is not the sender's");
+        check_stamped(&msg.top_via.via, &second, "sender's Via after rewrite");
+        // Max-Forwards decremented, or inserted.
+        let mf = r.max_forwards.map(|m| m.value);
+        match msg.max_forwards {
+            Some(m) if m.value == 0 => assert_eq!(mf, Some(0)),
+            Some(m) => assert_eq!(mf, Some(m.value - 1), "Max-Forwards not decremented"),
+            None => assert_eq!(mf, Some(70), "Max-Forwards not inserted"),
+        }
+        // One Route value fewer, the rest in order.
+        let before = route_values(msg);
+        let after = route_values(&r);
+        if had_route {
+            assert_eq!(after, before[1..], "Route values after removing the top one");
+        } else {
+            assert_eq!(after, before);
+        }
+        // Everything else as it was.
+        assert_eq!(r.call_id, msg.call_id);
+        assert_eq!(r.cseq, msg.cseq);
+        assert_eq!(r.from, msg.from);
+        assert_eq!(r.to, msg.to);
+        assert_eq!(r.content_length, msg.content_length);
+        assert_eq!(r.body, msg.body);
+        TopViaRemoval::new(&r)
+    };
+
+    // Strip our Via again: the sender's Via is back on top.
+    removal.apply(&mut frame).expect("TopViaRemoval after full rewrite");
+    let out = frame.bytes();
+    let mut st = [Header::EMPTY; HEADERS_OUT];
+    let r = parse(out, &mut st).unwrap_or_else(|e| {
+        panic!("request without our Via does not parse: {e:?}\n{}", String::from_utf8_lossy(out))
+    });
+    assert_eq!(r.via_count, msg.via_count);
+    check_stamped(&msg.top_via.via, &r.top_via.via, "sender's Via after our Via is stripped");
+    assert_eq!(r.second_via, msg.second_via);
+}
+
+/// Inserting only our Via and stripping it again gives back the original bytes.
+fn check_insert_strip(data: &[u8], msg: &Message<'_, '_>, original: &[u8]) {
+    let branch = key().branch(msg);
+    let mut plan = RequestRewrite::new(msg);
+    plan.add_via("UDP", sent_by(), branch.as_bytes()).expect("add_via");
+    let mut buf = framed(data);
+    let mut frame = Frame::new(&mut buf, ROOM, data.len());
+    plan.apply(&mut frame).unwrap_or_else(|e| panic!("Via insertion failed: {e:?}"));
+    let removal = {
+        let out = frame.bytes();
+        let mut st = [Header::EMPTY; HEADERS_OUT];
+        let r = parse(out, &mut st).unwrap_or_else(|e| {
+            panic!("request with our Via does not parse: {e:?}\n{}", String::from_utf8_lossy(out))
+        });
+        assert_eq!(r.top_via.via.branch, Some(branch.as_bytes()));
+        TopViaRemoval::new(&r)
+    };
+    removal.apply(&mut frame).expect("TopViaRemoval after insertion");
+    assert!(
+        frame.bytes() == original,
+        "insert + strip is not the identity\noriginal: {:?}\nresult:   {:?}",
+        String::from_utf8_lossy(original),
+        String::from_utf8_lossy(frame.bytes())
+    );
+}
+
+/// A response loses its top Via; what is left parses when a Via is left.
+fn check_response_strip(data: &[u8], msg: &Message<'_, '_>) {
+    let mut buf = framed(data);
+    let mut frame = Frame::new(&mut buf, ROOM, data.len());
+    TopViaRemoval::new(msg).apply(&mut frame).expect("TopViaRemoval on a response");
+    let out = frame.bytes();
+    assert_eq!(out.len(), msg.len - msg.top_via.removal.len());
+    let mut st = [Header::EMPTY; HEADERS_OUT];
+    let r = parse(out, &mut st);
+    if msg.via_count > 1 {
+        let r = r.unwrap_or_else(|e| {
+            panic!("response without its top Via does not parse: {e:?}\n{}", String::from_utf8_lossy(out))
+        });
+        assert_eq!(r.via_count, msg.via_count - 1);
+        assert_eq!(Some(r.top_via.via), msg.second_via, "new top Via is not the old second");
+        assert_eq!(r.start, msg.start);
+        assert_eq!(r.call_id, msg.call_id);
+        assert_eq!(r.cseq, msg.cseq);
+        assert_eq!(r.body, msg.body);
+    } else {
+        assert!(r.is_err(), "a response without any Via parsed");
+    }
+}
