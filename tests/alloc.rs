@@ -6,6 +6,7 @@ mod support;
 
 use sipshard::sip::{
     self, parse_lenient, BranchKey, Echo, Frame, Header, RequestRewrite, Status, TopViaRemoval,
+    ViaPrefix,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -58,7 +59,7 @@ fn per_message_work(
     reply: &mut [u8],
     key: &BranchKey,
     source: SocketAddr,
-    ours: SocketAddr,
+    ours: &ViaPrefix,
 ) -> usize {
     let mut done = 0;
     // A request: parse, branch, full rewrite.
@@ -66,7 +67,7 @@ fn per_message_work(
     let mut headers = [Header::EMPTY; 64];
     let m = sip::parse(&rx[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
     let mut rw = RequestRewrite::new(&m);
-    rw.add_via("UDP", ours, key.branch(&m).as_bytes()).unwrap();
+    rw.add_via(ours, key.branch(&m).as_bytes()).unwrap();
     rw.stamp_source(&m, source);
     rw.forward_max_forwards(&m).unwrap();
     rw.remove_top_route(&m);
@@ -108,15 +109,15 @@ fn per_message_work(
 fn wire_layer_makes_no_heap_allocation() {
     let key = BranchKey::new(b"alloc-test");
     let source: SocketAddr = "[2001:db8::99]:40000".parse().unwrap();
-    let ours: SocketAddr = "10.0.0.1:5070".parse().unwrap();
+    let ours = ViaPrefix::new("UDP", "10.0.0.1:5070".parse().unwrap()).unwrap();
     let mut rx = vec![0u8; ROOM + 2048 + ROOM];
     let mut reply = vec![0u8; 2048];
     // Warm-up (nothing in the path should need it, but lazy statics would show up here).
-    let warm = per_message_work(&mut rx, &mut reply, &key, source, ours);
+    let warm = per_message_work(&mut rx, &mut reply, &key, source, &ours);
     assert!(warm > 0);
     let count = allocations_during(|| {
         for _ in 0..1000 {
-            std::hint::black_box(per_message_work(&mut rx, &mut reply, &key, source, ours));
+            std::hint::black_box(per_message_work(&mut rx, &mut reply, &key, source, &ours));
         }
     });
     assert_eq!(

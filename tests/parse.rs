@@ -34,6 +34,14 @@ fn parse_err(text: &str) -> ParseError {
     }
 }
 
+fn strict_err(text: &str) -> ParseError {
+    let mut headers = [Header::EMPTY; 64];
+    match sip::parse_strict(text.as_bytes(), &mut headers) {
+        Ok(_) => panic!("parsed:\n{text}"),
+        Err(e) => e,
+    }
+}
+
 #[test]
 fn start_lines() {
     parse_ok(&request(""), |m| {
@@ -106,8 +114,8 @@ fn compact_forms_and_case() {
                 l: 4\r\n\r\nbody";
     parse_ok(text, |m| {
         assert_eq!(m.call_id, b"compact@x");
-        assert_eq!(m.from.tag, Some(&b"1"[..]));
-        assert_eq!(m.to.uri, b"sip:b@example.com");
+        assert_eq!(m.from_addr().unwrap().tag, Some(&b"1"[..]));
+        assert_eq!(m.to_addr().unwrap().uri, b"sip:b@example.com");
         assert_eq!(m.max_forwards.unwrap().value, 9);
         assert_eq!(m.body, b"body");
         let names: Vec<HeaderName> = m.headers.iter().map(|h| h.name).collect();
@@ -162,7 +170,7 @@ fn folding_and_spaces_around_colons() {
         )
         .replace("CSeq: 7 OPTIONS", "CSeq:7\r\n OPTIONS");
     parse_ok(&text, |m| {
-        assert_eq!(m.from.tag, Some(&b"f1"[..]));
+        assert_eq!(m.from_addr().unwrap().tag, Some(&b"f1"[..]));
         assert_eq!((m.cseq.number, m.cseq.method), (7, &b"OPTIONS"[..]));
         let from = m
             .headers
@@ -262,11 +270,6 @@ fn single_value_headers() {
             ParseError::Invalid(HeaderName::ContentLength),
         ),
         ("Content-Length: 5", ParseError::BodyTruncated),
-        (
-            "To: <sip:bob@example.com",
-            ParseError::Invalid(HeaderName::To),
-        ),
-        ("From: alice", ParseError::Invalid(HeaderName::From)),
     ];
     for (replacement, err) in table {
         let name = replacement.split(':').next().unwrap();
@@ -282,6 +285,25 @@ fn single_value_headers() {
             .collect::<Vec<_>>()
             .join("\r\n");
         assert_eq!(parse_err(&text), err, "{replacement}");
+    }
+    // From/To grammar: checked on demand by a proxy, during the parse in strict mode.
+    for (find, replace, name) in [
+        (
+            "To: <sip:bob@example.com>",
+            "To: <sip:bob@example.com",
+            HeaderName::To,
+        ),
+        (
+            "From: <sip:alice@example.com>;tag=f1",
+            "From: alice",
+            HeaderName::From,
+        ),
+    ] {
+        let text = request("").replace(find, replace);
+        parse_ok(&text, |m| {
+            assert!(m.to_addr().is_none() || m.from_addr().is_none())
+        });
+        assert_eq!(strict_err(&text), ParseError::Invalid(name));
     }
     assert_eq!(
         parse_err(&request("Max-Forwards: 256\r\n")),
@@ -316,8 +338,8 @@ fn from_to_tags_and_routes() {
     let text = request("Route: <sip:lb.example.com;lr>, <sip:p2.example.com;lr>\r\nRoute: <sip:p3.example.com>\r\n")
         .replace("To: <sip:bob@example.com>", "To: \"Bob\" <sip:bob@example.com>;tag=t9");
     parse_ok(&text, |m| {
-        assert_eq!(m.to.tag, Some(&b"t9"[..]));
-        assert_eq!(m.to.display, Some(&b"\"Bob\""[..]));
+        assert_eq!(m.to_addr().unwrap().tag, Some(&b"t9"[..]));
+        assert_eq!(m.to_addr().unwrap().display, Some(&b"\"Bob\""[..]));
         let route = m.top_route.unwrap();
         assert_eq!(route.addr.uri, b"sip:lb.example.com;lr");
         assert!(sip::SipUri::parse(route.addr.uri).unwrap().has_lr());
@@ -329,9 +351,48 @@ fn from_to_tags_and_routes() {
         assert_eq!(route.removal, b"Route: <sip:lb.example.com>\r\n");
         assert!(!sip::SipUri::parse(route.addr.uri).unwrap().has_lr());
     });
+    // A broken top Route is an error; a broken later one only for the full checks.
     assert_eq!(
-        parse_err(&request("Route: sip:x;lr, <\r\n")),
+        parse_err(&request("Route: <sip:x;lr\r\n")),
         ParseError::Invalid(HeaderName::Route)
+    );
+    let later_broken = request("Route: <sip:x;lr>, <\r\n");
+    parse_ok(&later_broken, |m| {
+        assert_eq!(m.top_route.unwrap().addr.uri, b"sip:x;lr")
+    });
+    assert_eq!(
+        strict_err(&later_broken),
+        ParseError::Invalid(HeaderName::Route)
+    );
+}
+
+#[test]
+fn proxy_checks_ignore_headers_forwarding_does_not_use() {
+    // §16.3: "an element would not reject a request because of a malformed Date".
+    let table = [
+        ("Date: yesterday\r\n", HeaderName::Date),
+        ("Contact: sip:a@b?x=y\r\n", HeaderName::Contact),
+        ("Record-Route: <sip:x\r\n", HeaderName::RecordRoute),
+        ("Warning: 1812 x \"y\"\r\n", HeaderName::Warning),
+        ("Retry-After: never\r\n", HeaderName::RetryAfter),
+    ];
+    for (line, name) in table {
+        let text = request(line);
+        parse_ok(&text, |m| assert!(m.headers.iter().any(|h| h.name == name)));
+        let mut headers = [Header::EMPTY; 64];
+        assert_eq!(
+            sip::parse_strict(text.as_bytes(), &mut headers).err(),
+            Some(ParseError::Invalid(name)),
+            "{line}"
+        );
+    }
+    // Via values past the second are counted, and checked only by the full checks.
+    let text = request("Via: SIP/2.0/UDP a;branch=z9hG4bK2, SIP/2.0/UDP ;;\r\n");
+    parse_ok(&text, |m| assert_eq!(m.via_count, 3));
+    let mut headers = [Header::EMPTY; 64];
+    assert_eq!(
+        sip::parse_strict(text.as_bytes(), &mut headers).err(),
+        Some(ParseError::Invalid(HeaderName::Via))
     );
 }
 

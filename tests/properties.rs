@@ -5,7 +5,7 @@
 mod support;
 
 use proptest::prelude::*;
-use sipshard::sip::{self, params::CommaValues, BranchKey, Header, HeaderName};
+use sipshard::sip::{self, params::CommaValues, BranchKey, Header, HeaderName, ViaPrefix};
 use std::net::SocketAddr;
 use support::{insert_via, rewrite_request, strip_via};
 
@@ -164,7 +164,7 @@ proptest! {
         let mut original_call_id = Vec::new();
         let out = rewrite_request(msg.as_bytes(), |m, rw| {
             original_call_id = m.call_id.to_vec();
-            rw.add_via("UDP", our_addr(), key.branch(m).as_bytes()).unwrap();
+            rw.add_via(&ViaPrefix::new("UDP", our_addr()).unwrap(), key.branch(m).as_bytes()).unwrap();
             rw.stamp_source(m, source);
             rw.forward_max_forwards(m).unwrap();
             rw.remove_top_route(m);

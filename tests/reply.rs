@@ -48,7 +48,7 @@ fn echoes_vias_from_to_call_id_cseq() {
     let parsed = sip::parse(out.as_bytes(), &mut headers).unwrap();
     assert_eq!(parsed.status(), Some(483));
     assert_eq!(parsed.via_count, 2);
-    assert_eq!(parsed.to.tag, Some(&b"lbtag"[..]));
+    assert_eq!(parsed.to_addr().unwrap().tag, Some(&b"lbtag"[..]));
 }
 
 #[test]

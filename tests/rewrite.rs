@@ -4,7 +4,7 @@
 mod support;
 
 use sipshard::sip::{
-    self, BranchKey, Frame, Header, MaxForwardsExhausted, RequestRewrite, RewriteError,
+    self, BranchKey, Frame, Header, MaxForwardsExhausted, RequestRewrite, RewriteError, ViaPrefix,
 };
 use std::net::SocketAddr;
 use support::*;
@@ -29,8 +29,11 @@ fn our_via_goes_on_top_and_only_the_start_line_moves() {
     let start_line_len = m.headers_start;
     let branch = key.branch(&m);
     let mut rw = RequestRewrite::new(&m);
-    rw.add_via("UDP", addr("10.1.2.3:5071"), branch.as_bytes())
-        .unwrap();
+    rw.add_via(
+        &ViaPrefix::new("UDP", addr("10.1.2.3:5071")).unwrap(),
+        branch.as_bytes(),
+    )
+    .unwrap();
     let mut frame = Frame::new(&mut buf, ROOM, INVITE.len());
     rw.apply(&mut frame).unwrap();
     let out = frame.bytes().to_vec();
@@ -211,8 +214,11 @@ fn max_forwards() {
     // Absent: inserted, below our Via.
     let msg = req("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1", "");
     let out = rewrite_request(msg.as_bytes(), |m, rw| {
-        rw.add_via("UDP", addr("10.0.0.1:5070"), key.branch(m).as_bytes())
-            .unwrap();
+        rw.add_via(
+            &ViaPrefix::new("UDP", addr("10.0.0.1:5070")).unwrap(),
+            key.branch(m).as_bytes(),
+        )
+        .unwrap();
         rw.forward_max_forwards(m).unwrap();
     });
     let out = text(&out);
@@ -253,8 +259,11 @@ fn all_rewrites_together_and_trailing_octets_dropped() {
         "Route: <sip:lb.example.com;lr>\r\nMax-Forwards: 10\r\n",
     ) + "trailing junk";
     let out = rewrite_request(msg.as_bytes(), |m, rw| {
-        rw.add_via("UDP", addr("10.0.0.1:5070"), key.branch(m).as_bytes())
-            .unwrap();
+        rw.add_via(
+            &ViaPrefix::new("UDP", addr("10.0.0.1:5070")).unwrap(),
+            key.branch(m).as_bytes(),
+        )
+        .unwrap();
         rw.stamp_source(m, addr("203.0.113.9:6000"));
         rw.forward_max_forwards(m).unwrap();
         rw.remove_top_route(m);
@@ -281,8 +290,11 @@ fn no_room_is_an_error() {
     let mut headers = [Header::EMPTY; 64];
     let m = sip::parse(&buf, &mut headers).unwrap();
     let mut rw = RequestRewrite::new(&m);
-    rw.add_via("UDP", addr("10.0.0.1:5070"), key.branch(&m).as_bytes())
-        .unwrap();
+    rw.add_via(
+        &ViaPrefix::new("UDP", addr("10.0.0.1:5070")).unwrap(),
+        key.branch(&m).as_bytes(),
+    )
+    .unwrap();
     let mut frame = Frame::new(&mut buf, 0, len);
     assert_eq!(rw.apply(&mut frame), Err(RewriteError::NoRoom));
 }

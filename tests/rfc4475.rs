@@ -68,16 +68,49 @@ fn index_covers_all_sections() {
     assert_eq!(count("semantic"), 16);
 }
 
+/// With the proxy's checks (RFC 3261 §16.3), headers that stateless forwarding does not
+/// use are not grounds for rejection: a bad Date, a bad Contact, headers in the
+/// Request-URI, and the grammar of From/To beyond their presence.
+fn proxy_ignores(name: &str) -> bool {
+    matches!(
+        name,
+        "baddate.dat"
+            | "regbadct.dat"
+            | "escruri.dat"
+            | "quotbal.dat"
+            | "badaspec.dat"
+            | "baddn.dat"
+    )
+}
+
 #[test]
-fn valid_and_semantic_messages_parse_invalid_ones_fail() {
+fn strict_parse_valid_and_semantic_messages_parse_invalid_ones_fail() {
     for (name, class) in index() {
         let data = load(&name);
         let mut headers = [Header::EMPTY; 128];
-        let result = sip::parse(&data, &mut headers);
+        let result = sip::parse_strict(&data, &mut headers);
         match (class.as_str(), expected_error(&name)) {
             ("invalid", None) => panic!("{name}: invalid message without an expected error"),
             (_, Some(err)) => assert_eq!(result.err(), Some(err), "{name}"),
             (_, None) => assert!(result.is_ok(), "{name}: {:?}", result.err()),
+        }
+    }
+}
+
+#[test]
+fn proxy_parse_rejects_what_forwarding_uses_and_passes_the_rest() {
+    for (name, _) in index() {
+        let data = load(&name);
+        let mut headers = [Header::EMPTY; 128];
+        let result = sip::parse(&data, &mut headers);
+        if name == "baddn.dat" {
+            // The archive's copy ends without the empty line: past the From, a proxy
+            // finds that the header section never ends.
+            assert_eq!(result.err(), Some(ParseError::Unterminated));
+        } else if proxy_ignores(&name) {
+            assert!(result.is_ok(), "{name}: {:?}", result.err());
+        } else {
+            assert_eq!(result.err(), expected_error(&name), "{name}");
         }
     }
 }
@@ -115,9 +148,12 @@ fn wsinv_fields() {
             uri: b"sip:vivekg@chair-dnrc.example.com;unknownparam"
         }
     );
-    assert_eq!(m.to.uri, b"sip:vivekg@chair-dnrc.example.com");
-    assert_eq!(m.to.tag, Some(&b"1918181833n"[..]));
-    assert_eq!(m.from.tag, Some(&b"98asjd8"[..]));
+    assert_eq!(
+        m.to_addr().unwrap().uri,
+        b"sip:vivekg@chair-dnrc.example.com"
+    );
+    assert_eq!(m.to_addr().unwrap().tag, Some(&b"1918181833n"[..]));
+    assert_eq!(m.from_addr().unwrap().tag, Some(&b"98asjd8"[..]));
     assert_eq!(m.max_forwards.unwrap().value, 68);
     assert_eq!(m.max_forwards.unwrap().digits, b"0068");
     assert_eq!(m.call_id, b"wsinv.ndaksdj@192.0.2.1");
@@ -182,13 +218,13 @@ fn unusual_but_valid_fields() {
 
     let data = load("lwsdisp.dat");
     let m = sip::parse(&data, &mut headers).unwrap();
-    assert_eq!(m.from.display, Some(&b"caller"[..]));
+    assert_eq!(m.from_addr().unwrap().display, Some(&b"caller"[..]));
 
     let data = load("longreq.dat");
     let m = sip::parse(&data, &mut headers).unwrap();
     assert_eq!(m.via_count, 34);
-    assert!(m.from.tag.unwrap().len() > 100);
-    assert!(m.to.display.unwrap().len() > 100);
+    assert!(m.from_addr().unwrap().tag.unwrap().len() > 100);
+    assert!(m.to_addr().unwrap().display.unwrap().len() > 100);
 
     let data = load("semiuri.dat");
     let m = sip::parse(&data, &mut headers).unwrap();
@@ -237,7 +273,7 @@ fn unusual_but_valid_fields() {
     let data = load("inv2543.dat");
     let m = sip::parse(&data, &mut headers).unwrap();
     assert_eq!(m.top_via.via.branch, None);
-    assert_eq!(m.from.tag, None);
+    assert_eq!(m.from_addr().unwrap().tag, None);
     assert_eq!(m.max_forwards, None);
     assert_eq!(m.content_length, None);
     assert_eq!(m.body.len(), data.len() - m.offset_of(m.body));
@@ -248,7 +284,7 @@ fn unusual_but_valid_fields() {
 
     let data = load("escnull.dat");
     let m = sip::parse(&data, &mut headers).unwrap();
-    assert_eq!(m.to.uri, b"sip:null-%00-null@example.com");
+    assert_eq!(m.to_addr().unwrap().uri, b"sip:null-%00-null@example.com");
 }
 
 #[test]

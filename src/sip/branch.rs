@@ -107,8 +107,8 @@ impl BranchKey {
             }
             _ => {
                 let h = chain(self.seed ^ 1, via.value);
-                let h = opt(h, msg.to.tag);
-                let h = opt(h, msg.from.tag);
+                let h = opt(h, msg.to_addr().and_then(|a| a.tag));
+                let h = opt(h, msg.from_addr().and_then(|a| a.tag));
                 let h = chain(h, msg.call_id);
                 let h = chain(h, &msg.cseq.number.to_le_bytes());
                 opt(h, msg.request_uri())

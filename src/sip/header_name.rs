@@ -52,40 +52,39 @@ impl HeaderName {
                 _ => HeaderName::Other,
             };
         }
-        // Dispatch on length first so that most names cost one or two comparisons.
-        let candidates: &[(&[u8], HeaderName)] = match name.len() {
-            2 => &[(b"to", HeaderName::To)],
-            3 => &[(b"via", HeaderName::Via)],
-            4 => &[
-                (b"cseq", HeaderName::CSeq),
-                (b"from", HeaderName::From),
-                (b"date", HeaderName::Date),
-            ],
-            5 => &[(b"route", HeaderName::Route), (b"event", HeaderName::Event)],
-            7 => &[
-                (b"call-id", HeaderName::CallId),
-                (b"contact", HeaderName::Contact),
-                (b"subject", HeaderName::Subject),
-                (b"expires", HeaderName::Expires),
-                (b"warning", HeaderName::Warning),
-            ],
-            8 => &[(b"refer-to", HeaderName::ReferTo)],
-            9 => &[(b"supported", HeaderName::Supported)],
-            11 => &[(b"retry-after", HeaderName::RetryAfter)],
-            12 => &[
-                (b"max-forwards", HeaderName::MaxForwards),
-                (b"record-route", HeaderName::RecordRoute),
-                (b"content-type", HeaderName::ContentType),
-                (b"allow-events", HeaderName::AllowEvents),
-            ],
-            14 => &[(b"content-length", HeaderName::ContentLength)],
-            16 => &[(b"content-encoding", HeaderName::ContentEncoding)],
-            _ => &[],
+        // One candidate per (length, first letter, third letter): a single comparison.
+        let (Some(&first), third) = (name.first(), name.get(2).map_or(0, |b| b | 0x20)) else {
+            return HeaderName::Other;
         };
-        candidates
-            .iter()
-            .find(|(lower, _)| name.eq_ignore_ascii_case(lower))
-            .map_or(HeaderName::Other, |&(_, h)| h)
+        let (lower, header): (&[u8], HeaderName) = match (name.len(), first | 0x20, third) {
+            (2, b't', _) => (b"to", HeaderName::To),
+            (3, b'v', _) => (b"via", HeaderName::Via),
+            (4, b'c', _) => (b"cseq", HeaderName::CSeq),
+            (4, b'f', _) => (b"from", HeaderName::From),
+            (4, b'd', _) => (b"date", HeaderName::Date),
+            (5, b'r', _) => (b"route", HeaderName::Route),
+            (5, b'e', _) => (b"event", HeaderName::Event),
+            (7, b'c', b'l') => (b"call-id", HeaderName::CallId),
+            (7, b'c', b'n') => (b"contact", HeaderName::Contact),
+            (7, b's', _) => (b"subject", HeaderName::Subject),
+            (7, b'e', _) => (b"expires", HeaderName::Expires),
+            (7, b'w', _) => (b"warning", HeaderName::Warning),
+            (8, b'r', _) => (b"refer-to", HeaderName::ReferTo),
+            (9, b's', _) => (b"supported", HeaderName::Supported),
+            (11, b'r', _) => (b"retry-after", HeaderName::RetryAfter),
+            (12, b'm', _) => (b"max-forwards", HeaderName::MaxForwards),
+            (12, b'r', _) => (b"record-route", HeaderName::RecordRoute),
+            (12, b'c', _) => (b"content-type", HeaderName::ContentType),
+            (12, b'a', _) => (b"allow-events", HeaderName::AllowEvents),
+            (14, b'c', _) => (b"content-length", HeaderName::ContentLength),
+            (16, b'c', _) => (b"content-encoding", HeaderName::ContentEncoding),
+            _ => return HeaderName::Other,
+        };
+        if eq_lowercase(name, lower) {
+            header
+        } else {
+            HeaderName::Other
+        }
     }
 
     /// The canonical (long) form of the name, as used in error messages.
@@ -115,6 +114,20 @@ impl HeaderName {
             HeaderName::Other => "header",
         }
     }
+}
+
+/// `name` equals `lower` (all lowercase) ignoring ASCII case, for token characters.
+/// Folds the whole comparison without early exit so it compiles to a few wide operations.
+/// OR-ing 0x20 lowercases letters and leaves digits and `-.!%*_+\`'~` unchanged; no other
+/// token character maps onto a letter or onto `-`.
+#[inline]
+pub fn eq_lowercase(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .fold(0u8, |diff, (&a, &b)| diff | ((a | 0x20) ^ b))
+            == 0
 }
 
 impl fmt::Display for HeaderName {

@@ -12,6 +12,7 @@ use super::name_addr::NameAddr;
 use super::params::CommaValues;
 use super::scan::{offset_in, token_end, trim};
 use super::start_line::StartLine;
+use super::uri::check_request_uri;
 use super::via::Via;
 
 /// One header line as found in the message.
@@ -92,10 +93,10 @@ pub struct Fields<'b> {
     pub call_id: Option<&'b [u8]>,
     /// CSeq.
     pub cseq: Option<CSeq<'b>>,
-    /// From value.
-    pub from: Option<NameAddr<'b>>,
-    /// To value.
-    pub to: Option<NameAddr<'b>>,
+    /// From value (raw; see [`Message::from_addr`]).
+    pub from: Option<&'b [u8]>,
+    /// To value (raw; see [`Message::to_addr`]).
+    pub to: Option<&'b [u8]>,
     /// Max-Forwards.
     pub max_forwards: Option<MaxForwards<'b>>,
     /// Topmost Route value.
@@ -127,10 +128,11 @@ pub struct Message<'b, 'h> {
     pub call_id: &'b [u8],
     /// CSeq.
     pub cseq: CSeq<'b>,
-    /// From.
-    pub from: NameAddr<'b>,
-    /// To.
-    pub to: NameAddr<'b>,
+    /// From value, raw. Parsed on demand by [`Message::from_addr`]: a stateless proxy
+    /// does not use it to forward (the full checks validate it during the parse).
+    pub from: &'b [u8],
+    /// To value, raw. Parsed on demand by [`Message::to_addr`].
+    pub to: &'b [u8],
     /// Max-Forwards, if present.
     pub max_forwards: Option<MaxForwards<'b>>,
     /// Topmost Route, if any.
@@ -158,21 +160,54 @@ pub struct Partial<'b, 'h> {
     pub error: Option<ParseError>,
 }
 
-/// Parses and validates a datagram. Stops at the first error.
+/// How much of a message is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checks {
+    /// What a proxy must check (RFC 3261 §16.3 step 1): the start line and every header
+    /// that forwarding uses (Via, Call-ID, CSeq, From, To, Max-Forwards, the top Route,
+    /// Content-Length). Other headers are forwarded untouched, well-formed or not: "an
+    /// element would not reject a request because of a malformed Date header field".
+    Proxy,
+    /// Everything sipshard knows the grammar of, as an endpoint would (RFC 4475): also
+    /// every Via and Route value, Record-Route, Contact, Date, Retry-After, Warning, and
+    /// the full SIP-URI grammar of the Request-URI.
+    Full,
+}
+
+/// Parses a datagram with the checks a proxy makes ([`Checks::Proxy`]). Stops at the
+/// first error.
 pub fn parse<'b, 'h>(
     buf: &'b [u8],
     storage: &'h mut [Header<'b>],
 ) -> Result<Message<'b, 'h>, ParseError> {
-    let mut driver = Driver::new(buf, true);
+    parse_with(buf, storage, Checks::Proxy)
+}
+
+/// Parses a datagram with every check sipshard knows ([`Checks::Full`]).
+pub fn parse_strict<'b, 'h>(
+    buf: &'b [u8],
+    storage: &'h mut [Header<'b>],
+) -> Result<Message<'b, 'h>, ParseError> {
+    parse_with(buf, storage, Checks::Full)
+}
+
+/// Parses a datagram with the given checks. Stops at the first error.
+pub fn parse_with<'b, 'h>(
+    buf: &'b [u8],
+    storage: &'h mut [Header<'b>],
+    checks: Checks,
+) -> Result<Message<'b, 'h>, ParseError> {
+    let mut driver = Driver::new(buf, true, checks);
     let count = driver.run(storage)?;
     let headers: &'h [Header<'b>] = storage;
     driver.into_message(&headers[..count])
 }
 
-/// Parses as much as possible, recording the first error but carrying on past errors in
-/// header values, so that a 400 can still echo Via, From, To, Call-ID and CSeq.
+/// Parses as much as possible with the proxy's checks, recording the first error but
+/// carrying on past errors in header values, so that a 400 can still echo Via, From, To,
+/// Call-ID and CSeq.
 pub fn parse_lenient<'b, 'h>(buf: &'b [u8], storage: &'h mut [Header<'b>]) -> Partial<'b, 'h> {
-    let mut driver = Driver::new(buf, false);
+    let mut driver = Driver::new(buf, false, Checks::Proxy);
     let mut count = 0;
     let structural = driver.run_counting(storage, &mut count).err();
     let headers: &'h [Header<'b>] = storage;
@@ -214,17 +249,33 @@ impl<'b> Message<'b, '_> {
         }
     }
 
+    /// The From value parsed; `None` if it is malformed (possible after a proxy-level parse).
+    pub fn from_addr(&self) -> Option<NameAddr<'b>> {
+        NameAddr::parse(self.from).ok()
+    }
+
+    /// The To value parsed; `None` if it is malformed (possible after a proxy-level parse).
+    pub fn to_addr(&self) -> Option<NameAddr<'b>> {
+        NameAddr::parse(self.to).ok()
+    }
+
     /// Offset of `part`, a slice borrowed from this message, from the start of the datagram.
     pub fn offset_of(&self, part: &[u8]) -> usize {
         offset_in(self.buf, part)
     }
 }
 
+fn all_name_addrs(v: &[u8]) -> bool {
+    CommaValues::new(v).all(|v| NameAddr::parse(v).is_ok())
+}
+
 /// One parse in progress.
 struct Driver<'b> {
     buf: &'b [u8],
-    /// Strict: stop at the first error. Lenient: record it and go on where possible.
-    strict: bool,
+    /// Stop at the first error, or record it and go on where possible.
+    stop_at_first_error: bool,
+    /// Check everything, not only what a proxy needs.
+    full: bool,
     fields: Fields<'b>,
     error: Option<ParseError>,
 }
@@ -234,10 +285,11 @@ fn strip_cr(line: &[u8]) -> &[u8] {
 }
 
 impl<'b> Driver<'b> {
-    fn new(buf: &'b [u8], strict: bool) -> Self {
+    fn new(buf: &'b [u8], stop_at_first_error: bool, checks: Checks) -> Self {
         Driver {
             buf,
-            strict,
+            stop_at_first_error,
+            full: checks == Checks::Full,
             fields: Fields::default(),
             error: None,
         }
@@ -245,7 +297,7 @@ impl<'b> Driver<'b> {
 
     /// Records a recoverable error: fatal in strict mode, remembered in lenient mode.
     fn note(&mut self, e: ParseError) -> Result<(), ParseError> {
-        if self.strict {
+        if self.stop_at_first_error {
             return Err(e);
         }
         self.error.get_or_insert(e);
@@ -272,6 +324,9 @@ impl<'b> Driver<'b> {
             .ok_or(ParseError::Empty)?;
         let nl = memchr::memchr(b'\n', &buf[pos..]).ok_or(ParseError::StartLine)? + pos;
         let start = StartLine::parse(strip_cr(&buf[pos..nl]))?;
+        if let (true, StartLine::Request { uri, .. }) = (self.full, start) {
+            check_request_uri(uri).map_err(|_| ParseError::RequestUri)?;
+        }
         self.fields.start = Some(start);
         pos = nl + 1;
         self.fields.headers_start = pos;
@@ -328,7 +383,7 @@ impl<'b> Driver<'b> {
 
     /// Mandatory headers (§8.1.1) and the CSeq method rule (§8.1.1.5).
     fn check_complete(&mut self) -> Result<(), ParseError> {
-        let f = self.fields;
+        let f = &self.fields;
         let missing = [
             (f.top_via.is_none(), HeaderName::Via),
             (f.call_id.is_none(), HeaderName::CallId),
@@ -336,15 +391,17 @@ impl<'b> Driver<'b> {
             (f.from.is_none(), HeaderName::From),
             (f.to.is_none(), HeaderName::To),
         ];
+        let cseq_mismatch = match (f.start, f.cseq) {
+            (Some(StartLine::Request { method, .. }), Some(cseq)) => cseq.method != method,
+            _ => false,
+        };
         for (absent, name) in missing {
             if absent && !self.already_invalid(name) {
                 self.note(ParseError::Missing(name))?;
             }
         }
-        if let (Some(StartLine::Request { method, .. }), Some(cseq)) = (f.start, f.cseq) {
-            if cseq.method != method {
-                self.note(ParseError::CSeqMethod)?;
-            }
+        if cseq_mismatch {
+            self.note(ParseError::CSeqMethod)?;
         }
         Ok(())
     }
@@ -358,9 +415,6 @@ impl<'b> Driver<'b> {
         match h.name {
             HeaderName::Via => self.vias(h),
             HeaderName::Route => self.routes(h),
-            HeaderName::RecordRoute => self.name_addrs(h),
-            HeaderName::Contact if v == b"*" => Ok(()),
-            HeaderName::Contact => self.name_addrs(h),
             HeaderName::CallId => {
                 let parsed = call_id_ok(v).then_some(v);
                 self.single(h.name, parsed, |f| &mut f.call_id)
@@ -370,11 +424,11 @@ impl<'b> Driver<'b> {
                 self.single(h.name, parsed, |f| &mut f.cseq)
             }
             HeaderName::From => {
-                let parsed = NameAddr::parse(v).ok();
+                let parsed = (!self.full || NameAddr::parse(v).is_ok()).then_some(v);
                 self.single(h.name, parsed, |f| &mut f.from)
             }
             HeaderName::To => {
-                let parsed = NameAddr::parse(v).ok();
+                let parsed = (!self.full || NameAddr::parse(v).is_ok()).then_some(v);
                 self.single(h.name, parsed, |f| &mut f.to)
             }
             HeaderName::MaxForwards => {
@@ -385,10 +439,26 @@ impl<'b> Driver<'b> {
                 let parsed = parse_content_length(v);
                 self.single(h.name, parsed, |f| &mut f.content_length)
             }
-            HeaderName::Date if !date_ok(v) => self.note(ParseError::Invalid(h.name)),
-            HeaderName::RetryAfter if !retry_after_ok(v) => self.note(ParseError::Invalid(h.name)),
-            HeaderName::Warning if !warning_ok(v) => self.note(ParseError::Invalid(h.name)),
+            _ if self.full => self.full_check(h),
             _ => Ok(()),
+        }
+    }
+
+    /// Grammar checks of headers forwarding does not use ([`Checks::Full`] only).
+    fn full_check(&mut self, h: Header<'b>) -> Result<(), ParseError> {
+        let v = h.value;
+        let ok = match h.name {
+            HeaderName::Contact => v == b"*" || all_name_addrs(v),
+            HeaderName::RecordRoute => all_name_addrs(v),
+            HeaderName::Date => date_ok(v),
+            HeaderName::RetryAfter => retry_after_ok(v),
+            HeaderName::Warning => warning_ok(v),
+            _ => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            self.note(ParseError::Invalid(h.name))
         }
     }
 
@@ -422,6 +492,12 @@ impl<'b> Driver<'b> {
     fn vias(&mut self, h: Header<'b>) -> Result<(), ParseError> {
         let mut values = CommaValues::new(h.value).peekable();
         while let Some(v) = values.next() {
+            // A proxy reads only the two top values (ours and the next hop's); the rest
+            // are counted and forwarded untouched.
+            if self.fields.via_count >= 2 && !self.full {
+                self.fields.via_count = self.fields.via_count.saturating_add(1);
+                continue;
+            }
             let Ok(via) = Via::parse(v) else {
                 return self.note(ParseError::Invalid(HeaderName::Via));
             };
@@ -439,8 +515,14 @@ impl<'b> Driver<'b> {
     }
 
     fn routes(&mut self, h: Header<'b>) -> Result<(), ParseError> {
+        if self.fields.top_route.is_some() && !self.full {
+            return Ok(());
+        }
         let mut values = CommaValues::new(h.value).peekable();
         while let Some(v) = values.next() {
+            if self.fields.top_route.is_some() && !self.full {
+                return Ok(());
+            }
             let Ok(addr) = NameAddr::parse(v) else {
                 return self.note(ParseError::Invalid(h.name));
             };
@@ -450,14 +532,6 @@ impl<'b> Driver<'b> {
             }
         }
         Ok(())
-    }
-
-    fn name_addrs(&mut self, h: Header<'b>) -> Result<(), ParseError> {
-        if CommaValues::new(h.value).all(|v| NameAddr::parse(v).is_ok()) {
-            Ok(())
-        } else {
-            self.note(ParseError::Invalid(h.name))
-        }
     }
 
     fn into_message<'h>(self, headers: &'h [Header<'b>]) -> Result<Message<'b, 'h>, ParseError> {

@@ -4,7 +4,7 @@
 //!
 //! The path of a request through this layer:
 //! ```
-//! use sipshard::sip::{self, BranchKey, Frame, Header, RequestRewrite};
+//! use sipshard::sip::{self, BranchKey, Frame, Header, RequestRewrite, ViaPrefix};
 //! let datagram = b"OPTIONS sip:b@example.com SIP/2.0\r\n\
 //!     Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport\r\n\
 //!     From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\n\
@@ -13,11 +13,13 @@
 //! let mut buf = [0u8; 1024];
 //! buf[256..256 + datagram.len()].copy_from_slice(datagram);
 //! let key = BranchKey::new(b"secret");
+//! // Our Via up to the branch, formatted once per socket.
+//! let prefix = ViaPrefix::new("UDP", "10.0.0.1:5070".parse().unwrap()).unwrap();
 //!
 //! let mut headers = [Header::EMPTY; 32];
 //! let msg = sip::parse(&buf[256..256 + datagram.len()], &mut headers).unwrap();
 //! let mut plan = RequestRewrite::new(&msg);
-//! plan.add_via("UDP", "10.0.0.1:5070".parse().unwrap(), key.branch(&msg).as_bytes()).unwrap();
+//! plan.add_via(&prefix, key.branch(&msg).as_bytes()).unwrap();
 //! plan.stamp_source(&msg, "198.51.100.7:40000".parse().unwrap());
 //! plan.forward_max_forwards(&msg).unwrap();
 //!
@@ -43,6 +45,7 @@ pub mod reply;
 pub mod rewrite;
 pub mod scan;
 pub mod start_line;
+pub mod text;
 pub mod uri;
 pub mod via;
 pub mod via_stamp;
@@ -53,11 +56,12 @@ pub use error::ParseError;
 pub use frame::{Frame, NoRoom};
 pub use header_name::HeaderName;
 pub use message::{
-    parse, parse_lenient, CSeq, Fields, Header, MaxForwards, Message, Partial, TopRoute, TopVia,
+    parse, parse_lenient, parse_strict, parse_with, CSeq, Checks, Fields, Header, MaxForwards,
+    Message, Partial, TopRoute, TopVia,
 };
 pub use name_addr::NameAddr;
 pub use reply::{write_reply, Echo, ReplyError, Status};
-pub use rewrite::{MaxForwardsExhausted, RequestRewrite, TopViaRemoval};
+pub use rewrite::{MaxForwardsExhausted, RequestRewrite, TopViaRemoval, ViaPrefix};
 pub use start_line::StartLine;
 pub use uri::SipUri;
 pub use via::{Rport, Via};

@@ -133,6 +133,15 @@ impl<'a> Iterator for CommaValues<'a> {
         }
         let s = self.s;
         let start = skip_ws(s, self.i);
+        // Fast path: nothing left that could separate values or hide a comma.
+        if memchr::memchr3(b',', b'"', b'<', &s[start..]).is_none() {
+            self.done = true;
+            let mut e = s.len();
+            while e > start && is_ws(s[e - 1]) {
+                e -= 1;
+            }
+            return Some(&s[start..e]);
+        }
         let mut j = start;
         let mut in_angle = false;
         let end = loop {

@@ -96,7 +96,7 @@ impl<'b, 'h> Echo<'b, 'h> {
             buf: msg.buf,
             headers: msg.headers,
             top_via: msg.top_via,
-            to: msg.to,
+            to: msg.to_addr().ok_or(ReplyError::MissingFields)?,
         })
     }
 
@@ -111,7 +111,7 @@ impl<'b, 'h> Echo<'b, 'h> {
                     buf: p.buf,
                     headers: p.headers,
                     top_via,
-                    to,
+                    to: NameAddr::parse(to).map_err(|_| ReplyError::MissingFields)?,
                 })
             }
             _ => Err(ReplyError::MissingFields),

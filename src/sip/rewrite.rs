@@ -5,10 +5,11 @@
 use super::edits::{Edit, Edits, RewriteError};
 use super::frame::Frame;
 use super::message::Message;
+use super::scan::is_token_str;
+use super::text::{push_decimal, push_ip};
 use super::via_stamp::ViaStamp;
 use arrayvec::ArrayVec;
-use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Room for the lines inserted at the top: our Via and, when missing, Max-Forwards.
 pub const TOP_LINES_MAX: usize = 320;
@@ -32,22 +33,45 @@ pub struct RequestRewrite {
     route_removal: Option<(usize, usize)>,
 }
 
-/// Formats `Via: SIP/2.0/<transport> <sent-by>;branch=<branch>\r\n` into `out`.
-pub fn write_via_line<const N: usize>(
-    out: &mut ArrayVec<u8, N>,
-    transport: &str,
-    sent_by: SocketAddr,
-    branch: &[u8],
-) -> Result<(), RewriteError> {
-    let result = match sent_by {
-        SocketAddr::V4(a) => write!(out, "Via: SIP/2.0/{transport} {}:{}", a.ip(), a.port()),
-        SocketAddr::V6(a) => write!(out, "Via: SIP/2.0/{transport} [{}]:{}", a.ip(), a.port()),
-    };
-    result
-        .and_then(|()| out.write_all(b";branch="))
-        .and_then(|()| out.write_all(branch))
-        .and_then(|()| out.write_all(b"\r\n"))
-        .map_err(|_| RewriteError::NoRoom)
+/// Our Via header line up to the branch value (`Via: SIP/2.0/UDP 10.0.0.1:5070;branch=`),
+/// formatted once per socket: per message only the branch is appended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViaPrefix {
+    bytes: ArrayVec<u8, VIA_PREFIX_MAX>,
+}
+
+/// Longest Via prefix: name, protocol, a transport token, `[IPv6]:port`, `;branch=`.
+pub const VIA_PREFIX_MAX: usize = 128;
+
+impl ViaPrefix {
+    /// The prefix for `transport` (a token such as `UDP`) and our `sent_by` address.
+    /// `None` if the transport is not a token or does not fit.
+    pub fn new(transport: &str, sent_by: SocketAddr) -> Option<Self> {
+        if !is_token_str(transport.as_bytes()) {
+            return None;
+        }
+        let mut bytes = ArrayVec::new();
+        let ok = bytes.try_extend_from_slice(b"Via: SIP/2.0/").is_ok()
+            && bytes.try_extend_from_slice(transport.as_bytes()).is_ok()
+            && bytes.try_push(b' ').is_ok()
+            && match sent_by.ip() {
+                IpAddr::V4(_) => push_ip(&mut bytes, sent_by.ip()),
+                IpAddr::V6(_) => {
+                    bytes.try_push(b'[').is_ok()
+                        && push_ip(&mut bytes, sent_by.ip())
+                        && bytes.try_push(b']').is_ok()
+                }
+            }
+            && bytes.try_push(b':').is_ok()
+            && push_decimal(&mut bytes, sent_by.port().into())
+            && bytes.try_extend_from_slice(b";branch=").is_ok();
+        ok.then_some(ViaPrefix { bytes })
+    }
+
+    /// The prefix text.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 impl RequestRewrite {
@@ -63,14 +87,14 @@ impl RequestRewrite {
         }
     }
 
-    /// Inserts our Via above all others (§16.6 step 8).
-    pub fn add_via(
-        &mut self,
-        transport: &str,
-        sent_by: SocketAddr,
-        branch: &[u8],
-    ) -> Result<(), RewriteError> {
-        write_via_line(&mut self.top_lines, transport, sent_by, branch)
+    /// Inserts our Via (`prefix` + `branch`) above all others (§16.6 step 8).
+    pub fn add_via(&mut self, prefix: &ViaPrefix, branch: &[u8]) -> Result<(), RewriteError> {
+        let lines = &mut self.top_lines;
+        lines
+            .try_extend_from_slice(prefix.as_bytes())
+            .and_then(|()| lines.try_extend_from_slice(branch))
+            .and_then(|()| lines.try_extend_from_slice(b"\r\n"))
+            .map_err(|_| RewriteError::NoRoom)
     }
 
     /// Adds `received`/fills `rport` on the sender's Via for a request from `source`.
@@ -89,7 +113,7 @@ impl RequestRewrite {
             Some(mf) => {
                 let mut digits = ArrayVec::new();
                 // 0..=254 always fits in three digits.
-                let _ = write!(digits, "{}", mf.value - 1);
+                push_decimal(&mut digits, u32::from(mf.value - 1));
                 self.max_forwards = Some((msg.offset_of(mf.digits), mf.digits.len(), digits));
                 Ok(())
             }

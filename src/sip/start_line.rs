@@ -1,9 +1,10 @@
 //! Request line and status line (RFC 3261 §7.1, §7.2): exactly one SP between elements,
-//! SIP/2.0 only.
+//! SIP/2.0 only. The Request-URI's shape is checked here (a scheme, URI characters only);
+//! its full SIP-URI grammar is checked by [`crate::sip::uri::check_request_uri`].
 
 use super::error::ParseError;
 use super::scan::is_token_str;
-use super::uri::check_request_uri;
+use super::uri::check_absolute;
 
 /// The first line of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +60,7 @@ impl<'a> StartLine<'a> {
                 ParseError::StartLine
             });
         }
-        check_request_uri(uri).map_err(|_| ParseError::RequestUri)?;
+        check_absolute(uri).map_err(|_| ParseError::RequestUri)?;
         Ok(StartLine::Request { method, uri })
     }
 

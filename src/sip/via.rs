@@ -1,5 +1,6 @@
 //! One Via header value (RFC 3261 §20.42, §25.1 `via-parm`), RFC 3581 `rport` included.
 
+use super::header_name::eq_lowercase;
 use super::params::{BadParams, Params};
 use super::scan::{is_host_char, is_token_str, is_ws, parse_decimal, skip_ws, token_end};
 use std::net::{IpAddr, Ipv6Addr};
@@ -57,18 +58,22 @@ impl<'a> Via<'a> {
     pub fn parse(value: &'a [u8]) -> Result<Via<'a>, BadVia> {
         let s = value;
         // sent-protocol = protocol-name SLASH protocol-version SLASH transport,
-        // SLASH = SWS "/" SWS.
+        // SLASH = SWS "/" SWS. The usual `SIP/2.0/` is matched in one comparison.
         let mut i = skip_ws(s, 0);
-        let name_end = token_end(s, i);
-        if !s[i..name_end].eq_ignore_ascii_case(b"SIP") {
-            return Err(BadVia);
+        if s.len() >= i + 8 && eq_lowercase(&s[i..i + 8], b"sip/2.0/") {
+            i += 8;
+        } else {
+            let name_end = token_end(s, i);
+            if !s[i..name_end].eq_ignore_ascii_case(b"SIP") {
+                return Err(BadVia);
+            }
+            i = expect(s, name_end, b'/')?;
+            let version_end = token_end(s, i);
+            if &s[i..version_end] != b"2.0" {
+                return Err(BadVia);
+            }
+            i = expect(s, version_end, b'/')?;
         }
-        i = expect(s, name_end, b'/')?;
-        let version_end = token_end(s, i);
-        if &s[i..version_end] != b"2.0" {
-            return Err(BadVia);
-        }
-        i = expect(s, version_end, b'/')?;
         let transport_end = token_end(s, i);
         if transport_end == i {
             return Err(BadVia);
@@ -105,24 +110,31 @@ impl<'a> Via<'a> {
         };
         Params::new(&s[i..]).for_each_checked(|p| {
             let name = p.name;
-            if name.eq_ignore_ascii_case(b"branch") {
-                let v = p.value.ok_or(BadParams)?;
-                if !is_token_str(v) {
-                    return Err(BadParams);
+            match (name.len(), name[0] | 0x20) {
+                (6, b'b') if eq_lowercase(name, b"branch") => {
+                    let v = p.value.ok_or(BadParams)?;
+                    if !is_token_str(v) {
+                        return Err(BadParams);
+                    }
+                    via.branch = Some(v);
                 }
-                via.branch = Some(v);
-            } else if name.eq_ignore_ascii_case(b"received") {
-                via.received = Some(p.value.ok_or(BadParams)?);
-            } else if name.eq_ignore_ascii_case(b"rport") {
-                via.rport = Some(match p.value {
-                    None => Rport::Empty { name },
-                    Some(v) => Rport::Port(parse_decimal(v, 65535).ok_or(BadParams)? as u16),
-                });
-            } else if name.eq_ignore_ascii_case(b"maddr") {
-                via.maddr = Some(p.value.ok_or(BadParams)?);
-            } else if name.eq_ignore_ascii_case(b"ttl") {
-                let v = p.value.ok_or(BadParams)?;
-                via.ttl = Some(parse_decimal(v, 255).ok_or(BadParams)? as u8);
+                (8, b'r') if eq_lowercase(name, b"received") => {
+                    via.received = Some(p.value.ok_or(BadParams)?);
+                }
+                (5, b'r') if eq_lowercase(name, b"rport") => {
+                    via.rport = Some(match p.value {
+                        None => Rport::Empty { name },
+                        Some(v) => Rport::Port(parse_decimal(v, 65535).ok_or(BadParams)? as u16),
+                    });
+                }
+                (5, b'm') if eq_lowercase(name, b"maddr") => {
+                    via.maddr = Some(p.value.ok_or(BadParams)?);
+                }
+                (3, b't') if eq_lowercase(name, b"ttl") => {
+                    let v = p.value.ok_or(BadParams)?;
+                    via.ttl = Some(parse_decimal(v, 255).ok_or(BadParams)? as u8);
+                }
+                _ => {}
             }
             Ok(())
         })?;

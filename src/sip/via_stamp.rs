@@ -5,9 +5,9 @@
 use super::edits::{Edit, Edits, RewriteError};
 use super::message::TopVia;
 use super::scan::offset_in;
+use super::text::{push_decimal, push_ip};
 use super::via::Rport;
 use arrayvec::ArrayVec;
-use std::io::Write;
 use std::net::SocketAddr;
 
 /// `;received=` plus the longest IPv6 text.
@@ -33,19 +33,21 @@ impl ViaStamp {
         let fill_rport = matches!(via.rport, Some(Rport::Empty { .. }));
         if let Some(Rport::Empty { name }) = via.rport {
             let mut text = ArrayVec::new();
-            // A port is at most 6 bytes with the '='; the write cannot fail.
-            let _ = write!(text, "={}", source.port());
+            // '=' and at most five digits: always fits.
+            text.push(b'=');
+            push_decimal(&mut text, source.port().into());
             stamp.rport = Some((offset_in(buf, name) + name.len(), text));
         }
         if fill_rport || via.host_ip() != Some(ip) {
             let mut text = ArrayVec::new();
             stamp.received = Some(match via.received {
                 Some(existing) => {
-                    let _ = write!(text, "{ip}");
+                    push_ip(&mut text, ip);
                     (offset_in(buf, existing), existing.len(), text)
                 }
                 None => {
-                    let _ = write!(text, ";received={ip}");
+                    text.extend(*b";received=");
+                    push_ip(&mut text, ip);
                     (offset_in(buf, via.value) + via.value.len(), 0, text)
                 }
             });

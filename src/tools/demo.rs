@@ -4,7 +4,7 @@
 //! INVITE, rewrites it as the balancer will (our Via, received/rport, Max-Forwards), then
 //! times the per-message work.
 
-use crate::sip::{self, BranchKey, Frame, Header, RequestRewrite};
+use crate::sip::{self, BranchKey, Frame, Header, RequestRewrite, ViaPrefix};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -43,6 +43,9 @@ pub fn run() -> ExitCode {
     let key = BranchKey::new(b"demo-secret");
     let source = "198.51.100.7:40312".parse().expect("literal address");
     let our_via = "10.0.0.1:5070".parse().expect("literal address");
+    let Some(prefix) = ViaPrefix::new("UDP", our_via) else {
+        return ExitCode::FAILURE;
+    };
     let mut buf = vec![0u8; HEADROOM + SAMPLE_INVITE.len() + 512];
     buf[HEADROOM..HEADROOM + SAMPLE_INVITE.len()].copy_from_slice(SAMPLE_INVITE);
 
@@ -51,7 +54,7 @@ pub fn run() -> ExitCode {
         Ok(msg) => {
             let mut plan = RequestRewrite::new(&msg);
             let branch = key.branch(&msg);
-            if plan.add_via("UDP", our_via, branch.as_bytes()).is_err()
+            if plan.add_via(&prefix, branch.as_bytes()).is_err()
                 || plan.forward_max_forwards(&msg).is_err()
             {
                 eprintln!("demo: could not plan the rewrite");
@@ -88,7 +91,7 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         };
         let mut plan = RequestRewrite::new(&msg);
-        let _ = plan.add_via("UDP", our_via, key.branch(&msg).as_bytes());
+        let _ = plan.add_via(&prefix, key.branch(&msg).as_bytes());
         let mut frame = Frame::new(&mut scratch, HEADROOM, SAMPLE_INVITE.len());
         let _ = plan.apply(&mut frame);
         std::hint::black_box(frame.bytes());

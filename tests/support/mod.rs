@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use sipshard::sip::{self, BranchKey, Frame, Header, RequestRewrite, TopViaRemoval};
+use sipshard::sip::{self, BranchKey, Frame, Header, RequestRewrite, TopViaRemoval, ViaPrefix};
 use std::net::SocketAddr;
 
 /// Headroom and tailroom around the datagram in test buffers.
@@ -38,8 +38,11 @@ pub fn rewrite_request(
 /// Adds only our Via.
 pub fn insert_via(msg: &[u8], sent_by: SocketAddr, key: &BranchKey) -> Vec<u8> {
     rewrite_request(msg, |m, rw| {
-        rw.add_via("UDP", sent_by, key.branch(m).as_bytes())
-            .unwrap()
+        rw.add_via(
+            &ViaPrefix::new("UDP", sent_by).unwrap(),
+            key.branch(m).as_bytes(),
+        )
+        .unwrap()
     })
 }
 

@@ -1,0 +1,122 @@
+//! Wire-layer micro-benchmarks: parse, parse + insert Via (with the branch), strip Via,
+//! on a typical ~730-byte INVITE with SDP and a typical ~800-byte 200 OK.
+//! Run: `cargo bench --bench wire`.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use sipshard::sip::{self, BranchKey, Frame, Header, RequestRewrite, TopViaRemoval, ViaPrefix};
+use std::hint::black_box;
+use std::net::SocketAddr;
+
+const INVITE: &[u8] = include_bytes!("../tests/data/messages/invite.sip");
+const OK200: &[u8] = include_bytes!("../tests/data/messages/ok200.sip");
+const ROOM: usize = 512;
+
+fn buffer_with(msg: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0u8; ROOM + msg.len() + ROOM];
+    buf[ROOM..ROOM + msg.len()].copy_from_slice(msg);
+    buf
+}
+
+fn parse(c: &mut Criterion) {
+    let mut g = c.benchmark_group("parse");
+    for (name, msg) in [("invite", INVITE), ("ok200", OK200)] {
+        g.throughput(Throughput::Bytes(msg.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut headers = [Header::EMPTY; 32];
+                let m = sip::parse(black_box(msg), &mut headers).unwrap();
+                black_box(m.len)
+            })
+        });
+    }
+    g.finish();
+}
+
+fn insert_via(c: &mut Criterion) {
+    let key = BranchKey::new(b"bench");
+    let ours: SocketAddr = "10.0.0.1:5070".parse().unwrap();
+    // Formatted once per socket in the balancer.
+    let prefix = ViaPrefix::new("UDP", ours).unwrap();
+    let source: SocketAddr = "198.51.100.7:40312".parse().unwrap();
+    let mut g = c.benchmark_group("request");
+    g.throughput(Throughput::Bytes(INVITE.len() as u64));
+    // The datagram is restored before each round (the rewrite moves it); this measures
+    // that copy alone, to subtract.
+    let mut buf = buffer_with(INVITE);
+    g.bench_function("restore_datagram_only", |b| {
+        b.iter(|| {
+            buf[ROOM..ROOM + INVITE.len()].copy_from_slice(black_box(INVITE));
+            black_box(&buf);
+        })
+    });
+    g.bench_function("parse_insert_via", |b| {
+        b.iter(|| {
+            buf[ROOM..ROOM + INVITE.len()].copy_from_slice(black_box(INVITE));
+            let mut headers = [Header::EMPTY; 32];
+            let m = sip::parse(&buf[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
+            let mut rw = RequestRewrite::new(&m);
+            rw.add_via(&prefix, key.branch(&m).as_bytes()).unwrap();
+            let mut frame = Frame::new(&mut buf, ROOM, INVITE.len());
+            rw.apply(&mut frame).unwrap();
+            black_box(frame.len())
+        })
+    });
+    g.bench_function("parse_full_forward_rewrite", |b| {
+        b.iter(|| {
+            buf[ROOM..ROOM + INVITE.len()].copy_from_slice(black_box(INVITE));
+            let mut headers = [Header::EMPTY; 32];
+            let m = sip::parse(&buf[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
+            let mut rw = RequestRewrite::new(&m);
+            rw.add_via(&prefix, key.branch(&m).as_bytes()).unwrap();
+            rw.stamp_source(&m, source);
+            rw.forward_max_forwards(&m).unwrap();
+            let mut frame = Frame::new(&mut buf, ROOM, INVITE.len());
+            rw.apply(&mut frame).unwrap();
+            black_box(frame.len())
+        })
+    });
+    g.finish();
+}
+
+fn strip_via(c: &mut Criterion) {
+    let key = BranchKey::new(b"bench");
+    let mut g = c.benchmark_group("response");
+    g.throughput(Throughput::Bytes(OK200.len() as u64));
+    let mut buf = buffer_with(OK200);
+    g.bench_function("parse_verify_strip_via", |b| {
+        b.iter(|| {
+            buf[ROOM..ROOM + OK200.len()].copy_from_slice(black_box(OK200));
+            let mut headers = [Header::EMPTY; 32];
+            let m = sip::parse(&buf[ROOM..ROOM + OK200.len()], &mut headers).unwrap();
+            black_box(key.verify(m.top_via.via.branch.unwrap()));
+            let strip = TopViaRemoval::new(&m);
+            let mut frame = Frame::new(&mut buf, ROOM, OK200.len());
+            strip.apply(&mut frame).unwrap();
+            black_box(frame.len())
+        })
+    });
+    g.finish();
+}
+
+fn branch(c: &mut Criterion) {
+    let key = BranchKey::new(b"bench");
+    let mut headers = [Header::EMPTY; 32];
+    let m = sip::parse(INVITE, &mut headers).unwrap();
+    let b = key.branch(&m);
+    let mut g = c.benchmark_group("branch");
+    g.bench_function("make", |bench| {
+        bench.iter(|| black_box(key.branch(black_box(&m))))
+    });
+    g.bench_function("verify", |bench| {
+        bench.iter(|| black_box(key.verify(black_box(b.as_bytes()))))
+    });
+    g.finish();
+    let _ = BatchSize::SmallInput;
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+    targets = parse, insert_via, strip_via, branch
+}
+criterion_main!(benches);
