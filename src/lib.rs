@@ -3,7 +3,7 @@
 //! This crate holds the SIP wire layer ([`sip`]); the data plane, tools and control
 //! plane build on it.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod sip;
 pub mod tools;

@@ -7,10 +7,11 @@ use super::checks::{
     warning_ok,
 };
 use super::error::ParseError;
+use super::find::find;
 use super::header_name::HeaderName;
 use super::name_addr::NameAddr;
 use super::params::CommaValues;
-use super::scan::{offset_in, token_end, trim};
+use super::scan::{is_token_str, offset_in, trim};
 use super::start_line::StartLine;
 use super::uri::check_request_uri;
 use super::via::Via;
@@ -322,7 +323,7 @@ impl<'b> Driver<'b> {
             .iter()
             .position(|&b| b != b'\r' && b != b'\n')
             .ok_or(ParseError::Empty)?;
-        let nl = memchr::memchr(b'\n', &buf[pos..]).ok_or(ParseError::StartLine)? + pos;
+        let nl = find(buf, pos, b'\n').ok_or(ParseError::StartLine)?;
         let start = StartLine::parse(strip_cr(&buf[pos..nl]))?;
         if let (true, StartLine::Request { uri, .. }) = (self.full, start) {
             check_request_uri(uri).map_err(|_| ParseError::RequestUri)?;
@@ -339,19 +340,18 @@ impl<'b> Driver<'b> {
                 _ => {}
             }
             // One logical header line: continuation lines start with SP or HTAB.
-            let mut nl = memchr::memchr(b'\n', &buf[pos..]).ok_or(ParseError::Unterminated)? + pos;
+            let mut nl = find(buf, pos, b'\n').ok_or(ParseError::Unterminated)?;
             while matches!(buf.get(nl + 1), Some(b' ' | b'\t')) {
-                nl =
-                    memchr::memchr(b'\n', &buf[nl + 1..]).ok_or(ParseError::Unterminated)? + nl + 1;
+                nl = find(buf, nl + 1, b'\n').ok_or(ParseError::Unterminated)?;
             }
             let content = strip_cr(&buf[pos..nl]);
-            let name_end = token_end(content, 0);
-            let colon = name_end
-                + content[name_end..]
-                    .iter()
-                    .position(|&b| b != b' ' && b != b'\t')
-                    .unwrap_or(content.len() - name_end);
-            if name_end == 0 || content.get(colon) != Some(&b':') {
+            // name *(SP / HTAB) ":" — the first colon ends the name.
+            let colon = find(content, 0, b':').ok_or(ParseError::HeaderLine)?;
+            let mut name_end = colon;
+            while name_end > 0 && matches!(content[name_end - 1], b' ' | b'\t') {
+                name_end -= 1;
+            }
+            if !is_token_str(&content[..name_end]) {
                 return Err(ParseError::HeaderLine);
             }
             let raw_name = &content[..name_end];

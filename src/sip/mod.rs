@@ -36,6 +36,7 @@ pub mod branch;
 pub mod checks;
 pub mod edits;
 pub mod error;
+pub mod find;
 pub mod frame;
 pub mod header_name;
 pub mod message;

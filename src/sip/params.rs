@@ -1,5 +1,6 @@
 //! Header parameter lists (`*( SEMI generic-param )`) and comma-separated header values.
 
+use super::find::find3;
 use super::scan::{is_token, is_ws, quoted_string_end, skip_ws, token_end};
 
 /// One `name[=value]` parameter, borrowed from the message.
@@ -134,7 +135,7 @@ impl<'a> Iterator for CommaValues<'a> {
         let s = self.s;
         let start = skip_ws(s, self.i);
         // Fast path: nothing left that could separate values or hide a comma.
-        if memchr::memchr3(b',', b'"', b'<', &s[start..]).is_none() {
+        if find3(s, start, b',', b'"', b'<').is_none() {
             self.done = true;
             let mut e = s.len();
             while e > start && is_ws(s[e - 1]) {
