@@ -1,9 +1,11 @@
 //! sipshard: a thread-per-core SIP (RFC 3261) load balancer.
 //!
-//! This crate holds the SIP wire layer ([`sip`]); the data plane, tools and control
-//! plane build on it.
+//! Layers, each depending only on those below it: [`sip`] (wire format), [`balance`]
+//! (backend choice), `net` (sockets and batch I/O), `shard` (the per-core loop), [`tools`].
 
 #![deny(unsafe_code)]
 
+pub mod balance;
+pub mod config;
 pub mod sip;
 pub mod tools;

@@ -1,0 +1,1 @@
+//! Backend selection: the fixed Call-ID hash and the Maglev table.

@@ -1,0 +1,1 @@
+//! Balancer configuration: command line and TOML file into one validated config.
