@@ -7,5 +7,7 @@
 
 pub mod balance;
 pub mod config;
+pub mod net;
+pub mod shard;
 pub mod sip;
 pub mod tools;

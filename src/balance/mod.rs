@@ -1,1 +1,12 @@
 //! Backend selection: the fixed Call-ID hash and the Maglev table.
+//!
+//! A request's Call-ID is hashed with [`call_id_hash`] (a fixed, specified function, so
+//! every sipshard instance agrees), and the hash picks a backend through a [`Maglev`]
+//! lookup table built from the backend set (independent of the order it is listed in).
+
+pub mod backends;
+pub mod hash;
+pub mod maglev;
+
+pub use hash::call_id_hash;
+pub use maglev::{Maglev, MaglevError, DEFAULT_TABLE_SIZE};

@@ -61,7 +61,7 @@ pub use message::{
     Message, Partial, TopRoute, TopVia,
 };
 pub use name_addr::NameAddr;
-pub use reply::{write_reply, Echo, ReplyError, Status};
+pub use reply::{write_reply, write_response, Echo, Extras, ReplyError, Status};
 pub use rewrite::{MaxForwardsExhausted, RequestRewrite, TopViaRemoval, ViaPrefix};
 pub use start_line::StartLine;
 pub use uri::SipUri;

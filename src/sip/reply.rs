@@ -5,13 +5,15 @@
 
 use super::edits::Edit;
 use super::header_name::HeaderName;
-use super::message::{Header, Message, Partial, TopVia};
+use super::message::{CSeq, Header, Message, Partial, TopVia};
 use super::name_addr::NameAddr;
 use super::scan::offset_in;
 use super::start_line::StartLine;
+use super::text::push_decimal;
+use super::via::{Rport, Via};
 use super::via_stamp::ViaStamp;
+use arrayvec::ArrayVec;
 use std::fmt;
-use std::io::Write;
 use std::net::SocketAddr;
 
 /// A status to answer with.
@@ -86,6 +88,7 @@ pub struct Echo<'b, 'h> {
     headers: &'h [Header<'b>],
     top_via: TopVia<'b>,
     to: NameAddr<'b>,
+    cseq: CSeq<'b>,
 }
 
 impl<'b, 'h> Echo<'b, 'h> {
@@ -97,6 +100,7 @@ impl<'b, 'h> Echo<'b, 'h> {
             headers: msg.headers,
             top_via: msg.top_via,
             to: msg.to_addr().ok_or(ReplyError::MissingFields)?,
+            cseq: msg.cseq,
         })
     }
 
@@ -112,10 +116,39 @@ impl<'b, 'h> Echo<'b, 'h> {
                     headers: p.headers,
                     top_via,
                     to: NameAddr::parse(to).map_err(|_| ReplyError::MissingFields)?,
+                    cseq,
                 })
             }
             _ => Err(ReplyError::MissingFields),
         }
+    }
+}
+
+/// Where a response to `via` goes (§18.2.2, RFC 3581): `received` (else the sent-by IP) and
+/// `rport` (else the sent-by port, else 5060). `None` when the host needs DNS.
+pub fn response_destination(via: &Via<'_>) -> Option<SocketAddr> {
+    let ip = match via.received {
+        Some(r) => super::via::ip_literal(
+            r.strip_prefix(b"[")
+                .and_then(|r| r.strip_suffix(b"]"))
+                .unwrap_or(r),
+            r.contains(&b':'),
+        )?,
+        None => via.host_ip()?,
+    };
+    let port = match via.rport {
+        Some(Rport::Port(p)) => p,
+        _ => via.port.unwrap_or(5060),
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Where our stateless reply to a request from `source` goes: the source address, with
+/// the source port when the client asked for rport, else the Via's port.
+pub fn reply_destination(via: &Via<'_>, source: SocketAddr) -> SocketAddr {
+    match via.rport {
+        Some(_) => source,
+        None => SocketAddr::new(source.ip(), via.port.unwrap_or(5060)),
     }
 }
 
@@ -167,15 +200,14 @@ impl Out<'_> {
     }
 }
 
-impl Write for Out<'_> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.put(bytes)
-            .map(|()| bytes.len())
-            .map_err(|_| std::io::ErrorKind::WriteZero.into())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// What a response adds to the echoed headers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extras<'a> {
+    /// Header lines (each ending in CRLF) written after the echoed ones, e.g. a Contact.
+    pub headers: &'a [u8],
+    /// Answer for another method of the same CSeq number: a 487 to an INVITE built from
+    /// its CANCEL says `CSeq: n INVITE`.
+    pub cseq_method: Option<&'a [u8]>,
 }
 
 /// Writes the response `status` to the request `echo` into `out`; returns its length.
@@ -189,9 +221,26 @@ pub fn write_reply(
     source: SocketAddr,
     to_tag: &[u8],
 ) -> Result<usize, ReplyError> {
+    write_response(out, echo, status, source, to_tag, Extras::default())
+}
+
+/// [`write_reply`] with extra headers or another CSeq method.
+pub fn write_response(
+    out: &mut [u8],
+    echo: &Echo<'_, '_>,
+    status: Status,
+    source: SocketAddr,
+    to_tag: &[u8],
+    extras: Extras<'_>,
+) -> Result<usize, ReplyError> {
     let mut w = Out { buf: out, len: 0 };
-    write!(w, "SIP/2.0 {} {}\r\n", status.code, status.reason)
-        .map_err(|_| ReplyError::BufferTooSmall)?;
+    let mut code = ArrayVec::<u8, 10>::new();
+    push_decimal(&mut code, status.code.into());
+    w.put(b"SIP/2.0 ")?;
+    w.put(&code)?;
+    w.put(b" ")?;
+    w.put(status.reason.as_bytes())?;
+    w.put(b"\r\n")?;
     let stamp = ViaStamp::new(echo.buf, &echo.top_via, source);
     let via_edits = stamp.edits();
     // Via: every line, in order. From, To, Call-ID, CSeq: the first line of each only (a
@@ -234,13 +283,26 @@ pub fn write_reply(
                 },
             ];
             w.put_edited(h.line, line_at, &tag)?;
+        } else if let (HeaderName::CSeq, Some(method)) = (h.name, extras.cseq_method) {
+            let mut number = ArrayVec::<u8, 10>::new();
+            push_decimal(&mut number, echo.cseq.number);
+            w.put(b"CSeq: ")?;
+            w.put(&number)?;
+            w.put(b" ")?;
+            w.put(method)?;
+            w.put(b"\r\n")?;
         } else {
             w.put(h.line)?;
         }
     }
     if let Some(seconds) = status.retry_after {
-        write!(w, "Retry-After: {seconds}\r\n").map_err(|_| ReplyError::BufferTooSmall)?;
+        let mut digits = ArrayVec::<u8, 10>::new();
+        push_decimal(&mut digits, seconds);
+        w.put(b"Retry-After: ")?;
+        w.put(&digits)?;
+        w.put(b"\r\n")?;
     }
+    w.put(extras.headers)?;
     w.put(b"Server: sipshard\r\nContent-Length: 0\r\n\r\n")?;
     Ok(w.len)
 }

@@ -1,3 +1,4 @@
 //! Tools shipped in the same binary as the balancer.
 
 pub mod demo;
+pub mod responder;

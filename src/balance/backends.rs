@@ -1,0 +1,65 @@
+//! The immutable backend set a shard routes with: addresses, weights and their Maglev
+//! table, built off the packet path and handed to every shard.
+
+use super::maglev::{Maglev, MaglevError};
+use ahash::AHashSet;
+use std::net::SocketAddr;
+
+/// One backend and its weight (0 = drained: keeps its calls' in-flight responses flowing,
+/// receives no new Call-IDs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backend {
+    /// Where requests go.
+    pub addr: SocketAddr,
+    /// Relative share of Call-IDs.
+    pub weight: u32,
+}
+
+/// A backend set and its lookup table. Cloned once per shard, so each core reads its own copy.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    backends: Vec<Backend>,
+    maglev: Maglev,
+    addresses: AHashSet<SocketAddr>,
+}
+
+impl Snapshot {
+    /// Builds the table for `backends` (table size `table_size`, prime).
+    pub fn new(backends: &[Backend], table_size: u32) -> Result<Self, MaglevError> {
+        let keys: Vec<String> = backends.iter().map(|b| b.addr.to_string()).collect();
+        let entries: Vec<(&[u8], u32)> = keys
+            .iter()
+            .zip(backends)
+            .map(|(k, b)| (k.as_bytes(), b.weight))
+            .collect();
+        Ok(Snapshot {
+            backends: backends.to_vec(),
+            maglev: Maglev::build(&entries, table_size)?,
+            addresses: backends.iter().map(|b| b.addr).collect(),
+        })
+    }
+
+    /// The backend for a Call-ID hash; `None` when no backend takes new calls.
+    #[inline]
+    pub fn pick(&self, call_id_hash: u64) -> Option<SocketAddr> {
+        self.maglev
+            .lookup(call_id_hash)
+            .map(|i| self.backends[i].addr)
+    }
+
+    /// True if `addr` is one of the backends (requests from the internal side must be).
+    #[inline]
+    pub fn is_backend(&self, addr: SocketAddr) -> bool {
+        self.addresses.contains(&addr)
+    }
+
+    /// The backends, in configuration order.
+    pub fn backends(&self) -> &[Backend] {
+        &self.backends
+    }
+
+    /// The Maglev table.
+    pub fn maglev(&self) -> &Maglev {
+        &self.maglev
+    }
+}

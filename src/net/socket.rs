@@ -1,0 +1,58 @@
+//! UDP socket setup (socket2): SO_REUSEPORT, buffer sizes, IPV6_V6ONLY, non-blocking.
+
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+
+/// How to set a socket up.
+#[derive(Clone, Copy, Debug)]
+pub struct SocketOptions {
+    /// Join the address's SO_REUSEPORT group (one socket per shard on the public port).
+    pub reuse_port: bool,
+    /// SO_RCVBUF / SO_SNDBUF wanted, bytes (the kernel may cap it at net.core.*mem_max).
+    pub buffer_bytes: usize,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            reuse_port: true,
+            buffer_bytes: 4 << 20,
+        }
+    }
+}
+
+/// A bound, non-blocking UDP socket.
+pub fn udp_socket(addr: SocketAddr, options: SocketOptions) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // `[::]` means IPv6 only; IPv4 gets its own --listen.
+        socket.set_only_v6(true)?;
+    }
+    if options.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    // Best effort: a smaller buffer than asked is not an error (the kernel caps it).
+    let _ = socket.set_recv_buffer_size(options.buffer_bytes);
+    let _ = socket.set_send_buffer_size(options.buffer_bytes);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+/// `count` sockets in one SO_REUSEPORT group on `addr`. Port 0 picks an ephemeral port
+/// with the first bind and shares it with the rest. Returns the sockets and the bound
+/// address.
+pub fn reuseport_group(addr: SocketAddr, count: usize) -> io::Result<(Vec<Socket>, SocketAddr)> {
+    let options = SocketOptions::default();
+    let first = udp_socket(addr, options)?;
+    let bound = first
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("bound address is not IP"))?;
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        sockets.push(udp_socket(bound, options)?);
+    }
+    Ok((sockets, bound))
+}

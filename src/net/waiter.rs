@@ -1,0 +1,19 @@
+//! Parking on glommio until a raw socket is readable.
+
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{FromRawFd, RawFd};
+
+/// A glommio socket over a duplicate of `fd`, used only to wait (`peek_from`) until `fd`
+/// has a datagram; the datagrams themselves are read with `recvmmsg` on `fd`.
+pub fn readiness_waiter(fd: RawFd) -> io::Result<glommio::net::UdpSocket> {
+    // SAFETY: dup has no memory effects; it returns a new descriptor or -1.
+    let copy = unsafe { libc::dup(fd) };
+    if copy < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `copy` is a valid UDP socket descriptor that nothing else owns; glommio takes
+    // ownership and closes it on drop.
+    Ok(unsafe { glommio::net::UdpSocket::from_raw_fd(copy) })
+}

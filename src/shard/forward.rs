@@ -1,0 +1,398 @@
+//! The forwarding decisions for one datagram (RFC 3261 §16 for a stateless proxy), without
+//! I/O: given the slot holding the datagram, where it came from and on which side, rewrite
+//! it in place and say where it goes, or write a stateless reply, or drop it.
+//!
+//! | arrives on | kind | goes to | leaves from |
+//! | --- | --- | --- | --- |
+//! | public | request from a client | backend by Maglev over Call-ID | internal socket k (k from the Call-ID) |
+//! | internal | response from a backend | next Via | public |
+//! | internal | request from a backend | top Route, else Request-URI | public |
+//! | public | response to a backend's request | next Via | internal socket k |
+
+use super::verdict::{DropReason, Exit, ReplyKind, Verdict};
+use crate::balance::{backends::Snapshot, call_id_hash};
+use crate::net::HEADROOM;
+use crate::sip::reply::{reply_destination, response_destination};
+use crate::sip::{
+    self, parse_lenient, rewrite::MaxForwardsExhausted, BranchKey, Echo, Frame, Header, HeaderName,
+    Message, NameAddr, ParseError, RequestRewrite, SipUri, Status, TopViaRemoval, Via, ViaPrefix,
+};
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+
+/// Header slots per message. More headers than this is answered with 400.
+pub const MAX_HEADERS: usize = 64;
+
+/// Which socket a datagram arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The public address clients send to.
+    Public,
+    /// An internal socket backends answer to.
+    Internal,
+}
+
+/// One of our addresses and the Via prefix that advertises it.
+#[derive(Clone, Debug)]
+pub struct Advertised {
+    /// The address as it appears in our Via (a concrete IP, never unspecified).
+    pub addr: SocketAddr,
+    /// `Via: SIP/2.0/UDP addr;branch=`.
+    pub prefix: ViaPrefix,
+}
+
+impl Advertised {
+    /// The advertised form of `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        Advertised {
+            addr,
+            // A literal address and "UDP" always fit.
+            prefix: ViaPrefix::new("UDP", addr)
+                .unwrap_or_else(|| unreachable!("UDP and an IP always fit")),
+        }
+    }
+}
+
+/// Everything the decisions need; one per shard (the snapshot is shared read-only).
+pub struct Forwarder {
+    /// Branch key of the deployment.
+    pub key: BranchKey,
+    /// Backends and their table.
+    pub snapshot: Rc<Snapshot>,
+    /// Our public addresses (one per listen address), as advertised.
+    pub public: Vec<Advertised>,
+    /// Internal socket k's address, for every k.
+    pub internal: Vec<Advertised>,
+    /// Retry-After of a 503.
+    pub retry_after: u32,
+}
+
+/// What the parse-time half decided; applied once the datagram's borrow has ended.
+/// Held by value: boxing the large variant would allocate per message.
+#[allow(clippy::large_enum_variant)]
+enum Plan {
+    Request(RequestRewrite, Exit, SocketAddr),
+    Response(TopViaRemoval, Exit, SocketAddr),
+    Done(Verdict),
+}
+
+/// Which internal socket carries a Call-ID: a fixed function of its hash, independent of
+/// the Maglev lookup (which uses the hash's high bits through a multiply).
+#[inline]
+pub fn internal_port_index(hash: u64, ports: usize) -> usize {
+    ((hash.rotate_left(29) as u128 * ports as u128) >> 64) as usize
+}
+
+impl Forwarder {
+    /// Handles the datagram at `slot[HEADROOM..HEADROOM + len]` from `source`, arriving on
+    /// `side`. `reply` is where a stateless reply is written.
+    pub fn handle(
+        &self,
+        side: Side,
+        slot: &mut [u8],
+        reply: &mut [u8],
+        len: usize,
+        source: SocketAddr,
+    ) -> Verdict {
+        let plan = self.decide(side, &slot[HEADROOM..HEADROOM + len], reply, source);
+        match plan {
+            Plan::Done(verdict) => verdict,
+            Plan::Request(rewrite, exit, dest) => {
+                let mut frame = Frame::new(slot, HEADROOM, len);
+                match rewrite.apply(&mut frame) {
+                    Ok(()) => Verdict::Forward {
+                        exit,
+                        dest,
+                        start: frame.start(),
+                        len: frame.len(),
+                        request: true,
+                    },
+                    Err(_) => Verdict::Drop(DropReason::NoRoom),
+                }
+            }
+            Plan::Response(removal, exit, dest) => {
+                let mut frame = Frame::new(slot, HEADROOM, len);
+                match removal.apply(&mut frame) {
+                    Ok(()) => Verdict::Forward {
+                        exit,
+                        dest,
+                        start: frame.start(),
+                        len: frame.len(),
+                        request: false,
+                    },
+                    Err(_) => Verdict::Drop(DropReason::NoRoom),
+                }
+            }
+        }
+    }
+
+    fn decide(&self, side: Side, datagram: &[u8], reply: &mut [u8], source: SocketAddr) -> Plan {
+        let mut headers = [Header::EMPTY; MAX_HEADERS];
+        let msg = match sip::parse(datagram, &mut headers) {
+            Ok(msg) => msg,
+            Err(ParseError::Empty) => return Plan::Done(Verdict::Drop(DropReason::KeepAlive)),
+            Err(error) => return Plan::Done(self.bad_request(datagram, error, reply, source)),
+        };
+        match (side, msg.is_request()) {
+            (Side::Public, true) => self.client_request(&msg, reply, source),
+            (Side::Internal, false) => self.response(&msg, &self.internal, Exit::Public),
+            (Side::Internal, true) => self.backend_request(&msg, reply, source),
+            (Side::Public, false) => {
+                let k = internal_port_index(call_id_hash(msg.call_id), self.internal.len());
+                self.response(&msg, &self.public, Exit::Internal(k))
+            }
+        }
+    }
+
+    /// A request from a client: to a backend by Call-ID.
+    fn client_request(&self, msg: &Message<'_, '_>, reply: &mut [u8], source: SocketAddr) -> Plan {
+        if self.carries_our_branch(msg) {
+            return self.reply(
+                msg,
+                Status::LOOP_DETECTED,
+                ReplyKind::LoopDetected,
+                reply,
+                source,
+            );
+        }
+        let hash = call_id_hash(msg.call_id);
+        let Some(backend) = self.snapshot.pick(hash) else {
+            let status = Status::service_unavailable(self.retry_after);
+            return self.reply(msg, status, ReplyKind::ServiceUnavailable, reply, source);
+        };
+        let k = internal_port_index(hash, self.internal.len());
+        match self.rewrite_request(msg, &self.internal[k], source) {
+            Ok(rewrite) => Plan::Request(rewrite, Exit::Internal(k), backend),
+            Err(plan) => self.max_forwards_exhausted(msg, plan, reply, source),
+        }
+    }
+
+    /// A request from a backend (a BYE or re-INVITE toward a client, say): a plain proxy
+    /// step by Route, else Request-URI.
+    fn backend_request(&self, msg: &Message<'_, '_>, reply: &mut [u8], source: SocketAddr) -> Plan {
+        if !self.snapshot.is_backend(source) {
+            return Plan::Done(Verdict::Drop(DropReason::UnknownPeer));
+        }
+        if self.carries_our_branch(msg) {
+            return self.reply(
+                msg,
+                Status::LOOP_DETECTED,
+                ReplyKind::LoopDetected,
+                reply,
+                source,
+            );
+        }
+        let Some(dest) = self.next_hop(msg) else {
+            let status = Status {
+                code: 503,
+                reason: "Next Hop Needs DNS",
+                retry_after: None,
+            };
+            return self.reply(msg, status, ReplyKind::ServiceUnavailable, reply, source);
+        };
+        let Some(public) = self.public_for(dest) else {
+            return Plan::Done(Verdict::Drop(DropReason::NeedsDns));
+        };
+        match self.rewrite_request(msg, public, source) {
+            Ok(rewrite) => Plan::Request(rewrite, Exit::Public, dest),
+            Err(plan) => self.max_forwards_exhausted(msg, plan, reply, source),
+        }
+    }
+
+    /// A response: our Via must be on top (sent-by one of `ours`, branch made with our key);
+    /// it is stripped and the response goes to the next Via.
+    fn response(&self, msg: &Message<'_, '_>, ours: &[Advertised], exit: Exit) -> Plan {
+        let via = &msg.top_via.via;
+        let sent_by_ours = via.host_ip().is_some_and(|ip| {
+            ours.iter()
+                .any(|a| a.addr == SocketAddr::new(ip, via.port.unwrap_or(5060)))
+        });
+        if !sent_by_ours || !via.branch.is_some_and(|b| self.key.verify(b)) {
+            return Plan::Done(Verdict::Drop(DropReason::ForeignVia));
+        }
+        let Some(next) = msg.second_via else {
+            return Plan::Done(Verdict::Drop(DropReason::NoNextVia));
+        };
+        match response_destination(&next) {
+            Some(dest) => Plan::Response(TopViaRemoval::new(msg), exit, dest),
+            None => Plan::Done(Verdict::Drop(DropReason::NeedsDns)),
+        }
+    }
+
+    /// Our Via (advertising `us`), received/rport, Max-Forwards, and our Route removed.
+    /// `Err` when Max-Forwards is zero.
+    fn rewrite_request(
+        &self,
+        msg: &Message<'_, '_>,
+        us: &Advertised,
+        source: SocketAddr,
+    ) -> Result<RequestRewrite, MaxForwardsExhausted> {
+        let mut rewrite = RequestRewrite::new(msg);
+        // Our prefix and a branch always fit the top-lines buffer.
+        let _ = rewrite.add_via(&us.prefix, self.key.branch(msg).as_bytes());
+        rewrite.forward_max_forwards(msg)?;
+        rewrite.stamp_source(msg, source);
+        if msg.top_route.is_some_and(|r| self.is_us(&r.addr)) {
+            rewrite.remove_top_route(msg);
+        }
+        Ok(rewrite)
+    }
+
+    fn max_forwards_exhausted(
+        &self,
+        msg: &Message<'_, '_>,
+        _: MaxForwardsExhausted,
+        reply: &mut [u8],
+        source: SocketAddr,
+    ) -> Plan {
+        if msg.method() == Some(b"ACK") {
+            return Plan::Done(Verdict::Drop(DropReason::AckTooManyHops));
+        }
+        self.reply(
+            msg,
+            Status::TOO_MANY_HOPS,
+            ReplyKind::TooManyHops,
+            reply,
+            source,
+        )
+    }
+
+    /// §16.3 step 4: a request already carrying one of our branches has looped back.
+    fn carries_our_branch(&self, msg: &Message<'_, '_>) -> bool {
+        let ours = |via: &Via<'_>| via.branch.is_some_and(|b| self.key.verify(b));
+        ours(&msg.top_via.via) || msg.second_via.is_some_and(|v| ours(&v))
+    }
+
+    /// True if the URI of `addr` names one of our addresses (a Route to us).
+    fn is_us(&self, addr: &NameAddr<'_>) -> bool {
+        let Ok(uri) = SipUri::parse(addr.uri) else {
+            return false;
+        };
+        let Some(ip) = uri.host_ip() else {
+            return false;
+        };
+        let target = SocketAddr::new(ip, uri.port.unwrap_or(5060));
+        self.public
+            .iter()
+            .chain(&self.internal)
+            .any(|a| a.addr == target)
+    }
+
+    /// The next hop of a request from a backend: the first Route that is not us, else the
+    /// Request-URI. `None` when it is not an IP literal.
+    fn next_hop(&self, msg: &Message<'_, '_>) -> Option<SocketAddr> {
+        let route = msg
+            .headers
+            .iter()
+            .filter(|h| h.name == HeaderName::Route)
+            .flat_map(|h| sip::params::CommaValues::new(h.value))
+            .filter_map(|v| NameAddr::parse(v).ok())
+            .find(|a| !self.is_us(a));
+        let uri = match route {
+            Some(a) => a.uri,
+            None => msg.request_uri()?,
+        };
+        let uri = SipUri::parse(uri).ok()?;
+        let ip = match uri.param(b"maddr") {
+            Some(Some(maddr)) => sip::via::ip_literal(maddr, false)?,
+            _ => uri.host_ip()?,
+        };
+        Some(SocketAddr::new(ip, uri.port.unwrap_or(5060)))
+    }
+
+    /// Our public address of `dest`'s family.
+    fn public_for(&self, dest: SocketAddr) -> Option<&Advertised> {
+        self.public
+            .iter()
+            .find(|a| a.addr.is_ipv4() == dest.is_ipv4())
+    }
+
+    /// A stateless reply to a valid request.
+    fn reply(
+        &self,
+        msg: &Message<'_, '_>,
+        status: Status,
+        kind: ReplyKind,
+        reply: &mut [u8],
+        source: SocketAddr,
+    ) -> Plan {
+        let verdict = match Echo::from_message(msg) {
+            Ok(echo) => self.write(
+                &echo,
+                status,
+                kind,
+                reply,
+                source,
+                &msg.top_via.via,
+                msg.call_id,
+            ),
+            Err(_) => Verdict::Drop(DropReason::BadAck),
+        };
+        Plan::Done(verdict)
+    }
+
+    /// A 400 to a request that failed validation, if it can be answered at all.
+    fn bad_request(
+        &self,
+        datagram: &[u8],
+        error: ParseError,
+        reply: &mut [u8],
+        source: SocketAddr,
+    ) -> Verdict {
+        let mut headers = [Header::EMPTY; MAX_HEADERS];
+        let partial = parse_lenient(datagram, &mut headers);
+        let is_ack = matches!(
+            partial.fields.start,
+            Some(sip::StartLine::Request { method: b"ACK", .. })
+        );
+        let (Ok(echo), Some(top)) = (Echo::from_partial(&partial), partial.fields.top_via) else {
+            return Verdict::Drop(if is_ack {
+                DropReason::BadAck
+            } else {
+                DropReason::Unparsable
+            });
+        };
+        let call_id = partial.fields.call_id.unwrap_or_default();
+        self.write(
+            &echo,
+            Status::bad_request(error.reason()),
+            ReplyKind::BadRequest,
+            reply,
+            source,
+            &top.via,
+            call_id,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &self,
+        echo: &Echo<'_, '_>,
+        status: Status,
+        kind: ReplyKind,
+        reply: &mut [u8],
+        source: SocketAddr,
+        top: &Via<'_>,
+        call_id: &[u8],
+    ) -> Verdict {
+        // A To tag stable per request, so a retransmission gets the same reply.
+        let mut tag = [0u8; 16];
+        let hash = call_id_hash(call_id) ^ top.branch.map_or(0, call_id_hash);
+        for (i, slot) in tag.iter_mut().enumerate() {
+            *slot = b"0123456789abcdef"[((hash >> (i * 4)) & 0xf) as usize];
+        }
+        match sip::write_reply(reply, echo, status, source, &tag) {
+            Ok(len) => Verdict::Reply {
+                kind,
+                dest: reply_destination(top, source),
+                len,
+            },
+            Err(_) => Verdict::Drop(DropReason::ReplyTooLarge),
+        }
+    }
+}
+
+/// True if `ip` is usable in a Via (not 0.0.0.0 or ::).
+pub fn is_concrete(ip: IpAddr) -> bool {
+    !ip.is_unspecified()
+}

@@ -1,0 +1,381 @@
+//! The data plane: one glommio executor pinned to each worker core, each owning its public
+//! socket(s) (SO_REUSEPORT), its internal socket, its copy of the backend snapshot and its
+//! counters. Any shard may send on any internal socket (the Call-ID picks it, so every
+//! request of a transaction leaves with the same Via sent-by); the kernel serialises
+//! concurrent sends on one socket, and no user-space state is shared.
+
+pub mod forward;
+pub mod runtime;
+pub mod verdict;
+
+use crate::balance::backends::{Backend, Snapshot};
+use crate::net::{reuseport_group, udp_socket, Batch, Payload, SocketOptions};
+use crate::sip::BranchKey;
+use forward::{Advertised, Forwarder, Side};
+use socket2::Socket;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+pub use verdict::{Counters, DropReason, Exit, ReplyKind, Verdict};
+
+/// Datagrams drained per `recvmmsg`.
+pub const BATCH: usize = 32;
+
+/// What the data plane needs to start.
+#[derive(Clone, Debug)]
+pub struct PlaneConfig {
+    /// Public addresses to bind (port 0: an ephemeral port shared by all shards).
+    pub listen: Vec<SocketAddr>,
+    /// IP advertised in our Via for a listen address that is unspecified (0.0.0.0 / ::).
+    pub advertise: Option<IpAddr>,
+    /// Internal IP and base port (shard k binds base + k; `None`: ephemeral ports).
+    pub internal_ip: IpAddr,
+    /// First internal port.
+    pub internal_base_port: Option<u16>,
+    /// Backends.
+    pub backends: Vec<Backend>,
+    /// Number of shards.
+    pub workers: usize,
+    /// Pin shard k to the k-th online core.
+    pub pin: bool,
+    /// Branch secret.
+    pub secret: Vec<u8>,
+    /// Retry-After of a 503.
+    pub retry_after: u32,
+    /// Maglev table size.
+    pub table_size: u32,
+}
+
+/// Why the data plane did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A socket could not be made or bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The backend table could not be built.
+    #[error("backend table: {0}")]
+    Table(#[from] crate::balance::MaglevError),
+    /// A listen address is unspecified and no advertised IP of its family was given.
+    #[error(
+        "listen address {0} is unspecified: give an address to advertise in Via (--advertise)"
+    )]
+    NoAdvertise(SocketAddr),
+    /// An executor could not start.
+    #[error("shard {shard}: {message}")]
+    Executor {
+        /// Which shard.
+        shard: usize,
+        /// glommio's error.
+        message: String,
+    },
+    /// Nothing to do.
+    #[error("at least one worker, listen address and backend are needed")]
+    Empty,
+}
+
+/// A running data plane.
+pub struct Plane {
+    stop: Arc<AtomicBool>,
+    shards: Vec<glommio::ExecutorJoinHandle<Counters>>,
+    public: Vec<SocketAddr>,
+    internal: Vec<SocketAddr>,
+}
+
+impl Plane {
+    /// The bound public addresses (ephemeral ports resolved).
+    pub fn public_addrs(&self) -> &[SocketAddr] {
+        &self.public
+    }
+
+    /// The bound internal addresses, one per shard.
+    pub fn internal_addrs(&self) -> &[SocketAddr] {
+        &self.internal
+    }
+
+    /// A flag that stops the plane when set (for signal handlers).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Stops every shard and returns the summed counters.
+    pub fn stop(self) -> Counters {
+        self.stop.store(true, Ordering::Release);
+        self.wait()
+    }
+
+    /// Waits until the stop flag is set (by [`Plane::stop_flag`]) and the shards exit.
+    pub fn wait(self) -> Counters {
+        let mut total = Counters::default();
+        for shard in self.shards {
+            if let Ok(counters) = shard.join() {
+                total.add(&counters);
+            }
+        }
+        total
+    }
+}
+
+fn bind(addr: SocketAddr, reuse_port: bool) -> Result<Socket, StartError> {
+    udp_socket(
+        addr,
+        SocketOptions {
+            reuse_port,
+            ..SocketOptions::default()
+        },
+    )
+    .map_err(|source| StartError::Bind { addr, source })
+}
+
+fn local_addr(socket: &Socket, fallback: SocketAddr) -> SocketAddr {
+    socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .unwrap_or(fallback)
+}
+
+/// Starts the data plane.
+pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
+    if config.workers == 0 || config.listen.is_empty() || config.backends.is_empty() {
+        return Err(StartError::Empty);
+    }
+    let snapshot = Snapshot::new(&config.backends, config.table_size)?;
+
+    // Internal sockets: one per shard, shared (by fd) by all shards for sending.
+    let mut internal_sockets = Vec::with_capacity(config.workers);
+    for k in 0..config.workers {
+        let port = config
+            .internal_base_port
+            .map_or(0, |p| p.saturating_add(k as u16));
+        internal_sockets.push(bind(SocketAddr::new(config.internal_ip, port), false)?);
+    }
+    let internal: Vec<SocketAddr> = internal_sockets
+        .iter()
+        .map(|s| local_addr(s, SocketAddr::new(config.internal_ip, 0)))
+        .collect();
+
+    // Public sockets: per listen address, one per shard in one SO_REUSEPORT group. An
+    // ephemeral port is fixed by the first bind and shared by the rest.
+    let mut public_sockets: Vec<Vec<Socket>> = (0..config.workers).map(|_| Vec::new()).collect();
+    let mut public = Vec::new();
+    for &listen in &config.listen {
+        let (group, bound) =
+            reuseport_group(listen, config.workers).map_err(|source| StartError::Bind {
+                addr: listen,
+                source,
+            })?;
+        for (sockets, socket) in public_sockets.iter_mut().zip(group) {
+            sockets.push(socket);
+        }
+        let ip = if bound.ip().is_unspecified() {
+            match config.advertise {
+                Some(ip) if ip.is_ipv4() == bound.is_ipv4() => ip,
+                _ => return Err(StartError::NoAdvertise(listen)),
+            }
+        } else {
+            bound.ip()
+        };
+        public.push(SocketAddr::new(ip, bound.port()));
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let internal_sockets = Arc::new(internal_sockets);
+    let mut shards = Vec::with_capacity(config.workers);
+    for (k, public_sockets) in public_sockets.into_iter().enumerate() {
+        let shard = ShardSetup {
+            index: k,
+            public_sockets,
+            internal_sockets: internal_sockets.clone(),
+            snapshot: snapshot.clone(),
+            public: public.clone(),
+            internal: internal.clone(),
+            secret: config.secret.clone(),
+            retry_after: config.retry_after,
+            stop: stop.clone(),
+        };
+        let handle = runtime::spawn_shard(k, config.pin, "sipshard", move || shard.run())
+            .map_err(|message| StartError::Executor { shard: k, message })?;
+        shards.push(handle);
+    }
+    Ok(Plane {
+        stop,
+        shards,
+        public,
+        internal,
+    })
+}
+
+/// What one shard starts with (moved into its executor thread).
+struct ShardSetup {
+    index: usize,
+    public_sockets: Vec<Socket>,
+    internal_sockets: Arc<Vec<Socket>>,
+    snapshot: Snapshot,
+    public: Vec<SocketAddr>,
+    internal: Vec<SocketAddr>,
+    secret: Vec<u8>,
+    retry_after: u32,
+    stop: Arc<AtomicBool>,
+}
+
+/// The fds a shard's tasks send on.
+struct Exits {
+    /// (fd, is IPv4) of this shard's public sockets.
+    public: Vec<(RawFd, bool)>,
+    /// Every internal socket's fd, by index.
+    internal: Vec<RawFd>,
+}
+
+impl Exits {
+    fn fd(&self, exit: Exit, dest: SocketAddr, arrived_on: RawFd) -> RawFd {
+        match exit {
+            Exit::Same => arrived_on,
+            Exit::Internal(k) => self.internal.get(k).copied().unwrap_or(arrived_on),
+            Exit::Public => self
+                .public
+                .iter()
+                .find(|(_, v4)| *v4 == dest.is_ipv4())
+                .map_or(arrived_on, |(fd, _)| *fd),
+        }
+    }
+}
+
+impl ShardSetup {
+    async fn run(self) -> Counters {
+        let forwarder = Rc::new(Forwarder {
+            key: BranchKey::new(&self.secret),
+            snapshot: Rc::new(self.snapshot),
+            public: self.public.iter().map(|&a| Advertised::new(a)).collect(),
+            internal: self.internal.iter().map(|&a| Advertised::new(a)).collect(),
+            retry_after: self.retry_after,
+        });
+        let exits = Rc::new(Exits {
+            public: self
+                .public_sockets
+                .iter()
+                .map(|s| (s.as_raw_fd(), local_addr(s, self.public[0]).is_ipv4()))
+                .collect(),
+            internal: self
+                .internal_sockets
+                .iter()
+                .map(|s| s.as_raw_fd())
+                .collect(),
+        });
+        let mut tasks = Vec::new();
+        for socket in &self.public_sockets {
+            tasks.push(spawn_socket_task(
+                socket.as_raw_fd(),
+                Side::Public,
+                &forwarder,
+                &exits,
+                &self.stop,
+            ));
+        }
+        let own_internal = self.internal_sockets[self.index].as_raw_fd();
+        tasks.push(spawn_socket_task(
+            own_internal,
+            Side::Internal,
+            &forwarder,
+            &exits,
+            &self.stop,
+        ));
+        let mut total = Counters::default();
+        for task in tasks {
+            if let Some(counters) = task.await {
+                total.add(&counters);
+            }
+        }
+        // The public sockets close here; the internal ones when the last shard lets go.
+        drop(self.public_sockets);
+        total
+    }
+}
+
+fn spawn_socket_task(
+    fd: RawFd,
+    side: Side,
+    forwarder: &Rc<Forwarder>,
+    exits: &Rc<Exits>,
+    stop: &Arc<AtomicBool>,
+) -> glommio::task::JoinHandle<Counters> {
+    let (forwarder, exits, stop) = (forwarder.clone(), exits.clone(), stop.clone());
+    glommio::spawn_local(async move { socket_loop(fd, side, &forwarder, &exits, &stop).await })
+        .detach()
+}
+
+/// One socket's task: drain, decide, send.
+async fn socket_loop(
+    fd: RawFd,
+    side: Side,
+    forwarder: &Forwarder,
+    exits: &Exits,
+    stop: &AtomicBool,
+) -> Counters {
+    let mut counters = Counters::default();
+    let mut batch = Batch::new(BATCH);
+    let mut received = 0u64;
+    let report = runtime::serve(
+        fd,
+        &mut batch,
+        stop,
+        |n| received += n as u64,
+        |batch, i| handle_slot(batch, i, fd, side, forwarder, exits, &mut counters),
+    )
+    .await;
+    counters.received = received;
+    counters.drops[DropReason::SendBufferFull as usize] += report.would_block;
+    counters.drops[DropReason::SendFailed as usize] += report.failed;
+    counters
+}
+
+fn handle_slot(
+    batch: &mut Batch,
+    i: usize,
+    fd: RawFd,
+    side: Side,
+    forwarder: &Forwarder,
+    exits: &Exits,
+    counters: &mut Counters,
+) {
+    if batch.truncated(i) {
+        counters.drop_one(DropReason::Truncated);
+        return;
+    }
+    let Some(source) = batch.source(i) else {
+        counters.drop_one(DropReason::BadSource);
+        return;
+    };
+    let len = batch.datagram_len(i);
+    let (slot, reply) = batch.slot_mut(i);
+    let verdict = forwarder.handle(side, slot, reply, len, source);
+    counters.record(&verdict);
+    // A slot sends at most one datagram here, so `send` always has room.
+    match verdict {
+        Verdict::Forward {
+            exit,
+            dest,
+            start,
+            len,
+            ..
+        } => {
+            batch.send(
+                i,
+                exits.fd(exit, dest, fd),
+                Payload::Frame { start, len },
+                dest,
+            );
+        }
+        Verdict::Reply { dest, len, .. } => {
+            batch.send(i, fd, Payload::Reply { offset: 0, len }, dest);
+        }
+        Verdict::Drop(_) => {}
+    }
+}

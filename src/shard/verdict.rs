@@ -1,0 +1,209 @@
+//! What happens to one datagram, and the per-socket counters that tally it.
+
+use std::net::SocketAddr;
+
+/// Which socket a datagram leaves from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// The shard's public socket for the destination's address family.
+    Public,
+    /// Internal socket `k` (any shard's: the Call-ID picks it, not the receiving shard).
+    Internal(usize),
+    /// The socket the datagram arrived on (stateless replies).
+    Same,
+}
+
+/// Why a datagram was not forwarded or answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum DropReason {
+    /// Not SIP, or too malformed to answer (and responses, which are never answered).
+    Unparsable = 0,
+    /// An empty datagram or only CRLFs: a NAT keep-alive.
+    KeepAlive,
+    /// A malformed ACK (never answered, §17.2.1).
+    BadAck,
+    /// An ACK with Max-Forwards 0 (not forwarded, never answered).
+    AckTooManyHops,
+    /// A response whose top Via is not ours (or whose branch does not verify).
+    ForeignVia,
+    /// A response with no Via left after ours.
+    NoNextVia,
+    /// The next hop is a host name; sipshard does not resolve names yet.
+    NeedsDns,
+    /// A request on the internal side from an address that is not a backend.
+    UnknownPeer,
+    /// The reply did not fit its buffer.
+    ReplyTooLarge,
+    /// The rewrite did not fit the slot's head/tailroom.
+    NoRoom,
+    /// Longer than the largest datagram.
+    Truncated,
+    /// The source address family is unknown.
+    BadSource,
+    /// The socket's send buffer stayed full.
+    SendBufferFull,
+    /// The kernel refused the send.
+    SendFailed,
+}
+
+impl DropReason {
+    /// Number of reasons.
+    pub const COUNT: usize = 14;
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::Unparsable,
+        DropReason::KeepAlive,
+        DropReason::BadAck,
+        DropReason::AckTooManyHops,
+        DropReason::ForeignVia,
+        DropReason::NoNextVia,
+        DropReason::NeedsDns,
+        DropReason::UnknownPeer,
+        DropReason::ReplyTooLarge,
+        DropReason::NoRoom,
+        DropReason::Truncated,
+        DropReason::BadSource,
+        DropReason::SendBufferFull,
+        DropReason::SendFailed,
+    ];
+
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::Unparsable => "unparsable",
+            DropReason::KeepAlive => "keepalive",
+            DropReason::BadAck => "bad_ack",
+            DropReason::AckTooManyHops => "ack_too_many_hops",
+            DropReason::ForeignVia => "foreign_via",
+            DropReason::NoNextVia => "no_next_via",
+            DropReason::NeedsDns => "needs_dns",
+            DropReason::UnknownPeer => "unknown_peer",
+            DropReason::ReplyTooLarge => "reply_too_large",
+            DropReason::NoRoom => "no_room",
+            DropReason::Truncated => "truncated",
+            DropReason::BadSource => "bad_source",
+            DropReason::SendBufferFull => "send_buffer_full",
+            DropReason::SendFailed => "send_failed",
+        }
+    }
+}
+
+/// The stateless replies sipshard sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum ReplyKind {
+    /// 400 Bad Request.
+    BadRequest = 0,
+    /// 482 Loop Detected.
+    LoopDetected,
+    /// 483 Too Many Hops.
+    TooManyHops,
+    /// 503: no backend up, or a next hop that needs DNS.
+    ServiceUnavailable,
+}
+
+impl ReplyKind {
+    /// Number of kinds.
+    pub const COUNT: usize = 4;
+    /// Every kind, in counter order.
+    pub const ALL: [ReplyKind; Self::COUNT] = [
+        ReplyKind::BadRequest,
+        ReplyKind::LoopDetected,
+        ReplyKind::TooManyHops,
+        ReplyKind::ServiceUnavailable,
+    ];
+    /// Status code.
+    pub fn code(self) -> u16 {
+        match self {
+            ReplyKind::BadRequest => 400,
+            ReplyKind::LoopDetected => 482,
+            ReplyKind::TooManyHops => 483,
+            ReplyKind::ServiceUnavailable => 503,
+        }
+    }
+}
+
+/// The outcome of handling one datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send `len` bytes of the slot from `start` to `dest` via `exit`.
+    Forward {
+        /// Socket to send from.
+        exit: Exit,
+        /// Next hop.
+        dest: SocketAddr,
+        /// Offset of the rewritten message in the slot.
+        start: usize,
+        /// Its length.
+        len: usize,
+        /// True for a request (false for a response).
+        request: bool,
+    },
+    /// Send the first `len` bytes of the reply buffer to `dest` from the receiving socket.
+    Reply {
+        /// Which reply.
+        kind: ReplyKind,
+        /// Where.
+        dest: SocketAddr,
+        /// Length.
+        len: usize,
+    },
+    /// Nothing is sent.
+    Drop(DropReason),
+}
+
+/// What one socket task did: owned by the task, summed across shards when reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Datagrams received.
+    pub received: u64,
+    /// Requests forwarded.
+    pub requests_forwarded: u64,
+    /// Responses forwarded.
+    pub responses_forwarded: u64,
+    /// Replies sent, by [`ReplyKind`].
+    pub replies: [u64; ReplyKind::COUNT],
+    /// Drops, by [`DropReason`].
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl Counters {
+    /// Tallies a verdict (sends are tallied by [`Counters::record_flush`]).
+    pub fn record(&mut self, verdict: &Verdict) {
+        match *verdict {
+            Verdict::Forward { request: true, .. } => self.requests_forwarded += 1,
+            Verdict::Forward { request: false, .. } => self.responses_forwarded += 1,
+            Verdict::Reply { kind, .. } => self.replies[kind as usize] += 1,
+            Verdict::Drop(reason) => self.drops[reason as usize] += 1,
+        }
+    }
+
+    /// Tallies a drop.
+    pub fn drop_one(&mut self, reason: DropReason) {
+        self.drops[reason as usize] += 1;
+    }
+
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Counters) {
+        self.received += other.received;
+        self.requests_forwarded += other.requests_forwarded;
+        self.responses_forwarded += other.responses_forwarded;
+        for (a, b) in self.replies.iter_mut().zip(other.replies) {
+            *a += b;
+        }
+        for (a, b) in self.drops.iter_mut().zip(other.drops) {
+            *a += b;
+        }
+    }
+
+    /// Drops for one reason.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+
+    /// Replies of one kind.
+    pub fn replied(&self, kind: ReplyKind) -> u64 {
+        self.replies[kind as usize]
+    }
+}
