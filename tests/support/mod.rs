@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod lab;
+
 use sipshard::sip::{self, BranchKey, Frame, Header, RequestRewrite, TopViaRemoval, ViaPrefix};
 use std::net::SocketAddr;
 
