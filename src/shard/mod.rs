@@ -107,20 +107,32 @@ impl Plane {
 
     /// Stops every shard and returns the summed counters.
     pub fn stop(self) -> Counters {
-        self.stop.store(true, Ordering::Release);
-        self.wait()
+        total(&self.stop_each())
     }
 
-    /// Waits until the stop flag is set (by [`Plane::stop_flag`]) and the shards exit.
-    pub fn wait(self) -> Counters {
-        let mut total = Counters::default();
-        for shard in self.shards {
-            if let Ok(counters) = shard.join() {
-                total.add(&counters);
-            }
-        }
-        total
+    /// Stops every shard and returns each shard's counters.
+    pub fn stop_each(self) -> Vec<Counters> {
+        self.stop.store(true, Ordering::Release);
+        self.wait_each()
     }
+
+    /// Waits until the stop flag is set (by [`Plane::stop_flag`]) and the shards exit;
+    /// returns each shard's counters.
+    pub fn wait_each(self) -> Vec<Counters> {
+        self.shards
+            .into_iter()
+            .map(|shard| shard.join().unwrap_or_default())
+            .collect()
+    }
+}
+
+/// The sum of per-shard counters.
+pub fn total(shards: &[Counters]) -> Counters {
+    let mut total = Counters::default();
+    for c in shards {
+        total.add(c);
+    }
+    total
 }
 
 fn bind(addr: SocketAddr, reuse_port: bool) -> Result<Socket, StartError> {
