@@ -1,6 +1,8 @@
 //! `sipshard` command line: dispatch only.
 
 use clap::{Parser, Subcommand};
+use sipshard::config::BalanceArgs;
+use sipshard::tools::{self, responder::ResponderArgs};
 use std::process::ExitCode;
 
 /// A thread-per-core SIP load balancer.
@@ -13,12 +15,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the load balancer in front of a farm of SIP servers.
+    Balance(BalanceArgs),
+    /// Run a fast SIP responder (a backend for tests and benchmarks).
+    Responder(ResponderArgs),
     /// Run the built-in demo on an embedded default (no setup needed).
     Demo,
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Demo => sipshard::tools::demo::run(),
+        Command::Balance(args) => tools::balance::run(&args),
+        Command::Responder(args) => tools::responder::run(&args),
+        Command::Demo => tools::demo::run(),
     }
 }

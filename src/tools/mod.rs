@@ -1,4 +1,5 @@
 //! Tools shipped in the same binary as the balancer.
 
+pub mod balance;
 pub mod demo;
 pub mod responder;

@@ -244,3 +244,48 @@ fn to_tag(call_id: &[u8], from_tag: Option<&[u8]>) -> [u8; 16] {
     }
     tag
 }
+
+/// `sipshard responder` arguments.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ResponderArgs {
+    /// Address to answer on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5060")]
+    pub listen: SocketAddr,
+    /// Worker cores (default: every online core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+}
+
+/// Runs the responder until SIGINT or SIGTERM, then prints what it saw.
+pub fn run(args: &ResponderArgs) -> std::process::ExitCode {
+    let workers = args.workers.unwrap_or_else(crate::config::online_cores);
+    let responder = match Responder::start(args.listen, workers, true) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sipshard responder: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(signal, responder.stop_flag());
+    }
+    eprintln!(
+        "sipshard responder: answering on {} with {workers} worker(s)",
+        responder.addr()
+    );
+    let seen = responder.wait();
+    let per_method: Vec<String> = METHODS
+        .iter()
+        .zip(seen.requests)
+        .filter(|(_, n)| *n > 0)
+        .map(|(m, n)| format!("{m}={n}"))
+        .collect();
+    eprintln!(
+        "sipshard responder: stopped; requests [{}], responses sent {}, unparsable {}, send failures {}",
+        per_method.join(" "),
+        seen.sent,
+        seen.unparsable,
+        seen.send_failures
+    );
+    std::process::ExitCode::SUCCESS
+}
