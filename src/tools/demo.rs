@@ -1,103 +1,132 @@
-//! `sipshard demo`: what the balancer does to one message, on an embedded INVITE.
-//!
-//! Until the data plane exists this shows the wire layer at work: it parses an embedded
-//! INVITE, rewrites it as the balancer will (our Via, received/rport, Max-Forwards), then
-//! times the per-message work.
+//! `sipshard demo`: the README's main job on an embedded default. Starts 3 responders and
+//! a balancer on loopback in one process, drives a few seconds of full calls through the
+//! balancer, and prints calls completed, the spread over the backends, throughput and
+//! call-setup latency percentiles.
 
-use crate::sip::{self, BranchKey, Frame, Header, RequestRewrite, ViaPrefix};
+use super::calls::{run_calls, CallLoad, CallReport};
+use super::responder::Responder;
+use crate::balance::backends::Backend;
+use crate::shard::{self, Counters, PlaneConfig};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::Duration;
 
-/// A typical INVITE with SDP, as a softphone sends it.
-pub const SAMPLE_INVITE: &[u8] = b"INVITE sip:+15551234567@carrier.example.com SIP/2.0\r\n\
-Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK74bf9a1c;rport\r\n\
-Max-Forwards: 70\r\n\
-From: \"Alice\" <sip:alice@192.0.2.10>;tag=9fxced76sl\r\n\
-To: <sip:+15551234567@carrier.example.com>\r\n\
-Call-ID: 3848276298220188511@192.0.2.10\r\n\
-CSeq: 1 INVITE\r\n\
-Contact: <sip:alice@192.0.2.10:5060;transport=udp>\r\n\
-Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY\r\n\
-Supported: replaces, timer\r\n\
-User-Agent: ExamplePhone/1.0\r\n\
-Content-Type: application/sdp\r\n\
-Content-Length: 212\r\n\
-\r\n\
-v=0\r\n\
-o=alice 2890844526 2890844526 IN IP4 192.0.2.10\r\n\
-s=call\r\n\
-c=IN IP4 192.0.2.10\r\n\
-t=0 0\r\n\
-m=audio 49170 RTP/AVP 0 8 101\r\n\
-a=rtpmap:0 PCMU/8000\r\n\
-a=rtpmap:8 PCMA/8000\r\n\
-a=rtpmap:101 telephone-event/8000\r\n\
-a=sendrecv\r\n";
+/// Offered calls per second.
+const RATE: u32 = 2000;
+/// Seconds of offered load.
+const SECONDS: u64 = 3;
+/// Backends.
+const BACKENDS: usize = 3;
 
-const HEADROOM: usize = 512;
-
-/// Runs the demo.
+/// Runs the demo; fails if any call failed.
 pub fn run() -> ExitCode {
-    println!("sipshard demo: the SIP wire layer on an embedded INVITE.");
-    println!("(The balancer, responder and bench are not built yet; this shows what they will run per message.)\n");
-    let key = BranchKey::new(b"demo-secret");
-    let source = "198.51.100.7:40312".parse().expect("literal address");
-    let our_via = "10.0.0.1:5070".parse().expect("literal address");
-    let Some(prefix) = ViaPrefix::new("UDP", our_via) else {
-        return ExitCode::FAILURE;
-    };
-    let mut buf = vec![0u8; HEADROOM + SAMPLE_INVITE.len() + 512];
-    buf[HEADROOM..HEADROOM + SAMPLE_INVITE.len()].copy_from_slice(SAMPLE_INVITE);
-
-    let mut headers = [Header::EMPTY; 64];
-    let plan = match sip::parse(&buf[HEADROOM..HEADROOM + SAMPLE_INVITE.len()], &mut headers) {
-        Ok(msg) => {
-            let mut plan = RequestRewrite::new(&msg);
-            let branch = key.branch(&msg);
-            if plan.add_via(&prefix, branch.as_bytes()).is_err()
-                || plan.forward_max_forwards(&msg).is_err()
-            {
-                eprintln!("demo: could not plan the rewrite");
-                return ExitCode::FAILURE;
-            }
-            plan.stamp_source(&msg, source);
-            plan
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    println!("sipshard demo: {BACKENDS} responders and a balancer on loopback, {RATE} calls/s for {SECONDS} s through it.\n");
+    let mut responders = Vec::new();
+    for _ in 0..BACKENDS {
+        match Responder::start(SocketAddr::new(loopback, 0), 1, false) {
+            Ok(r) => responders.push(r),
+            Err(e) => return fail(&e),
         }
-        Err(e) => {
-            eprintln!("demo: embedded INVITE did not parse: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut frame = Frame::new(&mut buf, HEADROOM, SAMPLE_INVITE.len());
-    if let Err(e) = plan.apply(&mut frame) {
-        eprintln!("demo: rewrite failed: {e}");
-        return ExitCode::FAILURE;
     }
+    let plane = match shard::start(&PlaneConfig {
+        listen: vec![SocketAddr::new(loopback, 0)],
+        advertise: None,
+        internal_ip: loopback,
+        internal_base_port: None,
+        backends: responders
+            .iter()
+            .map(|r| Backend {
+                addr: r.addr(),
+                weight: 1,
+            })
+            .collect(),
+        workers: 1,
+        pin: false,
+        secret: b"demo".to_vec(),
+        retry_after: 5,
+        table_size: crate::balance::DEFAULT_TABLE_SIZE,
+    }) {
+        Ok(p) => p,
+        Err(e) => return fail(&e.to_string()),
+    };
     println!(
-        "--- forwarded to the backend ---\n{}",
-        String::from_utf8_lossy(frame.bytes())
+        "balancer  public {}  internal {}",
+        plane.public_addrs()[0],
+        plane.internal_addrs()[0]
     );
-
-    let rounds = 200_000u32;
-    let started = Instant::now();
-    for _ in 0..rounds {
-        let mut scratch = [0u8; HEADROOM + 1024];
-        scratch[HEADROOM..HEADROOM + SAMPLE_INVITE.len()].copy_from_slice(SAMPLE_INVITE);
-        let mut headers = [Header::EMPTY; 64];
-        let Ok(msg) = sip::parse(
-            &scratch[HEADROOM..HEADROOM + SAMPLE_INVITE.len()],
-            &mut headers,
-        ) else {
-            return ExitCode::FAILURE;
-        };
-        let mut plan = RequestRewrite::new(&msg);
-        let _ = plan.add_via(&prefix, key.branch(&msg).as_bytes());
-        let mut frame = Frame::new(&mut scratch, HEADROOM, SAMPLE_INVITE.len());
-        let _ = plan.apply(&mut frame);
-        std::hint::black_box(frame.bytes());
+    for (i, r) in responders.iter().enumerate() {
+        println!("backend {i}  {}", r.addr());
     }
-    let per = started.elapsed() / rounds;
-    println!("parse + branch + insert Via: {per:?} per INVITE ({} bytes), {rounds} rounds (copy of the datagram included)", SAMPLE_INVITE.len());
-    println!("\nNext: `cargo test` runs the test suite; see README.md.");
-    ExitCode::SUCCESS
+    let report = run_calls(&CallLoad {
+        target: plane.public_addrs()[0],
+        local_ip: loopback,
+        rate: RATE,
+        duration: Duration::from_secs(SECONDS),
+        timeout: Duration::from_secs(5),
+        core: None,
+    });
+    let balancer = plane.stop();
+    let invites: Vec<u64> = responders
+        .into_iter()
+        .map(|r| r.stop().count("INVITE"))
+        .collect();
+    match report {
+        Ok(report) => {
+            print_report(&report, &balancer, &invites);
+            if report.completed == report.offered && report.offered > 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("sipshard demo: {message}");
+    ExitCode::FAILURE
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.3} ms", us as f64 / 1000.0)
+}
+
+fn print_report(r: &CallReport, balancer: &Counters, invites: &[u64]) {
+    let secs = r.elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "\ncalls     offered {}  completed {}  failed {}  timed out {}  retransmissions {}",
+        r.offered, r.completed, r.failed, r.timed_out, r.retransmissions
+    );
+    let total: u64 = invites.iter().sum::<u64>().max(1);
+    let spread: Vec<String> = invites
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!(
+                "backend {i}: {n} ({:.1}%)",
+                *n as f64 * 100.0 / total as f64
+            )
+        })
+        .collect();
+    println!("spread    {}", spread.join("  "));
+    let forwarded = balancer.requests_forwarded + balancer.responses_forwarded;
+    println!(
+        "rate      {:.0} calls/s completed; balancer forwarded {} messages ({:.0}/s), dropped {}",
+        r.completed as f64 / secs,
+        forwarded,
+        forwarded as f64 / secs,
+        balancer.drops.iter().sum::<u64>()
+    );
+    let h = &r.setup_us;
+    println!(
+        "setup     INVITE → 200 OK: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.9)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.value_at_quantile(0.999)),
+        ms(h.max())
+    );
+    println!("\n`sipshard balance --help` runs it for real; `cargo test` runs the test suite.");
 }
