@@ -7,42 +7,13 @@ use sipshard::net::{HEADROOM, REPLY_LEN};
 use sipshard::shard::forward::{Advertised, Forwarder, Side};
 use sipshard::shard::{Exit, Verdict};
 use sipshard::sip::BranchKey;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-struct Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCATIONS.with(|a| a.set(a.get() + 1));
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCATIONS.with(|a| a.set(a.get() + 1));
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use counting_alloc::allocations_during;
 
 const INVITE: &[u8] = include_bytes!("data/messages/invite.sip");
 
@@ -95,47 +66,45 @@ fn forwarding_makes_no_heap_allocation() {
     let drained = forwarder(0);
     let backend: SocketAddr = "10.0.0.20:5060".parse().unwrap();
 
-    ALLOCATIONS.with(|a| a.set(0));
-    COUNTING.with(|c| c.set(true));
     let mut verdicts = [0usize; 5];
-    for _ in 0..1000 {
-        slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
-        if let Verdict::Forward { .. } =
-            f.handle(Side::Public, &mut slot, &mut reply, INVITE.len(), client)
-        {
-            verdicts[0] += 1;
+    let allocations = allocations_during(|| {
+        for _ in 0..1000 {
+            slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
+            if let Verdict::Forward { .. } =
+                f.handle(Side::Public, &mut slot, &mut reply, INVITE.len(), client)
+            {
+                verdicts[0] += 1;
+            }
+            slot[HEADROOM..HEADROOM + ok.len()].copy_from_slice(ok.as_bytes());
+            if let Verdict::Forward {
+                exit: Exit::Public, ..
+            } = f.handle(Side::Internal, &mut slot, &mut reply, ok.len(), backend)
+            {
+                verdicts[1] += 1;
+            }
+            slot[HEADROOM..HEADROOM + zero_mf.len()].copy_from_slice(zero_mf.as_bytes());
+            if let Verdict::Reply { .. } =
+                f.handle(Side::Public, &mut slot, &mut reply, zero_mf.len(), client)
+            {
+                verdicts[2] += 1;
+            }
+            slot[HEADROOM..HEADROOM + bad.len()].copy_from_slice(bad.as_bytes());
+            if let Verdict::Reply { .. } =
+                f.handle(Side::Public, &mut slot, &mut reply, bad.len(), client)
+            {
+                verdicts[3] += 1;
+            }
+            slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
+            if let Verdict::Reply { .. } =
+                drained.handle(Side::Public, &mut slot, &mut reply, INVITE.len(), client)
+            {
+                verdicts[4] += 1;
+            }
         }
-        slot[HEADROOM..HEADROOM + ok.len()].copy_from_slice(ok.as_bytes());
-        if let Verdict::Forward {
-            exit: Exit::Public, ..
-        } = f.handle(Side::Internal, &mut slot, &mut reply, ok.len(), backend)
-        {
-            verdicts[1] += 1;
-        }
-        slot[HEADROOM..HEADROOM + zero_mf.len()].copy_from_slice(zero_mf.as_bytes());
-        if let Verdict::Reply { .. } =
-            f.handle(Side::Public, &mut slot, &mut reply, zero_mf.len(), client)
-        {
-            verdicts[2] += 1;
-        }
-        slot[HEADROOM..HEADROOM + bad.len()].copy_from_slice(bad.as_bytes());
-        if let Verdict::Reply { .. } =
-            f.handle(Side::Public, &mut slot, &mut reply, bad.len(), client)
-        {
-            verdicts[3] += 1;
-        }
-        slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
-        if let Verdict::Reply { .. } =
-            drained.handle(Side::Public, &mut slot, &mut reply, INVITE.len(), client)
-        {
-            verdicts[4] += 1;
-        }
-    }
-    COUNTING.with(|c| c.set(false));
+    });
     assert_eq!(verdicts, [1000; 5], "every message took its expected path");
     assert_eq!(
-        ALLOCATIONS.with(Cell::get),
-        0,
+        allocations, 0,
         "heap allocations in 5000 forwarding decisions"
     );
 }

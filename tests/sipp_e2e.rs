@@ -14,7 +14,11 @@ const CALLS: usize = 2000;
 const RATE: usize = 200;
 
 fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn scratch_dir() -> PathBuf {
@@ -26,7 +30,11 @@ fn scratch_dir() -> PathBuf {
 
 fn sipp(dir: &Path, args: &[String]) -> Command {
     let mut cmd = Command::new("sipp");
-    cmd.current_dir(dir).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     cmd
 }
 
@@ -46,13 +54,31 @@ impl Drop for Uas {
 fn start_uas(dir: &Path, n: usize) -> Uas {
     let port = free_udp_port();
     let log = dir.join(format!("uas{n}.log"));
-    let args: Vec<String> = ["-sn", "uas", "-i", "127.0.0.1", "-p", &port.to_string(), "-nostdin", "-timeout", "90",
-        "-trace_msg", "-message_file", log.to_str().unwrap()]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let child = sipp(dir, &args).spawn().expect("sipp is installed (apt-get install sip-tester)");
-    Uas { child, log, addr: SocketAddr::new("127.0.0.1".parse().unwrap(), port) }
+    let args: Vec<String> = [
+        "-sn",
+        "uas",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-nostdin",
+        "-timeout",
+        "90",
+        "-trace_msg",
+        "-message_file",
+        log.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let child = sipp(dir, &args)
+        .spawn()
+        .expect("sipp is installed (apt-get install sip-tester)");
+    Uas {
+        child,
+        log,
+        addr: SocketAddr::new("127.0.0.1".parse().unwrap(), port),
+    }
 }
 
 /// (method, Call-ID) of every request a sipp trace says was received.
@@ -67,7 +93,10 @@ fn received_requests(log: &Path) -> Vec<(String, String)> {
                 return None;
             }
             let method = first.split(' ').next()?.to_owned();
-            let call_id = message.lines().find_map(|l| l.strip_prefix("Call-ID: ").or_else(|| l.strip_prefix("i: ")))?;
+            let call_id = message.lines().find_map(|l| {
+                l.strip_prefix("Call-ID: ")
+                    .or_else(|| l.strip_prefix("i: "))
+            })?;
             Some((method, call_id.trim().to_owned()))
         })
         .collect()
@@ -77,7 +106,10 @@ fn stat(csv: &str, column: &str) -> u64 {
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(';').collect();
     let last: Vec<&str> = lines.last().unwrap().split(';').collect();
-    let i = header.iter().position(|h| *h == column).unwrap_or_else(|| panic!("no column {column}"));
+    let i = header
+        .iter()
+        .position(|h| *h == column)
+        .unwrap_or_else(|| panic!("no column {column}"));
     last[i].trim().parse().unwrap()
 }
 
@@ -90,7 +122,13 @@ fn two_thousand_sipp_calls_through_the_balancer() {
         advertise: None,
         internal_ip: "127.0.0.1".parse().unwrap(),
         internal_base_port: None,
-        backends: uas.iter().map(|u| Backend { addr: u.addr, weight: 1 }).collect(),
+        backends: uas
+            .iter()
+            .map(|u| Backend {
+                addr: u.addr,
+                weight: 1,
+            })
+            .collect(),
         workers: 2,
         pin: false,
         secret: b"sipp-e2e".to_vec(),
@@ -102,9 +140,26 @@ fn two_thousand_sipp_calls_through_the_balancer() {
 
     let stats = dir.join("uac.csv");
     let uac_args: Vec<String> = [
-        "-sn", "uac", &plane.public_addrs()[0].to_string(), "-i", "127.0.0.1", "-p", &free_udp_port().to_string(),
-        "-r", &RATE.to_string(), "-m", &CALLS.to_string(), "-nostdin", "-timeout", "60", "-timeout_error",
-        "-trace_stat", "-stf", stats.to_str().unwrap(), "-fd", "1",
+        "-sn",
+        "uac",
+        &plane.public_addrs()[0].to_string(),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &free_udp_port().to_string(),
+        "-r",
+        &RATE.to_string(),
+        "-m",
+        &CALLS.to_string(),
+        "-nostdin",
+        "-timeout",
+        "60",
+        "-timeout_error",
+        "-trace_stat",
+        "-stf",
+        stats.to_str().unwrap(),
+        "-fd",
+        "1",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -114,7 +169,11 @@ fn two_thousand_sipp_calls_through_the_balancer() {
     drop(uas.iter().map(|u| u.log.clone()).collect::<Vec<_>>());
     let csv = std::fs::read_to_string(&stats).expect("sipp wrote its statistics");
     let (ok, failed) = (stat(&csv, "SuccessfulCall(C)"), stat(&csv, "FailedCall(C)"));
-    assert_eq!((ok, failed), (CALLS as u64, 0), "balancer counters: {counters:?}");
+    assert_eq!(
+        (ok, failed),
+        (CALLS as u64, 0),
+        "balancer counters: {counters:?}"
+    );
     assert!(status.success(), "sipp uac exit status {status}");
 
     // Stop the servers so their traces are complete, then read who got what.
@@ -128,11 +187,21 @@ fn two_thousand_sipp_calls_through_the_balancer() {
                 per_backend[b] += 1;
             }
             let first = *backend_of.entry(call_id.clone()).or_insert(b);
-            assert_eq!(first, b, "{method} of call {call_id} reached backend {b}, earlier requests backend {first}");
+            assert_eq!(
+                first, b,
+                "{method} of call {call_id} reached backend {b}, earlier requests backend {first}"
+            );
         }
     }
-    assert_eq!(backend_of.len(), CALLS, "every call seen by exactly one backend");
+    assert_eq!(
+        backend_of.len(),
+        CALLS,
+        "every call seen by exactly one backend"
+    );
     assert_eq!(per_backend.iter().sum::<usize>(), CALLS);
-    assert!(per_backend.iter().all(|&n| n > 0), "every backend got calls: {per_backend:?}");
+    assert!(
+        per_backend.iter().all(|&n| n > 0),
+        "every backend got calls: {per_backend:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

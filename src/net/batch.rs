@@ -120,16 +120,8 @@ impl Batch {
                 iov_base: unsafe { slots.add(i * SLOT_LEN + HEADROOM) }.cast(),
                 iov_len: MAX_DATAGRAM,
             };
-            let h = &mut self.headers[i];
-            h.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_hdr.msg_namelen =
-                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_hdr.msg_iov = &mut self.iovecs[i];
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = std::ptr::null_mut();
-            h.msg_hdr.msg_controllen = 0;
-            h.msg_hdr.msg_flags = 0;
-            h.msg_len = 0;
+            let namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            self.point_header(i, namelen);
         }
         // SAFETY: every header points at live buffers owned by self (names, one iovec each,
         // slot memory of MAX_DATAGRAM bytes); the kernel writes at most that much.
@@ -249,6 +241,11 @@ impl Batch {
             iov_len: len,
         };
         let namelen = sockaddr::from_std(o.dest, &mut self.addrs[n]);
+        self.point_header(n, namelen);
+    }
+
+    /// Points header `n` at address `n` (of `namelen` bytes) and iovec `n`.
+    fn point_header(&mut self, n: usize, namelen: libc::socklen_t) {
         let h = &mut self.headers[n];
         h.msg_hdr.msg_name = (&mut self.addrs[n] as *mut libc::sockaddr_storage).cast();
         h.msg_hdr.msg_namelen = namelen;

@@ -95,34 +95,21 @@ impl Forwarder {
         source: SocketAddr,
     ) -> Verdict {
         let plan = self.decide(side, &slot[HEADROOM..HEADROOM + len], reply, source);
-        match plan {
-            Plan::Done(verdict) => verdict,
-            Plan::Request(rewrite, exit, dest) => {
-                let mut frame = Frame::new(slot, HEADROOM, len);
-                match rewrite.apply(&mut frame) {
-                    Ok(()) => Verdict::Forward {
-                        exit,
-                        dest,
-                        start: frame.start(),
-                        len: frame.len(),
-                        request: true,
-                    },
-                    Err(_) => Verdict::Drop(DropReason::NoRoom),
-                }
-            }
-            Plan::Response(removal, exit, dest) => {
-                let mut frame = Frame::new(slot, HEADROOM, len);
-                match removal.apply(&mut frame) {
-                    Ok(()) => Verdict::Forward {
-                        exit,
-                        dest,
-                        start: frame.start(),
-                        len: frame.len(),
-                        request: false,
-                    },
-                    Err(_) => Verdict::Drop(DropReason::NoRoom),
-                }
-            }
+        let mut frame = Frame::new(slot, HEADROOM, len);
+        let (applied, exit, dest, request) = match plan {
+            Plan::Done(verdict) => return verdict,
+            Plan::Request(rewrite, exit, dest) => (rewrite.apply(&mut frame), exit, dest, true),
+            Plan::Response(removal, exit, dest) => (removal.apply(&mut frame), exit, dest, false),
+        };
+        match applied {
+            Ok(()) => Verdict::Forward {
+                exit,
+                dest,
+                start: frame.start(),
+                len: frame.len(),
+                request,
+            },
+            Err(_) => Verdict::Drop(DropReason::NoRoom),
         }
     }
 
@@ -188,7 +175,7 @@ impl Forwarder {
                 reason: "Next Hop Needs DNS",
                 retry_after: None,
             };
-            return self.reply(msg, status, ReplyKind::ServiceUnavailable, reply, source);
+            return self.reply(msg, status, ReplyKind::NextHopNeedsDns, reply, source);
         };
         let Some(public) = self.public_for(dest) else {
             return Plan::Done(Verdict::Drop(DropReason::NeedsDns));

@@ -99,27 +99,41 @@ pub enum ReplyKind {
     LoopDetected,
     /// 483 Too Many Hops.
     TooManyHops,
-    /// 503: no backend up, or a next hop that needs DNS.
+    /// 503: no backend takes new calls.
     ServiceUnavailable,
+    /// 503: the next hop of a backend's request is a host name (sipshard does not resolve).
+    NextHopNeedsDns,
 }
 
 impl ReplyKind {
     /// Number of kinds.
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
     /// Every kind, in counter order.
     pub const ALL: [ReplyKind; Self::COUNT] = [
         ReplyKind::BadRequest,
         ReplyKind::LoopDetected,
         ReplyKind::TooManyHops,
         ReplyKind::ServiceUnavailable,
+        ReplyKind::NextHopNeedsDns,
     ];
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            ReplyKind::BadRequest => "400",
+            ReplyKind::LoopDetected => "482",
+            ReplyKind::TooManyHops => "483",
+            ReplyKind::ServiceUnavailable => "503",
+            ReplyKind::NextHopNeedsDns => "503_needs_dns",
+        }
+    }
+
     /// Status code.
     pub fn code(self) -> u16 {
         match self {
             ReplyKind::BadRequest => 400,
             ReplyKind::LoopDetected => 482,
             ReplyKind::TooManyHops => 483,
-            ReplyKind::ServiceUnavailable => 503,
+            ReplyKind::ServiceUnavailable | ReplyKind::NextHopNeedsDns => 503,
         }
     }
 }

@@ -78,7 +78,7 @@ pub fn summary(c: &shard::Counters) -> String {
     let replies: Vec<String> = ReplyKind::ALL
         .iter()
         .filter(|k| c.replied(**k) > 0)
-        .map(|k| format!("{}={}", k.code(), c.replied(*k)))
+        .map(|k| format!("{}={}", k.label(), c.replied(*k)))
         .collect();
     let drops: Vec<String> = DropReason::ALL
         .iter()

@@ -32,7 +32,8 @@ pub fn loopback(ipv6: bool) -> IpAddr {
 
 fn socket(ip: IpAddr) -> UdpSocket {
     let s = UdpSocket::bind(SocketAddr::new(ip, 0)).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
     s
 }
 
@@ -46,14 +47,21 @@ impl Lab {
             advertise: None,
             internal_ip: ip,
             internal_base_port: None,
-            backends: vec![Backend { addr: backend.local_addr().unwrap(), weight }],
+            backends: vec![Backend {
+                addr: backend.local_addr().unwrap(),
+                weight,
+            }],
             workers,
             pin: false,
             secret: SECRET.to_vec(),
             retry_after: 7,
             table_size: 65537,
         };
-        Lab { plane: start(&config).unwrap(), client: socket(ip), backend }
+        Lab {
+            plane: start(&config).unwrap(),
+            client: socket(ip),
+            backend,
+        }
     }
 
     /// The balancer's public address.
@@ -81,9 +89,13 @@ pub fn recv(socket: &UdpSocket) -> Option<(String, SocketAddr)> {
 
 /// Asserts that nothing arrives within 300 ms.
 pub fn assert_silent(socket: &UdpSocket) {
-    socket.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let got = recv(socket);
-    socket.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
     assert!(got.is_none(), "expected nothing, got {got:?}");
 }
 
@@ -105,7 +117,9 @@ pub fn response_to(request: &str, code: u16, reason: &str) -> String {
     for h in m.headers {
         let line = String::from_utf8_lossy(h.line);
         match h.name {
-            HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => out.push_str(&line),
+            HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                out.push_str(&line)
+            }
             HeaderName::To => out.push_str(&line.replacen("\r\n", ";tag=uas1\r\n", 1)),
             _ => {}
         }
@@ -136,6 +150,9 @@ pub fn vias(msg: &str) -> Vec<String> {
 
 /// The value of the first header named `name` (case-insensitive), if any.
 pub fn header(msg: &str, name: &str) -> Option<String> {
-    msg.split("\r\n")
-        .find_map(|l| l.split_once(':').filter(|(n, _)| n.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned()))
+    msg.split("\r\n").find_map(|l| {
+        l.split_once(':')
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_owned())
+    })
 }
