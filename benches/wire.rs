@@ -3,7 +3,7 @@
 //! Run: `cargo bench --bench wire`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use sipshard::sip::{self, BranchKey, Frame, Header, RequestRewrite, TopViaRemoval, ViaPrefix};
+use sipshard::sip::{self, BranchKey, Frame, Headers, RequestRewrite, TopViaRemoval, ViaPrefix};
 use std::hint::black_box;
 use std::net::SocketAddr;
 
@@ -23,7 +23,7 @@ fn parse(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(msg.len() as u64));
         g.bench_function(name, |b| {
             b.iter(|| {
-                let mut headers = [Header::EMPTY; 32];
+                let mut headers = Headers::<32>::new();
                 let m = sip::parse(black_box(msg), &mut headers).unwrap();
                 black_box(m.len)
             })
@@ -52,10 +52,13 @@ fn insert_via(c: &mut Criterion) {
     g.bench_function("parse_insert_via", |b| {
         b.iter(|| {
             buf[ROOM..ROOM + INVITE.len()].copy_from_slice(black_box(INVITE));
-            let mut headers = [Header::EMPTY; 32];
-            let m = sip::parse(&buf[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
-            let mut rw = RequestRewrite::new(&m);
-            rw.add_via(&prefix, key.branch(&m).as_bytes()).unwrap();
+            let rw = {
+                let mut headers = Headers::<32>::new();
+                let m = sip::parse(&buf[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
+                let mut rw = RequestRewrite::new(&m);
+                rw.add_via(&prefix, key.branch(&m).as_bytes()).unwrap();
+                rw
+            };
             let mut frame = Frame::new(&mut buf, ROOM, INVITE.len());
             rw.apply(&mut frame).unwrap();
             black_box(frame.len())
@@ -64,12 +67,15 @@ fn insert_via(c: &mut Criterion) {
     g.bench_function("parse_full_forward_rewrite", |b| {
         b.iter(|| {
             buf[ROOM..ROOM + INVITE.len()].copy_from_slice(black_box(INVITE));
-            let mut headers = [Header::EMPTY; 32];
-            let m = sip::parse(&buf[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
-            let mut rw = RequestRewrite::new(&m);
-            rw.add_via(&prefix, key.branch(&m).as_bytes()).unwrap();
-            rw.stamp_source(&m, source);
-            rw.forward_max_forwards(&m).unwrap();
+            let rw = {
+                let mut headers = Headers::<32>::new();
+                let m = sip::parse(&buf[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
+                let mut rw = RequestRewrite::new(&m);
+                rw.add_via(&prefix, key.branch(&m).as_bytes()).unwrap();
+                rw.stamp_source(&m, source);
+                rw.forward_max_forwards(&m).unwrap();
+                rw
+            };
             let mut frame = Frame::new(&mut buf, ROOM, INVITE.len());
             rw.apply(&mut frame).unwrap();
             black_box(frame.len())
@@ -86,10 +92,12 @@ fn strip_via(c: &mut Criterion) {
     g.bench_function("parse_verify_strip_via", |b| {
         b.iter(|| {
             buf[ROOM..ROOM + OK200.len()].copy_from_slice(black_box(OK200));
-            let mut headers = [Header::EMPTY; 32];
-            let m = sip::parse(&buf[ROOM..ROOM + OK200.len()], &mut headers).unwrap();
-            black_box(key.verify(m.top_via.via.branch.unwrap()));
-            let strip = TopViaRemoval::new(&m);
+            let strip = {
+                let mut headers = Headers::<32>::new();
+                let m = sip::parse(&buf[ROOM..ROOM + OK200.len()], &mut headers).unwrap();
+                black_box(key.verify(m.top_via.via.branch.unwrap()));
+                TopViaRemoval::new(&m)
+            };
             let mut frame = Frame::new(&mut buf, ROOM, OK200.len());
             strip.apply(&mut frame).unwrap();
             black_box(frame.len())
@@ -100,7 +108,7 @@ fn strip_via(c: &mut Criterion) {
 
 fn branch(c: &mut Criterion) {
     let key = BranchKey::new(b"bench");
-    let mut headers = [Header::EMPTY; 32];
+    let mut headers = Headers::<32>::new();
     let m = sip::parse(INVITE, &mut headers).unwrap();
     let b = key.branch(&m);
     let mut g = c.benchmark_group("branch");

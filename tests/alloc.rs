@@ -9,7 +9,7 @@ mod support;
 use counting_alloc::allocations_during;
 
 use sipshard::sip::{
-    self, parse_lenient, BranchKey, Echo, Frame, Header, RequestRewrite, Status, TopViaRemoval,
+    self, parse_lenient, BranchKey, Echo, Frame, Headers, RequestRewrite, Status, TopViaRemoval,
     ViaPrefix,
 };
 use std::net::SocketAddr;
@@ -26,26 +26,32 @@ fn per_message_work(
     let mut done = 0;
     // A request: parse, branch, full rewrite.
     rx[ROOM..ROOM + INVITE.len()].copy_from_slice(INVITE);
-    let mut headers = [Header::EMPTY; 64];
-    let m = sip::parse(&rx[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
-    let mut rw = RequestRewrite::new(&m);
-    rw.add_via(ours, key.branch(&m).as_bytes()).unwrap();
-    rw.stamp_source(&m, source);
-    rw.forward_max_forwards(&m).unwrap();
-    rw.remove_top_route(&m);
-    // And a stateless reply to it.
-    let echo = Echo::from_message(&m).unwrap();
-    done += sip::write_reply(reply, &echo, Status::service_unavailable(5), source, b"tag").unwrap();
+    let rw = {
+        let mut headers = Headers::<64>::new();
+        let m = sip::parse(&rx[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
+        let mut rw = RequestRewrite::new(&m);
+        rw.add_via(ours, key.branch(&m).as_bytes()).unwrap();
+        rw.stamp_source(&m, source);
+        rw.forward_max_forwards(&m).unwrap();
+        rw.remove_top_route(&m);
+        // And a stateless reply to it.
+        let echo = Echo::from_message(&m).unwrap();
+        done +=
+            sip::write_reply(reply, &echo, Status::service_unavailable(5), source, b"tag").unwrap();
+        rw
+    };
     let mut frame = Frame::new(rx, ROOM, INVITE.len());
     rw.apply(&mut frame).unwrap();
     done += frame.len();
 
     // A response: parse, verify the branch, strip our Via.
     rx[ROOM..ROOM + OK200.len()].copy_from_slice(OK200);
-    let mut headers = [Header::EMPTY; 64];
-    let m = sip::parse(&rx[ROOM..ROOM + OK200.len()], &mut headers).unwrap();
-    done += usize::from(key.verify(m.top_via.via.branch.unwrap()));
-    let strip = TopViaRemoval::new(&m);
+    let strip = {
+        let mut headers = Headers::<64>::new();
+        let m = sip::parse(&rx[ROOM..ROOM + OK200.len()], &mut headers).unwrap();
+        done += usize::from(key.verify(m.top_via.via.branch.unwrap()));
+        TopViaRemoval::new(&m)
+    };
     let mut frame = Frame::new(rx, ROOM, OK200.len());
     strip.apply(&mut frame).unwrap();
     done += frame.len();
@@ -53,7 +59,7 @@ fn per_message_work(
     // A malformed request answered with 400 from a lenient parse.
     let bad = b"OPTIONS sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nMax-Forwards: x\r\n\
         From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
-    let mut headers = [Header::EMPTY; 64];
+    let mut headers = Headers::<64>::new();
     let p = parse_lenient(bad, &mut headers);
     let echo = Echo::from_partial(&p).unwrap();
     done += sip::write_reply(

@@ -158,8 +158,8 @@ fn response_with_a_foreign_via_is_dropped_and_counted() {
         lab.backend.send_to(forged.as_bytes(), internal).unwrap();
         // A response with our sent-by but a branch not made with our secret.
         let other = BranchKey::new(b"someone else");
-        let mut headers = [sipshard::sip::Header::EMPTY; 32];
         let req = request("INVITE", me, "z9hG4bKc5", "call-5", "");
+        let mut headers = sipshard::sip::Headers::<32>::new();
         let m = sipshard::sip::parse(req.as_bytes(), &mut headers).unwrap();
         let fake_branch = String::from_utf8(other.branch(&m).as_bytes().to_vec()).unwrap();
         let spoofed = forged.replacen(

@@ -1,7 +1,7 @@
 //! Stateless branches (§16.11): the same for an INVITE, its retransmission, its CANCEL and
 //! the ACK of a non-2xx; different across transactions; verifiable only with our secret.
 
-use sipshard::sip::{self, Branch, BranchKey, Header};
+use sipshard::sip::{self, Branch, BranchKey, Headers};
 
 fn msg(method: &str, cseq_method: &str, branch: &str, to_tag: &str) -> String {
     format!(
@@ -13,7 +13,7 @@ fn msg(method: &str, cseq_method: &str, branch: &str, to_tag: &str) -> String {
 }
 
 fn branch_of(key: &BranchKey, text: &str) -> Branch {
-    let mut headers = [Header::EMPTY; 16];
+    let mut headers = Headers::<16>::new();
     key.branch(&sip::parse(text.as_bytes(), &mut headers).unwrap())
 }
 

@@ -2,7 +2,7 @@
 //! and compact forms, multi-value and multi-line headers, folding, Via, Call-ID, CSeq,
 //! Max-Forwards, From/To tags, Route, Content-Length.
 
-use sipshard::sip::{self, parse_lenient, Header, HeaderName, ParseError, Rport, StartLine};
+use sipshard::sip::{self, parse_lenient, HeaderName, Headers, ParseError, Rport, StartLine};
 
 /// A minimal valid request with `extra` header lines spliced in after the Via.
 fn request(extra: &str) -> String {
@@ -19,7 +19,7 @@ fn request(extra: &str) -> String {
 }
 
 fn parse_ok(text: &str, check: impl FnOnce(&sip::Message<'_, '_>)) {
-    let mut headers = [Header::EMPTY; 64];
+    let mut headers = Headers::<64>::new();
     match sip::parse(text.as_bytes(), &mut headers) {
         Ok(m) => check(&m),
         Err(e) => panic!("{e:?} for\n{text}"),
@@ -27,7 +27,7 @@ fn parse_ok(text: &str, check: impl FnOnce(&sip::Message<'_, '_>)) {
 }
 
 fn parse_err(text: &str) -> ParseError {
-    let mut headers = [Header::EMPTY; 64];
+    let mut headers = Headers::<64>::new();
     match sip::parse(text.as_bytes(), &mut headers) {
         Ok(_) => panic!("parsed:\n{text}"),
         Err(e) => e,
@@ -35,7 +35,7 @@ fn parse_err(text: &str) -> ParseError {
 }
 
 fn strict_err(text: &str) -> ParseError {
-    let mut headers = [Header::EMPTY; 64];
+    let mut headers = Headers::<64>::new();
     match sip::parse_strict(text.as_bytes(), &mut headers) {
         Ok(_) => panic!("parsed:\n{text}"),
         Err(e) => e,
@@ -82,7 +82,7 @@ fn start_lines() {
         let text = request("").replacen("OPTIONS sip:bob@example.com SIP/2.0", line, 1);
         assert_eq!(parse_err(&text), err, "{line}");
     }
-    let mut headers = [Header::EMPTY; 8];
+    let mut headers = Headers::<8>::new();
     assert_eq!(sip::parse(b"", &mut headers).err(), Some(ParseError::Empty));
     assert_eq!(
         sip::parse(b"\r\n\r\n", &mut headers).err(),
@@ -379,7 +379,7 @@ fn proxy_checks_ignore_headers_forwarding_does_not_use() {
     for (line, name) in table {
         let text = request(line);
         parse_ok(&text, |m| assert!(m.headers.iter().any(|h| h.name == name)));
-        let mut headers = [Header::EMPTY; 64];
+        let mut headers = Headers::<64>::new();
         assert_eq!(
             sip::parse_strict(text.as_bytes(), &mut headers).err(),
             Some(ParseError::Invalid(name)),
@@ -389,7 +389,7 @@ fn proxy_checks_ignore_headers_forwarding_does_not_use() {
     // Via values past the second are counted, and checked only by the full checks.
     let text = request("Via: SIP/2.0/UDP a;branch=z9hG4bK2, SIP/2.0/UDP ;;\r\n");
     parse_ok(&text, |m| assert_eq!(m.via_count, 3));
-    let mut headers = [Header::EMPTY; 64];
+    let mut headers = Headers::<64>::new();
     assert_eq!(
         sip::parse_strict(text.as_bytes(), &mut headers).err(),
         Some(ParseError::Invalid(HeaderName::Via))
@@ -425,7 +425,7 @@ fn too_many_headers_is_an_error_not_a_panic() {
         extra.push_str(&format!("X-Filler-{i}: {i}\r\n"));
     }
     let text = request(&extra);
-    let mut headers = [Header::EMPTY; 8];
+    let mut headers = Headers::<8>::new();
     assert_eq!(
         sip::parse(text.as_bytes(), &mut headers).err(),
         Some(ParseError::TooManyHeaders)
@@ -435,7 +435,7 @@ fn too_many_headers_is_an_error_not_a_panic() {
 #[test]
 fn lenient_parse_keeps_what_a_400_needs() {
     let text = request("Max-Forwards: lots\r\nDate: yesterday\r\n");
-    let mut headers = [Header::EMPTY; 64];
+    let mut headers = Headers::<64>::new();
     let p = parse_lenient(text.as_bytes(), &mut headers);
     assert_eq!(p.error, Some(ParseError::Invalid(HeaderName::MaxForwards)));
     assert!(p.fields.top_via.is_some() && p.fields.call_id.is_some() && p.fields.cseq.is_some());

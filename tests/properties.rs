@@ -5,7 +5,7 @@
 mod support;
 
 use proptest::prelude::*;
-use sipshard::sip::{self, params::CommaValues, BranchKey, Header, HeaderName, ViaPrefix};
+use sipshard::sip::{self, params::CommaValues, BranchKey, HeaderName, Headers, ViaPrefix};
 use std::net::SocketAddr;
 use support::{insert_via, rewrite_request, strip_via};
 
@@ -112,7 +112,7 @@ prop_compose! {
 
 /// All Via values of a message, in order, as text.
 fn via_values(msg: &[u8]) -> Vec<Vec<u8>> {
-    let mut headers = [Header::EMPTY; 64];
+    let mut headers = Headers::<64>::new();
     let m = sip::parse(msg, &mut headers).expect("parses");
     m.headers
         .iter()
@@ -130,7 +130,7 @@ proptest! {
 
     #[test]
     fn generated_requests_parse(msg in request()) {
-        let mut headers = [Header::EMPTY; 64];
+        let mut headers = Headers::<64>::new();
         let parsed = sip::parse(msg.as_bytes(), &mut headers);
         prop_assert!(parsed.is_ok(), "{:?}\n{}", parsed.err(), msg);
     }
@@ -151,7 +151,7 @@ proptest! {
         let after = via_values(&inserted);
         prop_assert_eq!(after.len(), before.len() + 1);
         prop_assert_eq!(&after[1..], &before[..]);
-        let mut headers = [Header::EMPTY; 64];
+        let mut headers = Headers::<64>::new();
         let m = sip::parse(&inserted, &mut headers).unwrap();
         prop_assert_eq!(m.top_via.via.host, b"10.0.0.1");
         prop_assert!(key.verify(m.top_via.via.branch.unwrap()));
@@ -169,7 +169,7 @@ proptest! {
             rw.forward_max_forwards(m).unwrap();
             rw.remove_top_route(m);
         });
-        let mut headers = [Header::EMPTY; 64];
+        let mut headers = Headers::<64>::new();
         let m = sip::parse(&out, &mut headers).unwrap();
         prop_assert_eq!(m.call_id, &original_call_id[..]);
         prop_assert_eq!(m.top_route, None);

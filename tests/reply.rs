@@ -3,7 +3,7 @@
 mod support;
 
 use sipshard::sip::{
-    self, parse_lenient, write_reply, Echo, Header, HeaderName, ReplyError, Status,
+    self, parse_lenient, write_reply, Echo, HeaderName, Headers, ReplyError, Status,
 };
 use std::net::SocketAddr;
 use support::text;
@@ -22,7 +22,7 @@ fn req(method: &str, extra: &str, to: &str) -> String {
 
 fn reply_to(msg: &str, status: Status) -> Result<String, ReplyError> {
     let source: SocketAddr = SOURCE.parse().unwrap();
-    let mut headers = [Header::EMPTY; 32];
+    let mut headers = Headers::<32>::new();
     let mut out = [0u8; 2048];
     let m = sip::parse(msg.as_bytes(), &mut headers).map_err(|_| ReplyError::MissingFields)?;
     let echo = Echo::from_message(&m)?;
@@ -44,7 +44,7 @@ fn echoes_vias_from_to_call_id_cseq() {
         Server: sipshard\r\n\
         Content-Length: 0\r\n\r\n";
     assert_eq!(out, expected);
-    let mut headers = [Header::EMPTY; 32];
+    let mut headers = Headers::<32>::new();
     let parsed = sip::parse(out.as_bytes(), &mut headers).unwrap();
     assert_eq!(parsed.status(), Some(483));
     assert_eq!(parsed.via_count, 2);
@@ -89,7 +89,7 @@ fn bad_request_from_a_partial_parse() {
         "Max-Forwards: many\r\nDate: Fri, 01 Jan 2010 16:00:00 EST\r\n",
         "To: <sip:bob@example.com>",
     );
-    let mut headers = [Header::EMPTY; 32];
+    let mut headers = Headers::<32>::new();
     let p = parse_lenient(msg.as_bytes(), &mut headers);
     let err = p.error.unwrap();
     assert_eq!(err, sip::ParseError::Invalid(HeaderName::MaxForwards));
@@ -108,7 +108,7 @@ fn bad_request_from_a_partial_parse() {
         out.starts_with("SIP/2.0 400 Invalid Max-Forwards\r\n"),
         "{out}"
     );
-    let mut headers = [Header::EMPTY; 32];
+    let mut headers = Headers::<32>::new();
     assert!(sip::parse(out.as_bytes(), &mut headers).is_ok());
 }
 
@@ -122,7 +122,7 @@ fn no_reply_without_the_fields_to_echo() {
         req("ACK", "Max-Forwards: x\r\n", "To: <sip:bob@example.com>"),
         "garbage\r\n\r\n".to_owned(),
     ] {
-        let mut headers = [Header::EMPTY; 32];
+        let mut headers = Headers::<32>::new();
         let p = parse_lenient(msg.as_bytes(), &mut headers);
         assert!(p.error.is_some());
         assert!(Echo::from_partial(&p).is_err(), "{msg}");
@@ -136,7 +136,7 @@ fn duplicate_headers_are_echoed_once() {
         "",
         "To: <sip:bob@example.com>\r\nTo: <sip:eve@example.com>",
     );
-    let mut headers = [Header::EMPTY; 32];
+    let mut headers = Headers::<32>::new();
     let p = parse_lenient(msg.as_bytes(), &mut headers);
     assert_eq!(p.error, Some(sip::ParseError::Duplicate(HeaderName::To)));
     let mut out = [0u8; 2048];
@@ -156,7 +156,7 @@ fn duplicate_headers_are_echoed_once() {
 #[test]
 fn small_buffer_is_an_error() {
     let msg = req("INVITE", "", "To: <sip:bob@example.com>");
-    let mut headers = [Header::EMPTY; 32];
+    let mut headers = Headers::<32>::new();
     let m = sip::parse(msg.as_bytes(), &mut headers).unwrap();
     let echo = Echo::from_message(&m).unwrap();
     for size in [0, 10, 100, 200] {

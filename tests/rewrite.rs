@@ -4,7 +4,7 @@
 mod support;
 
 use sipshard::sip::{
-    self, BranchKey, Frame, Header, MaxForwardsExhausted, RequestRewrite, RewriteError, ViaPrefix,
+    self, BranchKey, Frame, Headers, MaxForwardsExhausted, RequestRewrite, RewriteError, ViaPrefix,
 };
 use std::net::SocketAddr;
 use support::*;
@@ -24,16 +24,15 @@ fn req(via: &str, extra: &str) -> String {
 fn our_via_goes_on_top_and_only_the_start_line_moves() {
     let key = BranchKey::new(b"k");
     let mut buf = buffer_with(INVITE);
-    let mut headers = [Header::EMPTY; 64];
-    let m = sip::parse(&buf[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
-    let start_line_len = m.headers_start;
-    let branch = key.branch(&m);
-    let mut rw = RequestRewrite::new(&m);
-    rw.add_via(
-        &ViaPrefix::new("UDP", addr("10.1.2.3:5071")).unwrap(),
-        branch.as_bytes(),
-    )
-    .unwrap();
+    let (start_line_len, branch, rw) = {
+        let mut headers = Headers::<64>::new();
+        let m = sip::parse(&buf[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
+        let branch = key.branch(&m);
+        let mut rw = RequestRewrite::new(&m);
+        let prefix = ViaPrefix::new("UDP", addr("10.1.2.3:5071")).unwrap();
+        rw.add_via(&prefix, branch.as_bytes()).unwrap();
+        (m.headers_start, branch, rw)
+    };
     let mut frame = Frame::new(&mut buf, ROOM, INVITE.len());
     rw.apply(&mut frame).unwrap();
     let out = frame.bytes().to_vec();
@@ -57,7 +56,7 @@ fn our_via_goes_on_top_and_only_the_start_line_moves() {
         &INVITE[start_line_len..]
     );
 
-    let mut headers = [Header::EMPTY; 64];
+    let mut headers = Headers::<64>::new();
     let again = sip::parse(&out, &mut headers).unwrap();
     assert_eq!(again.via_count, 2);
     assert_eq!(again.top_via.via.host, b"10.1.2.3");
@@ -71,7 +70,7 @@ fn our_via_goes_on_top_and_only_the_start_line_moves() {
 #[test]
 fn ipv6_sent_by_is_bracketed() {
     let out = insert_via(INVITE, addr("[2001:db8::7]:5070"), &BranchKey::new(b"k"));
-    let mut headers = [Header::EMPTY; 64];
+    let mut headers = Headers::<64>::new();
     let m = sip::parse(&out, &mut headers).unwrap();
     assert!(text(&out).contains("\r\nVia: SIP/2.0/UDP [2001:db8::7]:5070;branch=z9hG4bKsd"));
     assert_eq!(
@@ -165,7 +164,7 @@ fn received_and_rport() {
             out.contains(&format!("\r\nVia: {expected}\r\nFrom:")),
             "{via} from {source}:\n{out}"
         );
-        let mut headers = [Header::EMPTY; 16];
+        let mut headers = Headers::<16>::new();
         assert!(sip::parse(out.as_bytes(), &mut headers).is_ok());
     }
     // An IPv4-mapped IPv6 source (dual-stack socket) counts as the IPv4 address.
@@ -205,7 +204,7 @@ fn max_forwards() {
         "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1",
         "Max-Forwards: 0\r\n",
     );
-    let mut headers = [Header::EMPTY; 16];
+    let mut headers = Headers::<16>::new();
     let m = sip::parse(msg.as_bytes(), &mut headers).unwrap();
     assert_eq!(
         RequestRewrite::new(&m).forward_max_forwards(&m),
@@ -276,7 +275,7 @@ fn all_rewrites_together_and_trailing_octets_dropped() {
         "Via: SIP/2.0/UDP 10.0.0.5:5060;rport=6000;branch=z9hG4bK1;received=203.0.113.9\r\n"
     ));
     assert!(out.ends_with("Content-Length: 0\r\n\r\n"));
-    let mut headers = [Header::EMPTY; 16];
+    let mut headers = Headers::<16>::new();
     let m = sip::parse(out.as_bytes(), &mut headers).unwrap();
     assert_eq!(m.top_via.via.host, b"10.0.0.1");
     assert_eq!(m.len, out.len());
@@ -287,14 +286,14 @@ fn no_room_is_an_error() {
     let key = BranchKey::new(b"k");
     let mut buf = INVITE.to_vec();
     let len = buf.len();
-    let mut headers = [Header::EMPTY; 64];
-    let m = sip::parse(&buf, &mut headers).unwrap();
-    let mut rw = RequestRewrite::new(&m);
-    rw.add_via(
-        &ViaPrefix::new("UDP", addr("10.0.0.1:5070")).unwrap(),
-        key.branch(&m).as_bytes(),
-    )
-    .unwrap();
+    let rw = {
+        let mut headers = Headers::<64>::new();
+        let m = sip::parse(&buf, &mut headers).unwrap();
+        let mut rw = RequestRewrite::new(&m);
+        let prefix = ViaPrefix::new("UDP", addr("10.0.0.1:5070")).unwrap();
+        rw.add_via(&prefix, key.branch(&m).as_bytes()).unwrap();
+        rw
+    };
     let mut frame = Frame::new(&mut buf, 0, len);
     assert_eq!(rw.apply(&mut frame), Err(RewriteError::NoRoom));
 }

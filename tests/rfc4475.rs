@@ -2,7 +2,7 @@
 //! messages parse with the right fields, the invalid ones fail with the right error, the
 //! semantic ones behave as the RFC expects of a proxy, and nothing panics.
 
-use sipshard::sip::{self, parse_lenient, Header, HeaderName, ParseError, Rport, StartLine};
+use sipshard::sip::{self, parse_lenient, HeaderName, Headers, ParseError, Rport, StartLine};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -87,7 +87,7 @@ fn proxy_ignores(name: &str) -> bool {
 fn strict_parse_valid_and_semantic_messages_parse_invalid_ones_fail() {
     for (name, class) in index() {
         let data = load(&name);
-        let mut headers = [Header::EMPTY; 128];
+        let mut headers = Headers::<128>::new();
         let result = sip::parse_strict(&data, &mut headers);
         match (class.as_str(), expected_error(&name)) {
             ("invalid", None) => panic!("{name}: invalid message without an expected error"),
@@ -101,7 +101,7 @@ fn strict_parse_valid_and_semantic_messages_parse_invalid_ones_fail() {
 fn proxy_parse_rejects_what_forwarding_uses_and_passes_the_rest() {
     for (name, _) in index() {
         let data = load(&name);
-        let mut headers = [Header::EMPTY; 128];
+        let mut headers = Headers::<128>::new();
         let result = sip::parse(&data, &mut headers);
         if name == "baddn.dat" {
             // The archive's copy ends without the empty line: past the From, a proxy
@@ -121,14 +121,14 @@ fn no_message_panics_and_lenient_agrees() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "dat") {
             let data = std::fs::read(&path).unwrap();
-            let mut h1 = [Header::EMPTY; 128];
-            let mut h2 = [Header::EMPTY; 128];
+            let mut h1 = Headers::<128>::new();
+            let mut h2 = Headers::<128>::new();
             let strict = sip::parse(&data, &mut h1).err();
             let lenient = parse_lenient(&data, &mut h2).error;
             assert_eq!(strict.is_some(), lenient.is_some(), "{path:?}");
             // Every prefix of every message must be handled without panicking.
             for cut in 0..data.len() {
-                let mut h = [Header::EMPTY; 128];
+                let mut h = Headers::<128>::new();
                 let _ = sip::parse(&data[..cut], &mut h);
                 let _ = parse_lenient(&data[..cut], &mut h);
             }
@@ -139,7 +139,7 @@ fn no_message_panics_and_lenient_agrees() {
 #[test]
 fn wsinv_fields() {
     let data = load("wsinv.dat");
-    let mut headers = [Header::EMPTY; 64];
+    let mut headers = Headers::<64>::new();
     let m = sip::parse(&data, &mut headers).unwrap();
     assert_eq!(
         m.start,
@@ -197,8 +197,8 @@ fn wsinv_fields() {
 
 #[test]
 fn unusual_but_valid_fields() {
-    let mut headers = [Header::EMPTY; 128];
     let data = load("intmeth.dat");
+    let mut headers = Headers::<128>::new();
     let m = sip::parse(&data, &mut headers).unwrap();
     assert_eq!(
         m.method(),
@@ -208,6 +208,8 @@ fn unusual_but_valid_fields() {
     assert_eq!(m.top_via.via.branch, Some(&b"z9hG4bK-.!%66*_+`'~"[..]));
 
     let data = load("esc02.dat");
+
+    let mut headers = Headers::<128>::new();
     let m = sip::parse(&data, &mut headers).unwrap();
     assert_eq!(m.method(), Some(&b"RE%47IST%45R"[..]));
     assert!(m
@@ -217,22 +219,30 @@ fn unusual_but_valid_fields() {
     assert_eq!(m.content_length, Some(0));
 
     let data = load("lwsdisp.dat");
+
+    let mut headers = Headers::<128>::new();
     let m = sip::parse(&data, &mut headers).unwrap();
     assert_eq!(m.from_addr().unwrap().display, Some(&b"caller"[..]));
 
     let data = load("longreq.dat");
+
+    let mut headers = Headers::<128>::new();
     let m = sip::parse(&data, &mut headers).unwrap();
     assert_eq!(m.via_count, 34);
     assert!(m.from_addr().unwrap().tag.unwrap().len() > 100);
     assert!(m.to_addr().unwrap().display.unwrap().len() > 100);
 
     let data = load("semiuri.dat");
+
+    let mut headers = Headers::<128>::new();
     let m = sip::parse(&data, &mut headers).unwrap();
     let uri = sip::SipUri::parse(m.request_uri().unwrap()).unwrap();
     assert_eq!(uri.user, Some(&b"user;par=u%40example.net"[..]));
     assert_eq!(uri.host, b"example.com");
 
     let data = load("transports.dat");
+
+    let mut headers = Headers::<128>::new();
     let m = sip::parse(&data, &mut headers).unwrap();
     let transports: Vec<&[u8]> = m
         .headers
@@ -246,11 +256,15 @@ fn unusual_but_valid_fields() {
     );
 
     let data = load("mpart01.dat");
+
+    let mut headers = Headers::<128>::new();
     let m = sip::parse(&data, &mut headers).unwrap();
     assert_eq!(m.body.len(), 553);
     assert!(m.body.contains(&0));
 
     let data = load("unreason.dat");
+
+    let mut headers = Headers::<128>::new();
     let m = sip::parse(&data, &mut headers).unwrap();
     assert_eq!(m.status(), Some(200));
     match m.start {
@@ -261,6 +275,8 @@ fn unusual_but_valid_fields() {
     }
 
     let data = load("noreason.dat");
+
+    let mut headers = Headers::<128>::new();
     let m = sip::parse(&data, &mut headers).unwrap();
     assert_eq!(
         m.start,
@@ -271,6 +287,8 @@ fn unusual_but_valid_fields() {
     );
 
     let data = load("inv2543.dat");
+
+    let mut headers = Headers::<128>::new();
     let m = sip::parse(&data, &mut headers).unwrap();
     assert_eq!(m.top_via.via.branch, None);
     assert_eq!(m.from_addr().unwrap().tag, None);
@@ -279,10 +297,14 @@ fn unusual_but_valid_fields() {
     assert_eq!(m.body.len(), data.len() - m.offset_of(m.body));
 
     let data = load("zeromf.dat");
+
+    let mut headers = Headers::<128>::new();
     let m = sip::parse(&data, &mut headers).unwrap();
     assert_eq!(m.max_forwards.unwrap().value, 0);
 
     let data = load("escnull.dat");
+
+    let mut headers = Headers::<128>::new();
     let m = sip::parse(&data, &mut headers).unwrap();
     assert_eq!(m.to_addr().unwrap().uri, b"sip:null-%00-null@example.com");
 }
@@ -290,7 +312,7 @@ fn unusual_but_valid_fields() {
 #[test]
 fn extra_trailing_octets_are_not_part_of_the_message() {
     let data = load("dblreq.dat");
-    let mut headers = [Header::EMPTY; 64];
+    let mut headers = Headers::<64>::new();
     let m = sip::parse(&data, &mut headers).unwrap();
     assert_eq!(m.method(), Some(&b"REGISTER"[..]));
     assert_eq!(m.call_id, b"dblreq.0ha0isndaksdj99sdfafnl3lk233412");
@@ -301,8 +323,8 @@ fn extra_trailing_octets_are_not_part_of_the_message() {
 
 #[test]
 fn rport_and_received_in_torture_vias() {
-    let mut headers = [Header::EMPTY; 64];
     let data = load("scalarlg.dat");
+    let mut headers = Headers::<64>::new();
     // Invalid (CSeq) but the lenient parse still sees the Via with its received value.
     let p = parse_lenient(&data, &mut headers);
     assert_eq!(p.error, Some(ParseError::Invalid(HeaderName::CSeq)));

@@ -14,8 +14,9 @@ use crate::balance::{backends::Snapshot, call_id_hash};
 use crate::net::HEADROOM;
 use crate::sip::reply::{reply_destination, response_destination};
 use crate::sip::{
-    self, parse_lenient, rewrite::MaxForwardsExhausted, BranchKey, Echo, Frame, Header, HeaderName,
-    Message, NameAddr, ParseError, RequestRewrite, SipUri, Status, TopViaRemoval, Via, ViaPrefix,
+    self, parse_lenient, rewrite::MaxForwardsExhausted, BranchKey, Echo, Frame, HeaderName,
+    Headers, Message, NameAddr, ParseError, RequestRewrite, SipUri, Status, TopViaRemoval, Via,
+    ViaPrefix,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -114,7 +115,7 @@ impl Forwarder {
     }
 
     fn decide(&self, side: Side, datagram: &[u8], reply: &mut [u8], source: SocketAddr) -> Plan {
-        let mut headers = [Header::EMPTY; MAX_HEADERS];
+        let mut headers = Headers::<MAX_HEADERS>::new();
         let msg = match sip::parse(datagram, &mut headers) {
             Ok(msg) => msg,
             Err(ParseError::Empty) => return Plan::Done(Verdict::Drop(DropReason::KeepAlive)),
@@ -326,7 +327,7 @@ impl Forwarder {
         reply: &mut [u8],
         source: SocketAddr,
     ) -> Verdict {
-        let mut headers = [Header::EMPTY; MAX_HEADERS];
+        let mut headers = Headers::<MAX_HEADERS>::new();
         let partial = parse_lenient(datagram, &mut headers);
         let is_ack = matches!(
             partial.fields.start,

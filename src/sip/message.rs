@@ -15,6 +15,7 @@ use super::scan::{is_token_str, offset_in, trim};
 use super::start_line::StartLine;
 use super::uri::check_request_uri;
 use super::via::Via;
+use arrayvec::ArrayVec;
 
 /// One header line as found in the message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,15 +30,9 @@ pub struct Header<'b> {
     pub line: &'b [u8],
 }
 
-impl Header<'static> {
-    /// A placeholder to initialise header storage: `[Header::EMPTY; 64]`.
-    pub const EMPTY: Header<'static> = Header {
-        name: HeaderName::Other,
-        raw_name: &[],
-        value: &[],
-        line: &[],
-    };
-}
+/// Header storage for a parse: `Headers::<64>::new()` costs nothing to create (no
+/// initialisation), and a parse clears it first, so one can serve message after message.
+pub type Headers<'b, const N: usize> = ArrayVec<Header<'b>, N>;
 
 /// The topmost Via value and what it takes to remove it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,44 +172,46 @@ pub enum Checks {
 
 /// Parses a datagram with the checks a proxy makes ([`Checks::Proxy`]). Stops at the
 /// first error.
-pub fn parse<'b, 'h>(
+pub fn parse<'b, 'h, const N: usize>(
     buf: &'b [u8],
-    storage: &'h mut [Header<'b>],
+    storage: &'h mut Headers<'b, N>,
 ) -> Result<Message<'b, 'h>, ParseError> {
     parse_with(buf, storage, Checks::Proxy)
 }
 
 /// Parses a datagram with every check sipshard knows ([`Checks::Full`]).
-pub fn parse_strict<'b, 'h>(
+pub fn parse_strict<'b, 'h, const N: usize>(
     buf: &'b [u8],
-    storage: &'h mut [Header<'b>],
+    storage: &'h mut Headers<'b, N>,
 ) -> Result<Message<'b, 'h>, ParseError> {
     parse_with(buf, storage, Checks::Full)
 }
 
 /// Parses a datagram with the given checks. Stops at the first error.
-pub fn parse_with<'b, 'h>(
+pub fn parse_with<'b, 'h, const N: usize>(
     buf: &'b [u8],
-    storage: &'h mut [Header<'b>],
+    storage: &'h mut Headers<'b, N>,
     checks: Checks,
 ) -> Result<Message<'b, 'h>, ParseError> {
     let mut driver = Driver::new(buf, true, checks);
-    let count = driver.run(storage)?;
+    driver.run(storage)?;
     let headers: &'h [Header<'b>] = storage;
-    driver.into_message(&headers[..count])
+    driver.into_message(headers)
 }
 
 /// Parses as much as possible with the proxy's checks, recording the first error but
 /// carrying on past errors in header values, so that a 400 can still echo Via, From, To,
 /// Call-ID and CSeq.
-pub fn parse_lenient<'b, 'h>(buf: &'b [u8], storage: &'h mut [Header<'b>]) -> Partial<'b, 'h> {
+pub fn parse_lenient<'b, 'h, const N: usize>(
+    buf: &'b [u8],
+    storage: &'h mut Headers<'b, N>,
+) -> Partial<'b, 'h> {
     let mut driver = Driver::new(buf, false, Checks::Proxy);
-    let mut count = 0;
-    let structural = driver.run_counting(storage, &mut count).err();
+    let structural = driver.run(storage).err();
     let headers: &'h [Header<'b>] = storage;
     Partial {
         buf,
-        headers: &headers[..count],
+        headers,
         fields: driver.fields,
         error: driver.error.or(structural),
     }
@@ -305,17 +302,8 @@ impl<'b> Driver<'b> {
         Ok(())
     }
 
-    fn run(&mut self, storage: &mut [Header<'b>]) -> Result<usize, ParseError> {
-        let mut count = 0;
-        self.run_counting(storage, &mut count)?;
-        Ok(count)
-    }
-
-    fn run_counting(
-        &mut self,
-        storage: &mut [Header<'b>],
-        count: &mut usize,
-    ) -> Result<(), ParseError> {
+    fn run<const N: usize>(&mut self, storage: &mut Headers<'b, N>) -> Result<(), ParseError> {
+        storage.clear();
         let buf = self.buf;
         // CRLFs before the start line are ignored (§7.5); a datagram of nothing else is a
         // keep-alive, reported as Empty.
@@ -361,9 +349,9 @@ impl<'b> Driver<'b> {
                 value: trim(&content[colon + 1..]),
                 line: &buf[pos..nl + 1],
             };
-            let slot = storage.get_mut(*count).ok_or(ParseError::TooManyHeaders)?;
-            *slot = header;
-            *count += 1;
+            storage
+                .try_push(header)
+                .map_err(|_| ParseError::TooManyHeaders)?;
             self.header(header)?;
             pos = nl + 1;
         };

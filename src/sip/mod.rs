@@ -4,7 +4,7 @@
 //!
 //! The path of a request through this layer:
 //! ```
-//! use sipshard::sip::{self, BranchKey, Frame, Header, RequestRewrite, ViaPrefix};
+//! use sipshard::sip::{self, BranchKey, Frame, Headers, RequestRewrite, ViaPrefix};
 //! let datagram = b"OPTIONS sip:b@example.com SIP/2.0\r\n\
 //!     Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport\r\n\
 //!     From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\n\
@@ -16,12 +16,16 @@
 //! // Our Via up to the branch, formatted once per socket.
 //! let prefix = ViaPrefix::new("UDP", "10.0.0.1:5070".parse().unwrap()).unwrap();
 //!
-//! let mut headers = [Header::EMPTY; 32];
-//! let msg = sip::parse(&buf[256..256 + datagram.len()], &mut headers).unwrap();
-//! let mut plan = RequestRewrite::new(&msg);
-//! plan.add_via(&prefix, key.branch(&msg).as_bytes()).unwrap();
-//! plan.stamp_source(&msg, "198.51.100.7:40000".parse().unwrap());
-//! plan.forward_max_forwards(&msg).unwrap();
+//! // Parse and plan in a scope: the plan keeps offsets, not a borrow of the buffer.
+//! let plan = {
+//!     let mut headers = Headers::<32>::new();
+//!     let msg = sip::parse(&buf[256..256 + datagram.len()], &mut headers).unwrap();
+//!     let mut plan = RequestRewrite::new(&msg);
+//!     plan.add_via(&prefix, key.branch(&msg).as_bytes()).unwrap();
+//!     plan.stamp_source(&msg, "198.51.100.7:40000".parse().unwrap());
+//!     plan.forward_max_forwards(&msg).unwrap();
+//!     plan
+//! };
 //!
 //! let mut frame = Frame::new(&mut buf, 256, datagram.len());
 //! plan.apply(&mut frame).unwrap();
@@ -57,8 +61,8 @@ pub use error::ParseError;
 pub use frame::{Frame, NoRoom};
 pub use header_name::HeaderName;
 pub use message::{
-    parse, parse_lenient, parse_strict, parse_with, CSeq, Checks, Fields, Header, MaxForwards,
-    Message, Partial, TopRoute, TopVia,
+    parse, parse_lenient, parse_strict, parse_with, CSeq, Checks, Fields, Header, Headers,
+    MaxForwards, Message, Partial, TopRoute, TopVia,
 };
 pub use name_addr::NameAddr;
 pub use reply::{write_reply, write_response, Echo, Extras, ReplyError, Status};

@@ -9,7 +9,7 @@
 
 use crate::net::{udp_socket, Batch, Payload, SocketOptions, HEADROOM};
 use crate::shard::runtime;
-use crate::sip::{self, Header};
+use crate::sip::{self, Headers};
 use arrayvec::ArrayVec;
 use hdrhistogram::Histogram;
 use std::cell::RefCell;
@@ -225,7 +225,7 @@ impl Engine {
         now: Instant,
     ) -> ArrayVec<(usize, usize), 2> {
         let mut out = ArrayVec::new();
-        let mut headers = [Header::EMPTY; 32];
+        let mut headers = Headers::<32>::new();
         let Ok(msg) = sip::parse(datagram, &mut headers) else {
             return out;
         };

@@ -7,7 +7,7 @@
 use crate::net::{reuseport_group, Batch, Payload, HEADROOM};
 use crate::shard::runtime;
 use crate::sip::reply::reply_destination;
-use crate::sip::{self, Echo, Extras, Header, Status};
+use crate::sip::{self, Echo, Extras, Headers, Status};
 use arrayvec::ArrayVec;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -180,7 +180,7 @@ fn write_answers(
     counters: &mut ResponderCounters,
     sends: &mut ArrayVec<(usize, usize), 3>,
 ) -> Option<SocketAddr> {
-    let mut headers = [Header::EMPTY; 64];
+    let mut headers = Headers::<64>::new();
     let Ok(msg) = sip::parse(datagram, &mut headers) else {
         counters.unparsable += 1;
         return None;

@@ -22,8 +22,8 @@ use sipshard::sip::reply::{write_reply, Echo, ReplyError, Status};
 use sipshard::sip::text::{push_decimal, push_ip};
 use sipshard::sip::ViaPrefix;
 use sipshard::sip::{
-    parse, parse_lenient, parse_strict, BranchKey, Fields, Frame, Header, HeaderName, Message,
-    NameAddr, ParseError, RequestRewrite, Rport, SipUri, StartLine, TopViaRemoval, Via,
+    parse, parse_lenient, parse_strict, BranchKey, Fields, Frame, Header, HeaderName, Headers,
+    Message, NameAddr, ParseError, RequestRewrite, Rport, SipUri, StartLine, TopViaRemoval, Via,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -334,12 +334,12 @@ pub fn check_parse(data: &[u8]) {
     let _ = key().verify(data);
     check_text(derived_addr(data));
 
-    let mut storage = [Header::EMPTY; HEADERS];
+    let mut storage = Headers::<HEADERS>::new();
     let strict = parse(data, &mut storage);
-    let mut lenient_storage = [Header::EMPTY; HEADERS];
+    let mut lenient_storage = Headers::<HEADERS>::new();
     let lenient = parse_lenient(data, &mut lenient_storage);
     check_fields(data, lenient.headers, &lenient.fields);
-    let mut full_storage = [Header::EMPTY; HEADERS];
+    let mut full_storage = Headers::<HEADERS>::new();
     let full = parse_strict(data, &mut full_storage);
 
     // The full checks are a superset of the proxy's: what they accept, the proxy accepts,
@@ -477,7 +477,7 @@ fn check_text(addr: SocketAddr) {
 /// Checks on a successful parse beyond its slices. `full_ok`: `parse_strict` accepts it too.
 fn check_message_extras(data: &[u8], msg: &Message<'_, '_>, full_ok: bool) {
     // Parsing the message proper again gives the same message.
-    let mut storage = [Header::EMPTY; HEADERS];
+    let mut storage = Headers::<HEADERS>::new();
     let again = parse(&data[..msg.len], &mut storage)
         .unwrap_or_else(|e| panic!("data[..msg.len] does not parse again: {e:?}"));
     assert_eq!(again.len, msg.len);
@@ -528,7 +528,7 @@ fn check_message_extras(data: &[u8], msg: &Message<'_, '_>, full_ok: bool) {
 /// A reply to a valid request is itself a valid response echoing the request's fields.
 fn check_reply(req: &Message<'_, '_>, reply: &[u8], full_ok: bool) {
     if full_ok {
-        let mut storage = [Header::EMPTY; HEADERS_OUT];
+        let mut storage = Headers::<HEADERS_OUT>::new();
         if let Err(e) = parse_strict(reply, &mut storage) {
             panic!(
                 "our 400 fails parse_strict: {e:?}\n{}",
@@ -536,7 +536,7 @@ fn check_reply(req: &Message<'_, '_>, reply: &[u8], full_ok: bool) {
             );
         }
     }
-    let mut storage = [Header::EMPTY; HEADERS_OUT];
+    let mut storage = Headers::<HEADERS_OUT>::new();
     let r = parse(reply, &mut storage).unwrap_or_else(|e| {
         panic!(
             "our 400 does not parse: {e:?}\n{}",
@@ -617,11 +617,11 @@ fn route_values<'b>(headers: &[Header<'b>]) -> Vec<&'b [u8]> {
 /// a lone Via insertion must strip back to the exact original bytes; a response loses its
 /// top Via.
 pub fn check_rewrite(data: &[u8]) {
-    let mut storage = [Header::EMPTY; HEADERS];
+    let mut storage = Headers::<HEADERS>::new();
     let Ok(msg) = parse(data, &mut storage) else {
         return;
     };
-    let mut full_storage = [Header::EMPTY; HEADERS];
+    let mut full_storage = Headers::<HEADERS>::new();
     let full_ok = parse_strict(data, &mut full_storage).is_ok();
     let original = &data[..msg.len];
     if msg.is_request() {
@@ -653,13 +653,13 @@ fn check_empty_plan(data: &[u8], msg: &Message<'_, '_>) {
 /// With `full_ok` (the input passed `parse_strict`) the output must pass it too.
 fn reparse<'b, 'h>(
     out: &'b [u8],
-    storage: &'h mut [Header<'b>],
+    storage: &'h mut Headers<'b, HEADERS_OUT>,
     allowed: Option<ParseError>,
     full_ok: bool,
     what: &str,
 ) -> sipshard::sip::Partial<'b, 'h> {
     if full_ok {
-        let mut st = [Header::EMPTY; HEADERS_OUT];
+        let mut st = Headers::<HEADERS_OUT>::new();
         if let Err(e) = parse_strict(out, &mut st) {
             panic!(
                 "{what} fails parse_strict: {e:?}\n{}",
@@ -688,7 +688,7 @@ fn check_stamp_only(data: &[u8], msg: &Message<'_, '_>, src: SocketAddr) {
     plan.apply(&mut frame)
         .unwrap_or_else(|e| panic!("stamp for {src} failed: {e:?}"));
     let out = frame.bytes();
-    let mut st = [Header::EMPTY; HEADERS_OUT];
+    let mut st = Headers::<HEADERS_OUT>::new();
     let r = parse(out, &mut st).unwrap_or_else(|e| {
         panic!(
             "request stamped for {src} does not parse: {e:?}\n{}",
@@ -723,7 +723,7 @@ fn check_full_rewrite(data: &[u8], msg: &Message<'_, '_>, full_ok: bool) {
 
     let removal = {
         let out = frame.bytes();
-        let mut st = [Header::EMPTY; HEADERS_OUT];
+        let mut st = Headers::<HEADERS_OUT>::new();
         let p = reparse(out, &mut st, allowed, full_ok, "rewritten request");
         let r = &p.fields;
         assert_eq!(r.len, out.len(), "rewritten request has trailing octets");
@@ -781,7 +781,7 @@ fn check_full_rewrite(data: &[u8], msg: &Message<'_, '_>, full_ok: bool) {
         assert_eq!(r.content_length, msg.content_length);
         assert_eq!(r.body, msg.body);
         // Stripping needs a full Message: only when the output parses cleanly.
-        let mut st = [Header::EMPTY; HEADERS_OUT];
+        let mut st = Headers::<HEADERS_OUT>::new();
         parse(out, &mut st).ok().map(|r| TopViaRemoval::new(&r))
     };
     let Some(removal) = removal else {
@@ -793,7 +793,7 @@ fn check_full_rewrite(data: &[u8], msg: &Message<'_, '_>, full_ok: bool) {
         .apply(&mut frame)
         .expect("TopViaRemoval after full rewrite");
     let out = frame.bytes();
-    let mut st = [Header::EMPTY; HEADERS_OUT];
+    let mut st = Headers::<HEADERS_OUT>::new();
     let r = parse(out, &mut st).unwrap_or_else(|e| {
         panic!(
             "request without our Via does not parse: {e:?}\n{}",
@@ -822,7 +822,7 @@ fn check_insert_strip(data: &[u8], msg: &Message<'_, '_>, original: &[u8]) {
         .unwrap_or_else(|e| panic!("Via insertion failed: {e:?}"));
     let removal = {
         let out = frame.bytes();
-        let mut st = [Header::EMPTY; HEADERS_OUT];
+        let mut st = Headers::<HEADERS_OUT>::new();
         // The input's top two Via values were parsed; after ours they are second and third,
         // and the third is not parsed: the output parses whenever the input did.
         let r = parse(out, &mut st).unwrap_or_else(|e| {
@@ -855,7 +855,7 @@ fn check_response_strip(data: &[u8], msg: &Message<'_, '_>, full_ok: bool) {
         .expect("TopViaRemoval on a response");
     let out = frame.bytes();
     assert_eq!(out.len(), msg.len - msg.top_via.removal.len());
-    let mut st = [Header::EMPTY; HEADERS_OUT];
+    let mut st = Headers::<HEADERS_OUT>::new();
     if msg.via_count > 1 {
         // The proxy parse did not look at the third Via value; it is now the second.
         let allowed =

@@ -4,7 +4,7 @@
 
 use sipshard::balance::backends::Backend;
 use sipshard::shard::{start, Counters, Plane, PlaneConfig};
-use sipshard::sip::{self, Header, HeaderName};
+use sipshard::sip::{self, HeaderName, Headers};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
@@ -111,7 +111,7 @@ pub fn request(method: &str, from: SocketAddr, branch: &str, call_id: &str, extr
 
 /// The response a UAS would send to `request`: same Vias, From, Call-ID, CSeq, a To tag.
 pub fn response_to(request: &str, code: u16, reason: &str) -> String {
-    let mut headers = [Header::EMPTY; 64];
+    let mut headers = Headers::<64>::new();
     let m = sip::parse(request.as_bytes(), &mut headers).expect("request parses");
     let mut out = format!("SIP/2.0 {code} {reason}\r\n");
     for h in m.headers {
@@ -130,7 +130,7 @@ pub fn response_to(request: &str, code: u16, reason: &str) -> String {
 
 /// Where a response to `msg` goes: its top Via's sent-by.
 pub fn top_via_addr(msg: &str) -> SocketAddr {
-    let mut headers = [Header::EMPTY; 64];
+    let mut headers = Headers::<64>::new();
     let m = sip::parse(msg.as_bytes(), &mut headers).expect("parses");
     let via = m.top_via.via;
     SocketAddr::new(via.host_ip().expect("IP sent-by"), via.port.unwrap_or(5060))
@@ -138,7 +138,7 @@ pub fn top_via_addr(msg: &str) -> SocketAddr {
 
 /// All Via values of a message, in order.
 pub fn vias(msg: &str) -> Vec<String> {
-    let mut headers = [Header::EMPTY; 64];
+    let mut headers = Headers::<64>::new();
     let m = sip::parse(msg.as_bytes(), &mut headers).expect("parses");
     m.headers
         .iter()

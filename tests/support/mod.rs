@@ -3,7 +3,7 @@
 
 pub mod lab;
 
-use sipshard::sip::{self, BranchKey, Frame, Header, RequestRewrite, TopViaRemoval, ViaPrefix};
+use sipshard::sip::{self, BranchKey, Frame, Headers, RequestRewrite, TopViaRemoval, ViaPrefix};
 use std::net::SocketAddr;
 
 /// Headroom and tailroom around the datagram in test buffers.
@@ -27,11 +27,14 @@ pub fn rewrite_request(
     plan: impl FnOnce(&sip::Message<'_, '_>, &mut RequestRewrite),
 ) -> Vec<u8> {
     let mut buf = buffer_with(msg);
-    let mut headers = [Header::EMPTY; 64];
-    let parsed =
-        sip::parse(&buf[ROOM..ROOM + msg.len()], &mut headers).expect("test message parses");
-    let mut rewrite = RequestRewrite::new(&parsed);
-    plan(&parsed, &mut rewrite);
+    let rewrite = {
+        let mut headers = Headers::<64>::new();
+        let parsed =
+            sip::parse(&buf[ROOM..ROOM + msg.len()], &mut headers).expect("test message parses");
+        let mut rewrite = RequestRewrite::new(&parsed);
+        plan(&parsed, &mut rewrite);
+        rewrite
+    };
     let mut frame = Frame::new(&mut buf, ROOM, msg.len());
     rewrite.apply(&mut frame).expect("rewrite applies");
     frame.bytes().to_vec()
@@ -51,10 +54,12 @@ pub fn insert_via(msg: &[u8], sent_by: SocketAddr, key: &BranchKey) -> Vec<u8> {
 /// Strips the top Via value.
 pub fn strip_via(msg: &[u8]) -> Vec<u8> {
     let mut buf = buffer_with(msg);
-    let mut headers = [Header::EMPTY; 64];
-    let parsed =
-        sip::parse(&buf[ROOM..ROOM + msg.len()], &mut headers).expect("test message parses");
-    let removal = TopViaRemoval::new(&parsed);
+    let removal = {
+        let mut headers = Headers::<64>::new();
+        let parsed =
+            sip::parse(&buf[ROOM..ROOM + msg.len()], &mut headers).expect("test message parses");
+        TopViaRemoval::new(&parsed)
+    };
     let mut frame = Frame::new(&mut buf, ROOM, msg.len());
     removal.apply(&mut frame).expect("strip applies");
     frame.bytes().to_vec()
