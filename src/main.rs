@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use sipshard::config::BalanceArgs;
-use sipshard::tools::{self, responder::ResponderArgs};
+use sipshard::tools::{self, bench::BenchArgs, responder::ResponderArgs};
 use std::process::ExitCode;
 
 /// A thread-per-core SIP load balancer.
@@ -19,6 +19,8 @@ enum Command {
     Balance(BalanceArgs),
     /// Run a fast SIP responder (a backend for tests and benchmarks).
     Responder(ResponderArgs),
+    /// Drive SIP load at a target and report throughput and latency.
+    Bench(BenchArgs),
     /// Run the built-in demo on an embedded default (no setup needed).
     Demo,
 }
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Balance(args) => tools::balance::run(&args),
         Command::Responder(args) => tools::responder::run(&args),
+        Command::Bench(args) => tools::bench::run(&args),
         Command::Demo => tools::demo::run(),
     }
 }

@@ -3,7 +3,9 @@
 //! balancer, and prints calls completed, the spread over the backends, throughput and
 //! call-setup latency percentiles.
 
-use super::calls::{run_calls, CallLoad, CallReport};
+use super::bench::engine::Mode;
+use super::bench::report::BenchReport;
+use super::bench::{run_load, Load};
 use super::responder::Responder;
 use crate::balance::backends::Backend;
 use crate::shard::{self, Counters, PlaneConfig};
@@ -58,13 +60,17 @@ pub fn run() -> ExitCode {
     for (i, r) in responders.iter().enumerate() {
         println!("backend {i}  {}", r.addr());
     }
-    let report = run_calls(&CallLoad {
+    let report = run_load(&Load {
         target: plane.public_addrs()[0],
-        local_ip: loopback,
-        rate: RATE,
-        duration: Duration::from_secs(SECONDS),
+        mode: Mode::Calls,
+        rate: f64::from(RATE),
+        duration: Some(Duration::from_secs(SECONDS)),
+        count: None,
+        workers: 1,
+        local: SocketAddr::new(loopback, 0),
         timeout: Duration::from_secs(5),
-        core: None,
+        pin: None,
+        progress: false,
     });
     let balancer = plane.stop();
     let invites: Vec<u64> = responders
@@ -74,7 +80,7 @@ pub fn run() -> ExitCode {
     match report {
         Ok(report) => {
             print_report(&report, &balancer, &invites);
-            if report.completed == report.offered && report.offered > 0 {
+            if report.all_completed() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -93,8 +99,8 @@ fn ms(us: u64) -> String {
     format!("{:.3} ms", us as f64 / 1000.0)
 }
 
-fn print_report(r: &CallReport, balancer: &Counters, invites: &[u64]) {
-    let secs = r.elapsed.as_secs_f64().max(1e-9);
+fn print_report(r: &BenchReport, balancer: &Counters, invites: &[u64]) {
+    let secs = r.elapsed_s.max(1e-9);
     println!(
         "\ncalls     offered {}  completed {}  failed {}  timed out {}  retransmissions {}",
         r.offered, r.completed, r.failed, r.timed_out, r.retransmissions
@@ -119,14 +125,14 @@ fn print_report(r: &CallReport, balancer: &Counters, invites: &[u64]) {
         forwarded as f64 / secs,
         balancer.drops.iter().sum::<u64>()
     );
-    let h = &r.setup_us;
+    let h = &r.latency_us;
     println!(
         "setup     INVITE → 200 OK: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
-        ms(h.value_at_quantile(0.5)),
-        ms(h.value_at_quantile(0.9)),
-        ms(h.value_at_quantile(0.99)),
-        ms(h.value_at_quantile(0.999)),
-        ms(h.max())
+        ms(h.p50),
+        ms(h.p90),
+        ms(h.p99),
+        ms(h.p999),
+        ms(h.max)
     );
-    println!("\n`sipshard balance --help` runs it for real; `cargo test` runs the test suite.");
+    println!("\n`sipshard balance --help` runs it for real, `sipshard bench --help` measures a farm; `cargo test` runs the test suite.");
 }

@@ -1,6 +1,6 @@
 //! Tools shipped in the same binary as the balancer.
 
 pub mod balance;
-pub mod calls;
+pub mod bench;
 pub mod demo;
 pub mod responder;

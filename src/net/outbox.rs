@@ -1,0 +1,133 @@
+//! A send-only batch: datagrams written into fixed buffers, sent with one `sendmmsg`.
+//! For load generation (new requests, retransmissions), where nothing was received first.
+
+#![allow(unsafe_code)]
+
+use super::sockaddr;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+/// Largest datagram an outbox slot holds.
+pub const OUTBOX_DATAGRAM: usize = 2048;
+
+/// Datagrams waiting to be sent.
+pub struct Outbox {
+    capacity: usize,
+    buffers: Vec<u8>,
+    lens: Vec<usize>,
+    addrs: Vec<libc::sockaddr_storage>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+    queued: usize,
+}
+
+fn empty_header() -> libc::mmsghdr {
+    // SAFETY: mmsghdr is plain old data; all-zero (null pointers, zero lengths) is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+impl Outbox {
+    /// An outbox of `capacity` datagrams (clamped to 1..=1024).
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.clamp(1, 1024);
+        Outbox {
+            capacity,
+            buffers: vec![0; capacity * OUTBOX_DATAGRAM],
+            lens: vec![0; capacity],
+            addrs: vec![sockaddr::empty(); capacity],
+            iovecs: vec![
+                libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0
+                };
+                capacity
+            ],
+            headers: (0..capacity).map(|_| empty_header()).collect(),
+            queued: 0,
+        }
+    }
+
+    /// True when no more datagrams fit (flush first).
+    pub fn is_full(&self) -> bool {
+        self.queued == self.capacity
+    }
+
+    /// Datagrams queued.
+    pub fn len(&self) -> usize {
+        self.queued
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.queued == 0
+    }
+
+    /// Queues a datagram for `dest`, written by `write` into a buffer of
+    /// [`OUTBOX_DATAGRAM`] bytes (it returns the length used). Returns false when full.
+    pub fn queue(&mut self, dest: SocketAddr, write: impl FnOnce(&mut [u8]) -> usize) -> bool {
+        if self.is_full() {
+            return false;
+        }
+        let i = self.queued;
+        let buffer = &mut self.buffers[i * OUTBOX_DATAGRAM..(i + 1) * OUTBOX_DATAGRAM];
+        self.lens[i] = write(buffer).min(OUTBOX_DATAGRAM);
+        let namelen = sockaddr::from_std(dest, &mut self.addrs[i]);
+        self.headers[i].msg_hdr.msg_namelen = namelen;
+        self.queued += 1;
+        true
+    }
+
+    /// Sends everything queued on `fd`. Returns (sent, dropped because the send buffer
+    /// stayed full or the kernel refused).
+    pub fn flush(&mut self, fd: RawFd) -> (u64, u64) {
+        let count = self.queued;
+        let base = self.buffers.as_mut_ptr();
+        for i in 0..count {
+            self.iovecs[i] = libc::iovec {
+                // SAFETY: buffer i lies inside `buffers`.
+                iov_base: unsafe { base.add(i * OUTBOX_DATAGRAM) }.cast(),
+                iov_len: self.lens[i],
+            };
+            let h = &mut self.headers[i];
+            h.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_hdr.msg_iov = &mut self.iovecs[i];
+            h.msg_hdr.msg_iovlen = 1;
+            h.msg_len = 0;
+        }
+        let (mut done, mut sent, mut dropped, mut retries) = (0usize, 0u64, 0u64, 0);
+        while done < count {
+            // SAFETY: headers done..count point at live buffers owned by self.
+            let n = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    self.headers.as_mut_ptr().add(done),
+                    (count - done) as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n > 0 {
+                done += n as usize;
+                sent += n as u64;
+                continue;
+            }
+            match io::Error::last_os_error().kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock if retries < 64 => {
+                    retries += 1;
+                    std::thread::yield_now();
+                }
+                io::ErrorKind::WouldBlock => {
+                    dropped += (count - done) as u64;
+                    break;
+                }
+                _ => {
+                    dropped += 1;
+                    done += 1;
+                }
+            }
+        }
+        self.queued = 0;
+        (sent, dropped)
+    }
+}
