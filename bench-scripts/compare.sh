@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Side-by-side comparison of stateless forwarders, in one run, alternating:
+#   bare   - a recvmmsg/sendmmsg forwarder with no SIP parsing (the physical limit)
+#   kam    - Kamailio (dispatcher algorithm 0 = hash over Call-ID, stateless forward(),
+#            one worker, 4 MiB receive buffer)
+#   sipshard - sipshard balance, one worker
+# Each system under test is pinned to core 1; the load generator (sipshard bench, OPTIONS
+# requests, each answered 200 by sipshard responder) and the responder run on core 0.
+# For each system, per round:
+#   - max rate: the highest offered rate (requests/s; 2 datagrams per request pass the
+#     forwarder) with loss <= 0.1%, stepping the rate up;
+#   - CPU per forwarded datagram: (user+sys CPU seconds of the system's processes) /
+#     (datagrams forwarded), at a fixed rate below everyone's saturation;
+#   - latency (request -> 200) p50/p99/p99.9 at 50% of sipshard's max rate.
+# ROUNDS rounds (default 3), medians reported; the table goes to docs/benchmarks.md.
+# Needs root (sysctl, apt-get). Nothing else should run on the machine meanwhile.
+#   bench-scripts/compare.sh             # full run (~10 minutes)
+#   ROUNDS=1 STEP_SECONDS=3 bench-scripts/compare.sh   # quicker, noisier
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+ROUNDS=${ROUNDS:-3}
+STEP_SECONDS=${STEP_SECONDS:-4}
+CPU_RATE=${CPU_RATE:-20000}       # requests/s for the CPU-per-datagram measurement
+CPU_SECONDS=${CPU_SECONDS:-10}
+RATES=${RATES:-"10000 20000 30000 40000 55000 70000 85000 100000 120000 140000"}
+GEN_CORE=0
+SUT_CORE=1
+RESPONDER=127.0.0.1:5090
+declare -A PORT=([bare]=5060 [kam]=5070 [sipshard]=5080)
+SYSTEMS="bare kam sipshard"
+WORK=$(mktemp -d /tmp/sipshard-compare.XXXXXX)
+trap 'stop_all; rm -rf "$WORK"' EXIT
+
+log() { echo "[compare] $*" >&2; }
+
+command -v kamailio >/dev/null || { log "installing kamailio"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kamailio >/dev/null; }
+cargo build --release --bin sipshard --example bare_forwarder >/dev/null 2>&1
+SIPSHARD=$ROOT/target/release/sipshard
+BARE=$ROOT/target/release/examples/bare_forwarder
+sysctl -qw net.core.rmem_max=8388608 net.core.wmem_max=8388608 || true
+
+MODULES=$(dirname "$(find /usr/lib -name dispatcher.so -path '*kamailio*' | head -1)")
+cat >"$WORK/dispatcher.list" <<EOF
+1 sip:$RESPONDER
+EOF
+cat >"$WORK/kamailio.cfg" <<EOF
+#!KAMAILIO
+debug=0
+log_stderror=yes
+children=1
+maxbuffer=4194304
+listen=udp:127.0.0.1:${PORT[kam]}
+mpath="$MODULES/"
+loadmodule "sl.so"
+loadmodule "dispatcher.so"
+modparam("dispatcher", "list_file", "$WORK/dispatcher.list")
+request_route {
+    if (!ds_select_dst("1", "0")) {
+        sl_send_reply("503", "No backend");
+        exit;
+    }
+    forward();
+    exit;
+}
+EOF
+
+start_responder() {
+  taskset -c $GEN_CORE "$SIPSHARD" responder --listen $RESPONDER --workers 1 2>"$WORK/responder.log" &
+  echo $! >"$WORK/responder.pid"
+}
+
+start_system() {
+  case $1 in
+    bare) taskset -c $SUT_CORE "$BARE" --listen 127.0.0.1:${PORT[bare]} --to $RESPONDER 2>"$WORK/bare.log" & ;;
+    kam) taskset -c $SUT_CORE kamailio -f "$WORK/kamailio.cfg" -DD -E -m 256 -M 16 -P "$WORK/kam.pidfile" 2>"$WORK/kam.log" & ;;
+    sipshard) taskset -c $SUT_CORE "$SIPSHARD" balance --listen 127.0.0.1:${PORT[sipshard]} --backend $RESPONDER --workers 1 --secret compare 2>"$WORK/sipshard.log" & ;;
+  esac
+  echo $! >"$WORK/$1.pid"
+  sleep 1
+}
+
+# Every process of a system (Kamailio forks its workers).
+pids_of() {
+  local main; main=$(cat "$WORK/$1.pid")
+  echo "$main $(pgrep -P "$main" 2>/dev/null | tr '\n' ' ')"
+}
+
+cpu_ticks() {
+  local total=0 pid
+  for pid in $(pids_of "$1"); do
+    [ -r /proc/$pid/stat ] || continue
+    # utime and stime are fields 14 and 15 (after the command name in parentheses).
+    total=$((total + $(awk '{sub(/.*\) /, ""); print $12 + $13}' /proc/$pid/stat)))
+  done
+  echo $total
+}
+
+stop_system() {
+  [ -f "$WORK/$1.pid" ] || return 0
+  local main; main=$(cat "$WORK/$1.pid")
+  kill $(pids_of "$1") 2>/dev/null || true
+  wait "$main" 2>/dev/null || true
+  rm -f "$WORK/$1.pid"
+  sleep 0.5
+}
+stop_all() { for s in $SYSTEMS responder; do stop_system $s 2>/dev/null || true; done; }
+
+# bench RATE SECONDS PORT -> JSON report
+bench() {
+  taskset -c $GEN_CORE "$SIPSHARD" bench --target 127.0.0.1:$3 --mode messages --method OPTIONS \
+    --rate "$1" --duration "$2" --timeout 2 --json --quiet 2>/dev/null || true
+}
+
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+max_rate() {
+  local system=$1 best=0 rate report loss offered_rate
+  for rate in $RATES; do
+    report=$(bench "$rate" "$STEP_SECONDS" "${PORT[$system]}")
+    [ -n "$report" ] || break
+    loss=$(echo "$report" | field "d['timed_out']/max(d['offered'],1)")
+    offered_rate=$(echo "$report" | field "d['offered']/$STEP_SECONDS")
+    log "$system rate $rate: offered $offered_rate/s, loss $loss"
+    if python3 -c "import sys; sys.exit(0 if $loss <= 0.001 else 1)"; then best=$rate; else break; fi
+  done
+  echo $best
+}
+
+cpu_per_datagram() {
+  local system=$1 before after report completed
+  before=$(cpu_ticks "$system")
+  report=$(bench "$CPU_RATE" "$CPU_SECONDS" "${PORT[$system]}")
+  after=$(cpu_ticks "$system")
+  completed=$(echo "$report" | field "d['completed']")
+  # Each completed request is two datagrams forwarded (the request and its 200).
+  python3 -c "print(($after-$before)/$(getconf CLK_TCK)/max(2*$completed,1)*1e6)"
+}
+
+latency() { bench "$2" 5 "${PORT[$1]}" | field "f\"{d['latency_us']['p50']} {d['latency_us']['p99']} {d['latency_us']['p999']}\""; }
+
+declare -A MAX CPU LAT
+start_responder
+for round in $(seq "$ROUNDS"); do
+  for system in $SYSTEMS; do
+    log "round $round: $system"
+    start_system $system
+    MAX[$system,$round]=$(max_rate $system)
+    CPU[$system,$round]=$(cpu_per_datagram $system)
+    stop_system $system
+  done
+  half=$(( ${MAX[sipshard,$round]} / 2 ))
+  [ "$half" -gt 0 ] || half=$((CPU_RATE / 2))
+  for system in $SYSTEMS; do
+    start_system $system
+    LAT[$system,$round]=$(latency $system $half)
+    stop_system $system
+  done
+done
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+declare -A MED_MAX MED_CPU MED_P50 MED_P99 MED_P999
+for system in $SYSTEMS; do
+  maxes=(); cpus=(); p50=(); p99=(); p999=()
+  for round in $(seq "$ROUNDS"); do
+    maxes+=("${MAX[$system,$round]}"); cpus+=("${CPU[$system,$round]}")
+    read -r a b c <<<"${LAT[$system,$round]}"; p50+=("$a"); p99+=("$b"); p999+=("$c")
+  done
+  MED_MAX[$system]=$(median "${maxes[@]}"); MED_CPU[$system]=$(median "${cpus[@]}")
+  MED_P50[$system]=$(median "${p50[@]}"); MED_P99[$system]=$(median "${p99[@]}"); MED_P999[$system]=$(median "${p999[@]}")
+  log "$system: max ${MAX_LIST:-} ${maxes[*]} | cpu ${cpus[*]}"
+done
+
+table=$(python3 - <<EOF
+systems = [("bare", "bare recvmmsg/sendmmsg forwarder"), ("kam", "Kamailio 5.6 (dispatcher alg 0, forward(), 1 worker)"), ("sipshard", "sipshard balance, 1 worker")]
+mx = {s: float(v) for s, v in zip(["bare","kam","sipshard"], "${MED_MAX[bare]} ${MED_MAX[kam]} ${MED_MAX[sipshard]}".split())}
+cpu = {s: float(v) for s, v in zip(["bare","kam","sipshard"], "${MED_CPU[bare]} ${MED_CPU[kam]} ${MED_CPU[sipshard]}".split())}
+lat = {"bare": "${MED_P50[bare]} ${MED_P99[bare]} ${MED_P999[bare]}", "kam": "${MED_P50[kam]} ${MED_P99[kam]} ${MED_P999[kam]}", "sipshard": "${MED_P50[sipshard]} ${MED_P99[sipshard]} ${MED_P999[sipshard]}"}
+top = float("${RATES}".split()[-1])
+print("| system | max req/s at ≤0.1% loss | CPU µs per forwarded datagram | × bare | latency p50 / p99 / p99.9 (µs) at 50% of sipshard's max |")
+print("| --- | --- | --- | --- | --- |")
+for key, name in systems:
+    m = f"{mx[key]:.0f}" + (" (≥: the highest rate tried)" if mx[key] >= top else "")
+    print(f"| {name} | {m} | {cpu[key]:.2f} | {cpu[key]/cpu['bare']:.2f} | {' / '.join(lat[key].split())} |")
+print()
+print(f"sipshard vs Kamailio: {cpu['kam']/cpu['sipshard']:.2f}× less CPU per datagram; max rate {mx['sipshard']/max(mx['kam'],1):.2f}×; sipshard's max rate is {mx['sipshard']/max(mx['bare'],1)*100:.0f}% of the bare forwarder's.")
+EOF
+)
+echo "$table"
+{
+  echo
+  echo "### compare.sh run of $(date -u +%Y-%m-%d) (commit $(git rev-parse --short HEAD), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+  echo
+  echo "Rounds: $ROUNDS (median quoted); rate steps: $RATES req/s, ${STEP_SECONDS} s each; CPU at $CPU_RATE req/s for ${CPU_SECONDS} s."
+  echo
+  echo "$table"
+} >>"$ROOT/docs/benchmarks.md"
+log "appended to docs/benchmarks.md"
