@@ -2,7 +2,8 @@
 # Side-by-side comparison of stateless forwarders, in one run, alternating:
 #   bare   - a recvmmsg/sendmmsg forwarder with no SIP parsing (the physical limit)
 #   kam    - Kamailio (dispatcher algorithm 0 = hash over Call-ID, stateless forward(),
-#            one worker, 4 MiB receive buffer)
+#            one worker, 4 MiB receive buffer, the f_malloc allocator: Debian's default
+#            q_malloc, built with memory debugging, doubles its CPU per message)
 #   sipshard - sipshard balance, one worker
 # Each system under test is pinned to core 1; the load generator (sipshard bench, OPTIONS
 # requests, each answered 200 by sipshard responder) and the responder run on core 0.
@@ -73,7 +74,7 @@ start_responder() {
 start_system() {
   case $1 in
     bare) taskset -c $SUT_CORE "$BARE" --listen 127.0.0.1:${PORT[bare]} --to $RESPONDER 2>"$WORK/bare.log" & ;;
-    kam) taskset -c $SUT_CORE kamailio -f "$WORK/kamailio.cfg" -DD -E -m 256 -M 16 -P "$WORK/kam.pidfile" 2>"$WORK/kam.log" & ;;
+    kam) taskset -c $SUT_CORE kamailio -f "$WORK/kamailio.cfg" -DD -E -m 256 -M 16 -x fm -P "$WORK/kam.pidfile" 2>"$WORK/kam.log" & ;;
     sipshard) taskset -c $SUT_CORE "$SIPSHARD" balance --listen 127.0.0.1:${PORT[sipshard]} --backend $RESPONDER --workers 1 --secret compare 2>"$WORK/sipshard.log" & ;;
   esac
   echo $! >"$WORK/$1.pid"

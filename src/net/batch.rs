@@ -141,6 +141,11 @@ impl Batch {
         Ok(self.received)
     }
 
+    /// Most datagrams one `recv` takes.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Number of datagrams in the batch.
     pub fn len(&self) -> usize {
         self.received

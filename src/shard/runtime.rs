@@ -53,9 +53,18 @@ pub async fn serve(
     let Ok(waiter) = readiness_waiter(fd) else {
         return totals;
     };
+    // After a partial batch the socket is (almost surely) empty: park at once rather than
+    // spend a recvmmsg on EAGAIN.
+    let mut drained = false;
     while !stop.load(Ordering::Acquire) {
-        match batch.recv(fd) {
+        let received = if drained {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            batch.recv(fd)
+        };
+        match received {
             Ok(n) => {
+                drained = n < batch.capacity();
                 on_batch_start(n);
                 for i in 0..n {
                     on_datagram(batch, i);
@@ -68,6 +77,7 @@ pub async fn serve(
                 glommio::yield_if_needed().await;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                drained = false;
                 let mut probe = [0u8; 1];
                 let readable = async {
                     let _ = waiter.peek_from(&mut probe).await;
