@@ -21,18 +21,26 @@ fn main() {
         eprintln!("usage: bare_forwarder --listen ADDR --to ADDR");
         std::process::exit(2);
     };
-    let options = SocketOptions { reuse_port: false, ..SocketOptions::default() };
+    let options = SocketOptions {
+        reuse_port: false,
+        ..SocketOptions::default()
+    };
     let front = udp_socket(listen, options).expect("bind --listen");
     let back_local = SocketAddr::new(to.ip(), 0);
-    let back = udp_socket(if to.ip().is_loopback() { back_local } else { SocketAddr::new(listen.ip(), 0) }, options).expect("bind back socket");
+    let back = udp_socket(
+        if to.ip().is_loopback() {
+            back_local
+        } else {
+            SocketAddr::new(listen.ip(), 0)
+        },
+        options,
+    )
+    .expect("bind back socket");
     let (front_fd, back_fd) = (front.as_raw_fd(), back.as_raw_fd());
     let mut batch = Batch::new(32);
     let mut client: Option<SocketAddr> = None;
     let mut forwarded: u64 = 0;
-    let mut fds = [
-        libc_pollfd(front_fd),
-        libc_pollfd(back_fd),
-    ];
+    let mut fds = [libc_pollfd(front_fd), libc_pollfd(back_fd)];
     eprintln!("bare_forwarder: {listen} -> {to}");
     loop {
         if poll(&mut fds) == 0 {
@@ -42,7 +50,10 @@ fn main() {
             while let Ok(n) = batch.recv(fd) {
                 for i in 0..n {
                     let len = batch.datagram_len(i);
-                    let payload = Payload::Frame { start: HEADROOM, len };
+                    let payload = Payload::Frame {
+                        start: HEADROOM,
+                        len,
+                    };
                     if from_front {
                         client = batch.source(i).or(client);
                         batch.send(i, back_fd, payload, to);
@@ -63,7 +74,11 @@ fn main() {
 }
 
 fn libc_pollfd(fd: i32) -> libc::pollfd {
-    libc::pollfd { fd, events: libc::POLLIN, revents: 0 }
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
 }
 
 fn poll(fds: &mut [libc::pollfd]) -> i32 {

@@ -41,30 +41,8 @@ SIPSHARD=$ROOT/target/release/sipshard
 BARE=$ROOT/target/release/examples/bare_forwarder
 sysctl -qw net.core.rmem_max=8388608 net.core.wmem_max=8388608 || true
 
-MODULES=$(dirname "$(find /usr/lib -name dispatcher.so -path '*kamailio*' | head -1)")
-cat >"$WORK/dispatcher.list" <<EOF
-1 sip:$RESPONDER
-EOF
-cat >"$WORK/kamailio.cfg" <<EOF
-#!KAMAILIO
-debug=0
-log_stderror=yes
-children=1
-maxbuffer=4194304
-listen=udp:127.0.0.1:${PORT[kam]}
-mpath="$MODULES/"
-loadmodule "sl.so"
-loadmodule "dispatcher.so"
-modparam("dispatcher", "list_file", "$WORK/dispatcher.list")
-request_route {
-    if (!ds_select_dst("1", "0")) {
-        sl_send_reply("503", "No backend");
-        exit;
-    }
-    forward();
-    exit;
-}
-EOF
+source "$ROOT/bench-scripts/lib.sh"
+kamailio_config "$WORK/kamailio.cfg" ${PORT[kam]} $RESPONDER "$WORK/dispatcher.list"
 
 start_responder() {
   taskset -c $GEN_CORE "$SIPSHARD" responder --listen $RESPONDER --workers 1 2>"$WORK/responder.log" &

@@ -27,25 +27,8 @@ BARE=$ROOT/target/release/examples/bare_forwarder
 sysctl -qw net.core.rmem_max=8388608 net.core.wmem_max=8388608 || true
 UAS=127.0.0.1:5091
 declare -A PORT=([bare]=5061 [kam]=5071 [sipshard]=5081)
-MODULES=$(dirname "$(find /usr/lib -name dispatcher.so -path '*kamailio*' | head -1)")
-echo "1 sip:$UAS" >"$WORK/dispatcher.list"
-cat >"$WORK/kamailio.cfg" <<EOF
-#!KAMAILIO
-debug=0
-log_stderror=yes
-children=1
-maxbuffer=4194304
-listen=udp:127.0.0.1:${PORT[kam]}
-mpath="$MODULES/"
-loadmodule "sl.so"
-loadmodule "dispatcher.so"
-modparam("dispatcher", "list_file", "$WORK/dispatcher.list")
-request_route {
-    if (!ds_select_dst("1", "0")) { sl_send_reply("503", "No backend"); exit; }
-    forward();
-    exit;
-}
-EOF
+source "$ROOT/bench-scripts/lib.sh"
+kamailio_config "$WORK/kamailio.cfg" ${PORT[kam]} $UAS "$WORK/dispatcher.list"
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; pkill -f "kamailio -f $WORK" 2>/dev/null || true; }
@@ -64,7 +47,8 @@ start_system() {
 sipp_uac() {
   local calls=$(( $2 * STEP_SECONDS )) stats="$WORK/uac-$RANDOM.csv" t0 t1
   t0=$(date +%s.%N)
-  taskset -c 0 sipp -sn uac "$1" -i 127.0.0.1 -r "$2" -m "$calls" -nostdin -timeout $((STEP_SECONDS * 4)) \
+  # sipp's own -timeout is not always honoured (it hung once at 8000 calls/s): bound it.
+  timeout $((STEP_SECONDS * 4 + 30)) taskset -c 0 sipp -sn uac "$1" -i 127.0.0.1 -r "$2" -m "$calls" -nostdin -timeout $((STEP_SECONDS * 4)) \
     -trace_stat -stf "$stats" -fd 1 >/dev/null 2>&1 || true
   t1=$(date +%s.%N)
   python3 - "$stats" "$t0" "$t1" <<'PY'

@@ -262,45 +262,54 @@ impl Batch {
         h.msg_len = 0;
     }
 
-    /// Sends headers `0..count` on `fd`, retrying briefly while the send buffer is full.
+    /// Sends headers `0..count` on `fd`.
     fn send_prepared(&mut self, fd: RawFd, count: usize, report: &mut FlushReport) {
-        let mut done = 0;
-        let mut full_retries = 0;
-        while done < count {
-            // SAFETY: headers done..count were prepared by prepare_send and point at live
-            // buffers owned by self.
-            let n = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    self.headers.as_mut_ptr().add(done),
-                    (count - done) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n > 0 {
-                done += n as usize;
-                report.sent += n as u64;
-                continue;
+        let sent = send_all(fd, &mut self.headers[..count]);
+        report.sent += sent.sent;
+        report.would_block += sent.would_block;
+        report.failed += sent.failed;
+    }
+}
+
+/// Sends every prepared header on `fd` with `sendmmsg`, retrying briefly while the socket's
+/// send buffer is full and skipping a datagram the kernel refuses.
+pub(crate) fn send_all(fd: RawFd, headers: &mut [libc::mmsghdr]) -> FlushReport {
+    let mut report = FlushReport::default();
+    let (count, mut done, mut full_retries) = (headers.len(), 0, 0);
+    while done < count {
+        // SAFETY: headers done..count were prepared by the caller and point at live buffers
+        // it owns for the duration of the call.
+        let n = unsafe {
+            libc::sendmmsg(
+                fd,
+                headers.as_mut_ptr().add(done),
+                (count - done) as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n > 0 {
+            done += n as usize;
+            report.sent += n as u64;
+            continue;
+        }
+        match io::Error::last_os_error().kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock if full_retries < 64 => {
+                full_retries += 1;
+                std::thread::yield_now();
             }
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                io::ErrorKind::Interrupted => {}
-                io::ErrorKind::WouldBlock if full_retries < 64 => {
-                    full_retries += 1;
-                    std::thread::yield_now();
-                }
-                io::ErrorKind::WouldBlock => {
-                    report.would_block += (count - done) as u64;
-                    return;
-                }
-                _ => {
-                    // The first remaining datagram was refused; skip it, send the rest.
-                    report.failed += 1;
-                    done += 1;
-                }
+            io::ErrorKind::WouldBlock => {
+                report.would_block += (count - done) as u64;
+                break;
+            }
+            _ => {
+                // The first remaining datagram was refused; skip it, send the rest.
+                report.failed += 1;
+                done += 1;
             }
         }
     }
+    report
 }
 
 #[cfg(test)]

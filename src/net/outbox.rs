@@ -3,8 +3,8 @@
 
 #![allow(unsafe_code)]
 
+use super::batch::send_all;
 use super::sockaddr;
-use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
@@ -95,39 +95,8 @@ impl Outbox {
             h.msg_hdr.msg_iovlen = 1;
             h.msg_len = 0;
         }
-        let (mut done, mut sent, mut dropped, mut retries) = (0usize, 0u64, 0u64, 0);
-        while done < count {
-            // SAFETY: headers done..count point at live buffers owned by self.
-            let n = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    self.headers.as_mut_ptr().add(done),
-                    (count - done) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n > 0 {
-                done += n as usize;
-                sent += n as u64;
-                continue;
-            }
-            match io::Error::last_os_error().kind() {
-                io::ErrorKind::Interrupted => {}
-                io::ErrorKind::WouldBlock if retries < 64 => {
-                    retries += 1;
-                    std::thread::yield_now();
-                }
-                io::ErrorKind::WouldBlock => {
-                    dropped += (count - done) as u64;
-                    break;
-                }
-                _ => {
-                    dropped += 1;
-                    done += 1;
-                }
-            }
-        }
+        let report = send_all(fd, &mut self.headers[..count]);
         self.queued = 0;
-        (sent, dropped)
+        (report.sent, report.would_block + report.failed)
     }
 }
