@@ -29,16 +29,44 @@ fn load(target: SocketAddr, mode: Mode, rate: f64, count: u64, workers: usize) -
 fn calls_and_messages_complete_against_the_responder() {
     let responder = Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
     let calls = run_load(&load(responder.addr(), Mode::Calls, 2000.0, 1000, 2)).unwrap();
-    assert_eq!((calls.offered, calls.completed, calls.failed, calls.timed_out), (1000, 1000, 0, 0));
+    assert_eq!(
+        (
+            calls.offered,
+            calls.completed,
+            calls.failed,
+            calls.timed_out
+        ),
+        (1000, 1000, 0, 0)
+    );
     // INVITE, ACK, BYE out; 100, 180, 200, 200 back.
     assert_eq!((calls.sent, calls.received), (3000, 4000));
     assert_eq!(calls.latency_us.count, 1000);
     assert_eq!(calls.call_us.as_ref().unwrap().count, 1000);
-    let options = run_load(&load(responder.addr(), Mode::Messages("OPTIONS".into()), 5000.0, 2000, 1)).unwrap();
-    assert_eq!((options.completed, options.sent, options.received), (2000, 2000, 2000));
-    let invites = run_load(&load(responder.addr(), Mode::Messages("INVITE".into()), 5000.0, 500, 1)).unwrap();
+    let options = run_load(&load(
+        responder.addr(),
+        Mode::Messages("OPTIONS".into()),
+        5000.0,
+        2000,
+        1,
+    ))
+    .unwrap();
+    assert_eq!(
+        (options.completed, options.sent, options.received),
+        (2000, 2000, 2000)
+    );
+    let invites = run_load(&load(
+        responder.addr(),
+        Mode::Messages("INVITE".into()),
+        5000.0,
+        500,
+        1,
+    ))
+    .unwrap();
     // INVITE and its ACK out; 100, 180, 200 back.
-    assert_eq!((invites.completed, invites.sent, invites.received), (500, 1000, 1500));
+    assert_eq!(
+        (invites.completed, invites.sent, invites.received),
+        (500, 1000, 1500)
+    );
     let seen = responder.stop();
     assert_eq!(seen.count("INVITE"), 1500);
     assert_eq!(seen.count("BYE"), 1000);
@@ -53,7 +81,10 @@ fn calls_complete_through_the_balancer() {
         advertise: None,
         internal_ip: "127.0.0.1".parse().unwrap(),
         internal_base_port: None,
-        backends: vec![Backend { addr: responder.addr(), weight: 1 }],
+        backends: vec![Backend {
+            addr: responder.addr(),
+            weight: 1,
+        }],
         workers: 1,
         pin: false,
         secret: b"bench-test".to_vec(),
@@ -76,12 +107,24 @@ fn loss_shows_as_retransmissions_and_timeouts() {
     let mut lost = load(silent.local_addr().unwrap(), Mode::Calls, 100.0, 5, 1);
     lost.timeout = Duration::from_millis(1600);
     let report = run_load(&lost).unwrap();
-    assert_eq!((report.offered, report.completed, report.timed_out), (5, 0, 5));
+    assert_eq!(
+        (report.offered, report.completed, report.timed_out),
+        (5, 0, 5)
+    );
     // T1 = 500 ms doubling: retransmissions at 0.5 s and 1.5 s before the 1.6 s timeout.
     assert_eq!(report.retransmissions, 10, "{}", report.text());
     // Messages mode does not retransmit: loss is counted exactly.
-    let mut lost = load(silent.local_addr().unwrap(), Mode::Messages("OPTIONS".into()), 100.0, 5, 1);
+    let mut lost = load(
+        silent.local_addr().unwrap(),
+        Mode::Messages("OPTIONS".into()),
+        100.0,
+        5,
+        1,
+    );
     lost.timeout = Duration::from_millis(600);
     let report = run_load(&lost).unwrap();
-    assert_eq!((report.timed_out, report.retransmissions, report.sent), (5, 0, 5));
+    assert_eq!(
+        (report.timed_out, report.retransmissions, report.sent),
+        (5, 0, 5)
+    );
 }
