@@ -18,7 +18,7 @@ use crate::sip::{
     Headers, Message, NameAddr, ParseError, RequestRewrite, SipUri, Status, TopViaRemoval, Via,
     ViaPrefix,
 };
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 /// Header slots per message. More headers than this is answered with 400.
@@ -378,9 +378,4 @@ impl Forwarder {
             Err(_) => Verdict::Drop(DropReason::ReplyTooLarge),
         }
     }
-}
-
-/// True if `ip` is usable in a Via (not 0.0.0.0 or ::).
-pub fn is_concrete(ip: IpAddr) -> bool {
-    !ip.is_unspecified()
 }

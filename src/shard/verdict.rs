@@ -183,7 +183,7 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// Tallies a verdict (sends are tallied by [`Counters::record_flush`]).
+    /// Tallies a verdict (failed sends are added from the batch's flush report).
     pub fn record(&mut self, verdict: &Verdict) {
         match *verdict {
             Verdict::Forward { request: true, .. } => self.requests_forwarded += 1,
