@@ -7,6 +7,7 @@
 
 pub mod balance;
 pub mod config;
+pub mod control;
 pub mod net;
 pub mod shard;
 pub mod sip;
