@@ -72,7 +72,8 @@ pub struct Batch {
     outgoing: Vec<Option<Outgoing>>,
 }
 
-fn empty_header() -> libc::mmsghdr {
+/// An all-zero `mmsghdr`, to be pointed at buffers before use.
+pub(crate) fn empty_header() -> libc::mmsghdr {
     // SAFETY: mmsghdr is plain old data; all-zero (null pointers, zero lengths) is valid.
     unsafe { std::mem::zeroed() }
 }

@@ -3,7 +3,7 @@
 
 #![allow(unsafe_code)]
 
-use super::batch::send_all;
+use super::batch::{empty_header, send_all};
 use super::sockaddr;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -20,11 +20,6 @@ pub struct Outbox {
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
     queued: usize,
-}
-
-fn empty_header() -> libc::mmsghdr {
-    // SAFETY: mmsghdr is plain old data; all-zero (null pointers, zero lengths) is valid.
-    unsafe { std::mem::zeroed() }
 }
 
 impl Outbox {

@@ -13,6 +13,7 @@ use super::verdict::{DropReason, Exit, ReplyKind, Verdict};
 use crate::balance::{backends::Snapshot, call_id_hash};
 use crate::net::HEADROOM;
 use crate::sip::reply::{reply_destination, response_destination};
+use crate::sip::text::hex16;
 use crate::sip::{
     self, parse_lenient, rewrite::MaxForwardsExhausted, BranchKey, Echo, Frame, HeaderName,
     Headers, Message, NameAddr, ParseError, RequestRewrite, SipUri, Status, TopViaRemoval, Via,
@@ -364,11 +365,7 @@ impl Forwarder {
         call_id: &[u8],
     ) -> Verdict {
         // A To tag stable per request, so a retransmission gets the same reply.
-        let mut tag = [0u8; 16];
-        let hash = call_id_hash(call_id) ^ top.branch.map_or(0, call_id_hash);
-        for (i, slot) in tag.iter_mut().enumerate() {
-            *slot = b"0123456789abcdef"[((hash >> (i * 4)) & 0xf) as usize];
-        }
+        let tag = hex16(call_id_hash(call_id) ^ top.branch.map_or(0, call_id_hash));
         match sip::write_reply(reply, echo, status, source, &tag) {
             Ok(len) => Verdict::Reply {
                 kind,

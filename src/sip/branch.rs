@@ -16,6 +16,7 @@
 //! request that already carries one of our branches is a loop (§16.3 step 4).
 
 use super::message::Message;
+use super::text::put_hex;
 use super::via::MAGIC_COOKIE;
 use siphasher::sip::SipHasher24;
 use std::hash::Hasher;
@@ -47,15 +48,6 @@ pub struct BranchKey {
 impl std::fmt::Debug for BranchKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("BranchKey(..)")
-    }
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-fn put_hex(out: &mut [u8], mut v: u64) {
-    for slot in out.iter_mut().rev() {
-        *slot = HEX[(v & 0xf) as usize];
-        v >>= 4;
     }
 }
 

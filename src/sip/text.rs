@@ -40,6 +40,22 @@ pub fn push_ip<const N: usize>(out: &mut ArrayVec<u8, N>, ip: IpAddr) -> bool {
     }
 }
 
+/// Writes `v` as lowercase hex into `out`, right-aligned (the last byte is the lowest
+/// nibble); `out.len()` digits, higher nibbles beyond them dropped.
+pub fn put_hex(out: &mut [u8], mut v: u64) {
+    for slot in out.iter_mut().rev() {
+        *slot = b"0123456789abcdef"[(v & 0xf) as usize];
+        v >>= 4;
+    }
+}
+
+/// `v` as 16 lowercase hex digits (a tag or an identifier).
+pub fn hex16(v: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    put_hex(&mut out, v);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +78,10 @@ mod tests {
             assert!(push_ip(&mut out, ip.parse().unwrap()));
             assert_eq!(&out[..], ip.as_bytes());
         }
+        assert_eq!(&hex16(0xfeed_0000_0000_00a1), b"feed0000000000a1");
+        let mut short = [0u8; 4];
+        put_hex(&mut short, 0x12345);
+        assert_eq!(&short, b"2345");
         let mut tiny = ArrayVec::<u8, 2>::new();
         assert!(!push_decimal(&mut tiny, 123));
     }

@@ -4,9 +4,11 @@
 //! INVITE; BYE, OPTIONS, REGISTER, MESSAGE and any other method → 200. Multi-core like the
 //! balancer: one pinned executor and one SO_REUSEPORT socket per worker.
 
+use crate::balance::call_id_hash;
 use crate::net::{reuseport_group, Batch, Payload, HEADROOM};
 use crate::shard::runtime;
 use crate::sip::reply::reply_destination;
+use crate::sip::text::hex16;
 use crate::sip::{self, Echo, Extras, Headers, Status};
 use arrayvec::ArrayVec;
 use std::net::SocketAddr;
@@ -236,13 +238,8 @@ fn write_answers(
 
 /// A stable To tag per dialog: hex of a hash of Call-ID and From tag.
 fn to_tag(call_id: &[u8], from_tag: Option<&[u8]>) -> [u8; 16] {
-    let h = crate::balance::call_id_hash(call_id)
-        ^ from_tag.map_or(0, |t| crate::balance::call_id_hash(t).rotate_left(1));
-    let mut tag = [0u8; 16];
-    for (i, slot) in tag.iter_mut().enumerate() {
-        *slot = b"0123456789abcdef"[((h >> (i * 4)) & 0xf) as usize];
-    }
-    tag
+    let hash = call_id_hash(call_id) ^ from_tag.map_or(0, |t| call_id_hash(t).rotate_left(1));
+    hex16(hash)
 }
 
 /// `sipshard responder` arguments.
