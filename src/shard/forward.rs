@@ -15,9 +15,8 @@ use crate::net::HEADROOM;
 use crate::sip::reply::{reply_destination, response_destination};
 use crate::sip::text::hex16;
 use crate::sip::{
-    self, parse_lenient, rewrite::MaxForwardsExhausted, BranchKey, Echo, Frame, HeaderName,
-    Headers, Message, NameAddr, ParseError, RequestRewrite, SipUri, Status, TopViaRemoval, Via,
-    ViaPrefix,
+    self, parse_lenient, BranchKey, Echo, Frame, HeaderName, Headers, Message, NameAddr,
+    ParseError, RequestRewrite, SipUri, Status, TopViaRemoval, Via, ViaPrefix,
 };
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -122,69 +121,68 @@ impl Forwarder {
             Err(ParseError::Empty) => return Plan::Done(Verdict::Drop(DropReason::KeepAlive)),
             Err(error) => return Plan::Done(self.bad_request(datagram, error, reply, source)),
         };
-        match (side, msg.is_request()) {
-            (Side::Public, true) => self.client_request(&msg, reply, source),
-            (Side::Internal, false) => self.response(&msg, &self.internal, Exit::Public),
-            (Side::Internal, true) => self.backend_request(&msg, reply, source),
-            (Side::Public, false) => {
-                let k = internal_port_index(call_id_hash(msg.call_id), self.internal.len());
-                self.response(&msg, &self.public, Exit::Internal(k))
-            }
+        if !msg.is_request() {
+            return match side {
+                Side::Internal => self.response(&msg, &self.internal, Exit::Public),
+                Side::Public => {
+                    let k = internal_port_index(call_id_hash(msg.call_id), self.internal.len());
+                    self.response(&msg, &self.public, Exit::Internal(k))
+                }
+            };
+        }
+        if side == Side::Internal && !self.snapshot.is_backend(source) {
+            return Plan::Done(Verdict::Drop(DropReason::UnknownPeer));
+        }
+        if self.carries_our_branch(&msg) {
+            let status = Status::LOOP_DETECTED;
+            return Plan::Done(self.reply(&msg, status, ReplyKind::LoopDetected, reply, source));
+        }
+        let target = match side {
+            Side::Public => self.backend_for(&msg, reply, source),
+            Side::Internal => self.next_hop_for(&msg, reply, source),
+        };
+        match target {
+            Ok((us, exit, dest)) => self.forward_request(&msg, us, exit, dest, reply, source),
+            Err(refused) => Plan::Done(refused),
         }
     }
 
-    /// A request from a client: to a backend by Call-ID.
-    fn client_request(&self, msg: &Message<'_, '_>, reply: &mut [u8], source: SocketAddr) -> Plan {
-        if self.carries_our_branch(msg) {
-            return self.reply(
-                msg,
-                Status::LOOP_DETECTED,
-                ReplyKind::LoopDetected,
-                reply,
-                source,
-            );
-        }
+    /// A request from a client goes to a backend by Call-ID, leaving from internal socket k
+    /// (k from the Call-ID too). `Err`: the 503 when no backend takes calls.
+    fn backend_for(
+        &self,
+        msg: &Message<'_, '_>,
+        reply: &mut [u8],
+        source: SocketAddr,
+    ) -> Result<(&Advertised, Exit, SocketAddr), Verdict> {
         let hash = call_id_hash(msg.call_id);
         let Some(backend) = self.snapshot.pick(hash) else {
             let status = Status::service_unavailable(self.retry_after);
-            return self.reply(msg, status, ReplyKind::ServiceUnavailable, reply, source);
+            return Err(self.reply(msg, status, ReplyKind::ServiceUnavailable, reply, source));
         };
         let k = internal_port_index(hash, self.internal.len());
-        match self.rewrite_request(msg, &self.internal[k], source) {
-            Ok(rewrite) => Plan::Request(rewrite, Exit::Internal(k), backend),
-            Err(plan) => self.max_forwards_exhausted(msg, plan, reply, source),
-        }
+        Ok((&self.internal[k], Exit::Internal(k), backend))
     }
 
-    /// A request from a backend (a BYE or re-INVITE toward a client, say): a plain proxy
-    /// step by Route, else Request-URI.
-    fn backend_request(&self, msg: &Message<'_, '_>, reply: &mut [u8], source: SocketAddr) -> Plan {
-        if !self.snapshot.is_backend(source) {
-            return Plan::Done(Verdict::Drop(DropReason::UnknownPeer));
-        }
-        if self.carries_our_branch(msg) {
-            return self.reply(
-                msg,
-                Status::LOOP_DETECTED,
-                ReplyKind::LoopDetected,
-                reply,
-                source,
-            );
-        }
+    /// A request from a backend (a BYE or re-INVITE toward a client, say) takes a plain
+    /// proxy step by Route, else Request-URI, from the public socket of its family.
+    fn next_hop_for(
+        &self,
+        msg: &Message<'_, '_>,
+        reply: &mut [u8],
+        source: SocketAddr,
+    ) -> Result<(&Advertised, Exit, SocketAddr), Verdict> {
         let Some(dest) = self.next_hop(msg) else {
             let status = Status {
                 code: 503,
                 reason: "Next Hop Needs DNS",
                 retry_after: None,
             };
-            return self.reply(msg, status, ReplyKind::NextHopNeedsDns, reply, source);
+            return Err(self.reply(msg, status, ReplyKind::NextHopNeedsDns, reply, source));
         };
-        let Some(public) = self.public_for(dest) else {
-            return Plan::Done(Verdict::Drop(DropReason::NeedsDns));
-        };
-        match self.rewrite_request(msg, public, source) {
-            Ok(rewrite) => Plan::Request(rewrite, Exit::Public, dest),
-            Err(plan) => self.max_forwards_exhausted(msg, plan, reply, source),
+        match self.public_for(dest) {
+            Some(public) => Ok((public, Exit::Public, dest)),
+            None => Err(Verdict::Drop(DropReason::NoSocketForFamily)),
         }
     }
 
@@ -208,42 +206,32 @@ impl Forwarder {
         }
     }
 
-    /// Our Via (advertising `us`), received/rport, Max-Forwards, and our Route removed.
-    /// `Err` when Max-Forwards is zero.
-    fn rewrite_request(
+    /// Forwards a request: our Via (advertising `us`), received/rport, Max-Forwards, our
+    /// Route removed. Max-Forwards at zero: 483, or a silent drop for an ACK.
+    fn forward_request(
         &self,
         msg: &Message<'_, '_>,
         us: &Advertised,
+        exit: Exit,
+        dest: SocketAddr,
+        reply: &mut [u8],
         source: SocketAddr,
-    ) -> Result<RequestRewrite, MaxForwardsExhausted> {
+    ) -> Plan {
         let mut rewrite = RequestRewrite::new(msg);
         // Our prefix and a branch always fit the top-lines buffer.
         let _ = rewrite.add_via(&us.prefix, self.key.branch(msg).as_bytes());
-        rewrite.forward_max_forwards(msg)?;
+        if rewrite.forward_max_forwards(msg).is_err() {
+            if msg.method() == Some(b"ACK") {
+                return Plan::Done(Verdict::Drop(DropReason::AckTooManyHops));
+            }
+            let status = Status::TOO_MANY_HOPS;
+            return Plan::Done(self.reply(msg, status, ReplyKind::TooManyHops, reply, source));
+        }
         rewrite.stamp_source(msg, source);
         if msg.top_route.is_some_and(|r| self.is_us(&r.addr)) {
             rewrite.remove_top_route(msg);
         }
-        Ok(rewrite)
-    }
-
-    fn max_forwards_exhausted(
-        &self,
-        msg: &Message<'_, '_>,
-        _: MaxForwardsExhausted,
-        reply: &mut [u8],
-        source: SocketAddr,
-    ) -> Plan {
-        if msg.method() == Some(b"ACK") {
-            return Plan::Done(Verdict::Drop(DropReason::AckTooManyHops));
-        }
-        self.reply(
-            msg,
-            Status::TOO_MANY_HOPS,
-            ReplyKind::TooManyHops,
-            reply,
-            source,
-        )
+        Plan::Request(rewrite, exit, dest)
     }
 
     /// §16.3 step 4: a request already carrying one of our branches has looped back.
@@ -304,8 +292,8 @@ impl Forwarder {
         kind: ReplyKind,
         reply: &mut [u8],
         source: SocketAddr,
-    ) -> Plan {
-        let verdict = match Echo::from_message(msg) {
+    ) -> Verdict {
+        match Echo::from_message(msg) {
             Ok(echo) => self.write(
                 &echo,
                 status,
@@ -316,8 +304,7 @@ impl Forwarder {
                 msg.call_id,
             ),
             Err(_) => Verdict::Drop(DropReason::BadAck),
-        };
-        Plan::Done(verdict)
+        }
     }
 
     /// A 400 to a request that failed validation, if it can be answered at all.

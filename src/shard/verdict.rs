@@ -31,6 +31,8 @@ pub enum DropReason {
     NoNextVia,
     /// The next hop is a host name; sipshard does not resolve names yet.
     NeedsDns,
+    /// A backend's request goes to an address family sipshard has no public socket for.
+    NoSocketForFamily,
     /// A request on the internal side from an address that is not a backend.
     UnknownPeer,
     /// The reply did not fit its buffer.
@@ -49,7 +51,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Unparsable,
@@ -59,6 +61,7 @@ impl DropReason {
         DropReason::ForeignVia,
         DropReason::NoNextVia,
         DropReason::NeedsDns,
+        DropReason::NoSocketForFamily,
         DropReason::UnknownPeer,
         DropReason::ReplyTooLarge,
         DropReason::NoRoom,
@@ -78,6 +81,7 @@ impl DropReason {
             DropReason::ForeignVia => "foreign_via",
             DropReason::NoNextVia => "no_next_via",
             DropReason::NeedsDns => "needs_dns",
+            DropReason::NoSocketForFamily => "no_socket_for_family",
             DropReason::UnknownPeer => "unknown_peer",
             DropReason::ReplyTooLarge => "reply_too_large",
             DropReason::NoRoom => "no_room",
