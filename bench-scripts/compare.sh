@@ -69,8 +69,7 @@ cpu_ticks() {
   local total=0 pid
   for pid in $(pids_of "$1"); do
     [ -r /proc/$pid/stat ] || continue
-    # utime and stime are fields 14 and 15 (after the command name in parentheses).
-    total=$((total + $(awk '{sub(/.*\) /, ""); print $12 + $13}' /proc/$pid/stat)))
+    total=$((total + $(proc_ticks "$pid")))
   done
   echo $total
 }
@@ -91,7 +90,6 @@ bench() {
     --rate "$1" --duration "$2" --timeout 2 --json --quiet 2>/dev/null || true
 }
 
-field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 max_rate() {
   local system=$1 best=0 rate report loss offered_rate
@@ -137,7 +135,6 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A MED_MAX MED_CPU MED_P50 MED_P99 MED_P999
 for system in $SYSTEMS; do
   maxes=(); cpus=(); p50=(); p99=(); p999=()

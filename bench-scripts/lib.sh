@@ -27,3 +27,13 @@ request_route {
 }
 CFG
 }
+
+# median N... : the median of the numbers given (the middle one, or the lower middle).
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# field EXPR : evaluates the Python expression EXPR with d = the JSON document on stdin.
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+# proc_ticks PID : user + system CPU of a process so far, in clock ticks (getconf CLK_TCK);
+# fields 14 and 15 of /proc/PID/stat, counted after the command name in parentheses.
+proc_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }

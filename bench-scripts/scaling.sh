@@ -14,13 +14,13 @@ RATES=${RATES:-"20000 30000 40000 50000 60000 70000 85000 100000 120000"}
 CPU_RATE=${CPU_RATE:-20000}
 cargo build --release --bin sipshard >/dev/null 2>&1
 S=$ROOT/target/release/sipshard
+source "$ROOT/bench-scripts/lib.sh"
 log() { echo "[scaling] $*" >&2; }
 "$S" responder --listen 127.0.0.1:5092 --workers 2 2>/dev/null & RESP=$!
 BAL=
 trap 'kill $RESP $BAL 2>/dev/null || true' EXIT
 # bench exits non-zero when a request went unanswered: that is a result here, not an error.
 bench() { "$S" bench --target 127.0.0.1:5082 --mode messages --rate "$1" --duration "$2" --workers 2 --timeout 2 --json --quiet 2>/dev/null || true; }
-field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 declare -A MAX CPU
 for round in $(seq "$ROUNDS"); do
   for w in 1 2; do
@@ -32,16 +32,15 @@ for round in $(seq "$ROUNDS"); do
       log "round $round, $w worker(s), $rate req/s: loss $loss"
       if python3 -c "import sys; sys.exit(0 if $loss <= 0.001 else 1)"; then best=$rate; else break; fi
     done
-    t0=$(awk '{sub(/.*\) /, ""); print $12 + $13}' /proc/$BAL/stat)
+    t0=$(proc_ticks $BAL)
     completed=$(bench "$CPU_RATE" 8 | field "d['completed']")
-    t1=$(awk '{sub(/.*\) /, ""); print $12 + $13}' /proc/$BAL/stat)
+    t1=$(proc_ticks $BAL)
     MAX[$w,$round]=$best
     CPU[$w,$round]=$(python3 -c "print(round(($t1-$t0)/$(getconf CLK_TCK)/max(2*$completed,1)*1e6, 2))")
     kill $BAL; wait $BAL 2>/dev/null || true
     sleep 0.5
   done
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 vals() { local out=() r; for r in $(seq "$ROUNDS"); do out+=("$(eval echo "\${$1[$2,$r]}")"); done; echo "${out[*]}"; }
 m1=$(median $(vals MAX 1)); m2=$(median $(vals MAX 2)); c1=$(median $(vals CPU 1)); c2=$(median $(vals CPU 2))
 ratio=$(python3 -c "print(round($m2/max($m1,1),2))")

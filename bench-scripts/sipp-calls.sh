@@ -107,7 +107,6 @@ for round in $(seq "$ROUNDS"); do
   stop "$responder"
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 runs() { local key=$1 out=() r; for r in $(seq "$ROUNDS"); do out+=("$(eval echo "\${$2[$key,$r]}")"); done; echo "${out[*]}"; }
 row() { local runs_; runs_=$(runs "$1" "$2"); echo "$(median $runs_) ($(echo $runs_ | tr ' ' '/'))"; }
 table=$(cat <<EOF
