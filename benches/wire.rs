@@ -122,9 +122,41 @@ fn branch(c: &mut Criterion) {
     let _ = BatchSize::SmallInput;
 }
 
+/// The field parsers a forwarded INVITE runs, one by one (the parts of `parse/invite`).
+fn fields(c: &mut Criterion) {
+    use sipshard::sip::{checks, StartLine, Via};
+    let mut g = c.benchmark_group("field");
+    g.bench_function("start_line", |b| {
+        b.iter(|| {
+            StartLine::parse(black_box(
+                b"INVITE sip:+15551234567@carrier.example.com SIP/2.0",
+            ))
+            .is_ok()
+        })
+    });
+    g.bench_function("via", |b| {
+        b.iter(|| {
+            Via::parse(black_box(
+                b"SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK74bf9a1c;rport",
+            ))
+            .map(|v| v.port)
+        })
+    });
+    g.bench_function("call_id", |b| {
+        b.iter(|| checks::call_id_ok(black_box(b"3848276298220188511@192.0.2.10")))
+    });
+    g.bench_function("cseq", |b| {
+        b.iter(|| checks::parse_cseq(black_box(b"1 INVITE")).is_some())
+    });
+    g.bench_function("max_forwards", |b| {
+        b.iter(|| checks::parse_max_forwards(black_box(b"70")))
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
-    targets = parse, insert_via, strip_via, branch
+    targets = parse, insert_via, strip_via, branch, fields
 }
 criterion_main!(benches);
