@@ -7,8 +7,8 @@ use sipshard::net::{HEADROOM, REPLY_LEN};
 use sipshard::shard::forward::{Advertised, Forwarder, Side};
 use sipshard::shard::{Exit, Verdict};
 use sipshard::sip::BranchKey;
+use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::rc::Rc;
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
@@ -24,7 +24,7 @@ fn forwarder(weight: u32) -> Forwarder {
     }];
     Forwarder {
         key: BranchKey::new(b"alloc"),
-        snapshot: Rc::new(Snapshot::new(&backends, 65537).unwrap()),
+        snapshot: RefCell::new(Snapshot::new(&backends, 65537).unwrap()),
         public: vec![Advertised::new("192.0.2.1:5060".parse().unwrap())],
         internal: vec![
             Advertised::new("10.0.0.1:6000".parse().unwrap()),

@@ -2,7 +2,7 @@
 //! table, built off the packet path and handed to every shard.
 
 use super::maglev::{Maglev, MaglevError};
-use ahash::AHashSet;
+use ahash::AHashMap;
 use std::net::SocketAddr;
 
 /// One backend and its weight (0 = drained: keeps its calls' in-flight responses flowing,
@@ -20,7 +20,7 @@ pub struct Backend {
 pub struct Snapshot {
     backends: Vec<Backend>,
     maglev: Maglev,
-    addresses: AHashSet<SocketAddr>,
+    index: AHashMap<SocketAddr, u16>,
 }
 
 impl Snapshot {
@@ -35,22 +35,37 @@ impl Snapshot {
         Ok(Snapshot {
             backends: backends.to_vec(),
             maglev: Maglev::build(&entries, table_size)?,
-            addresses: backends.iter().map(|b| b.addr).collect(),
+            index: backends
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (b.addr, i as u16))
+                .collect(),
         })
     }
 
     /// The backend for a Call-ID hash; `None` when no backend takes new calls.
     #[inline]
     pub fn pick(&self, call_id_hash: u64) -> Option<SocketAddr> {
-        self.maglev
-            .lookup(call_id_hash)
-            .map(|i| self.backends[i].addr)
+        self.pick_index(call_id_hash).map(|i| self.backends[i].addr)
     }
 
-    /// True if `addr` is one of the backends (requests from the internal side must be).
+    /// The index (in [`Snapshot::backends`]) of the backend for a Call-ID hash.
+    #[inline]
+    pub fn pick_index(&self, call_id_hash: u64) -> Option<usize> {
+        self.maglev.lookup(call_id_hash)
+    }
+
+    /// True if `addr` is one of the backends, whatever its weight (requests from the
+    /// internal side must be).
     #[inline]
     pub fn is_backend(&self, addr: SocketAddr) -> bool {
-        self.addresses.contains(&addr)
+        self.index.contains_key(&addr)
+    }
+
+    /// The index of the backend at `addr`, whatever its weight.
+    #[inline]
+    pub fn index_of(&self, addr: SocketAddr) -> Option<usize> {
+        self.index.get(&addr).map(|&i| usize::from(i))
     }
 
     /// The backends, in configuration order.

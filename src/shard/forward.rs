@@ -9,7 +9,7 @@
 //! | internal | request from a backend | top Route, else Request-URI | public |
 //! | public | response to a backend's request | next Via | internal socket k |
 
-use super::verdict::{DropReason, Exit, ReplyKind, Verdict};
+use super::verdict::{BackendTally, DropReason, Exit, ReplyKind, Verdict};
 use crate::balance::{backends::Snapshot, call_id_hash};
 use crate::net::HEADROOM;
 use crate::sip::reply::{reply_destination, response_destination};
@@ -18,8 +18,8 @@ use crate::sip::{
     self, parse_lenient, BranchKey, Echo, Frame, HeaderName, Headers, Message, NameAddr,
     ParseError, RequestRewrite, SipUri, Status, TopViaRemoval, Via, ViaPrefix,
 };
+use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::rc::Rc;
 
 /// Header slots per message. More headers than this is answered with 400.
 pub const MAX_HEADERS: usize = 64;
@@ -54,12 +54,13 @@ impl Advertised {
     }
 }
 
-/// Everything the decisions need; one per shard (the snapshot is shared read-only).
+/// Everything the decisions need; one per shard.
 pub struct Forwarder {
     /// Branch key of the deployment.
     pub key: BranchKey,
-    /// Backends and their table.
-    pub snapshot: Rc<Snapshot>,
+    /// Backends and their table: the shard's own copy, replaced whole when the control
+    /// thread publishes a new one ([`Forwarder::replace_snapshot`]).
+    pub snapshot: RefCell<Snapshot>,
     /// Our public addresses (one per listen address), as advertised.
     pub public: Vec<Advertised>,
     /// Internal socket k's address, for every k.
@@ -68,12 +69,16 @@ pub struct Forwarder {
     pub retry_after: u32,
 }
 
+/// Where a request goes: the address we advertise in our Via, the socket it leaves from,
+/// the next hop, and the backend it counts against (for a client's request).
+type Target<'f> = (&'f Advertised, Exit, SocketAddr, Option<BackendTally>);
+
 /// What the parse-time half decided; applied once the datagram's borrow has ended.
 /// Held by value: boxing the large variant would allocate per message.
 #[allow(clippy::large_enum_variant)]
 enum Plan {
-    Request(RequestRewrite, Exit, SocketAddr),
-    Response(TopViaRemoval, Exit, SocketAddr),
+    Request(RequestRewrite, Exit, SocketAddr, Option<BackendTally>),
+    Response(TopViaRemoval, Exit, SocketAddr, Option<BackendTally>),
     Done(Verdict),
 }
 
@@ -85,6 +90,11 @@ pub fn internal_port_index(hash: u64, ports: usize) -> usize {
 }
 
 impl Forwarder {
+    /// Swaps in a new backend snapshot (between two datagrams: the shard is one thread).
+    pub fn replace_snapshot(&self, snapshot: Snapshot) -> Snapshot {
+        self.snapshot.replace(snapshot)
+    }
+
     /// Handles the datagram at `slot[HEADROOM..HEADROOM + len]` from `source`, arriving on
     /// `side`. `reply` is where a stateless reply is written.
     pub fn handle(
@@ -97,10 +107,14 @@ impl Forwarder {
     ) -> Verdict {
         let plan = self.decide(side, &slot[HEADROOM..HEADROOM + len], reply, source);
         let mut frame = Frame::new(slot, HEADROOM, len);
-        let (applied, exit, dest, request) = match plan {
+        let (applied, exit, dest, request, backend) = match plan {
             Plan::Done(verdict) => return verdict,
-            Plan::Request(rewrite, exit, dest) => (rewrite.apply(&mut frame), exit, dest, true),
-            Plan::Response(removal, exit, dest) => (removal.apply(&mut frame), exit, dest, false),
+            Plan::Request(rewrite, exit, dest, backend) => {
+                (rewrite.apply(&mut frame), exit, dest, true, backend)
+            }
+            Plan::Response(removal, exit, dest, backend) => {
+                (removal.apply(&mut frame), exit, dest, false, backend)
+            }
         };
         match applied {
             Ok(()) => Verdict::Forward {
@@ -109,6 +123,7 @@ impl Forwarder {
                 start: frame.start(),
                 len: frame.len(),
                 request,
+                backend,
             },
             Err(_) => Verdict::Drop(DropReason::NoRoom),
         }
@@ -123,14 +138,24 @@ impl Forwarder {
         };
         if !msg.is_request() {
             return match side {
-                Side::Internal => self.response(&msg, &self.internal, Exit::Public),
+                Side::Internal => {
+                    let tally = self
+                        .snapshot
+                        .borrow()
+                        .index_of(source)
+                        .map(|i| BackendTally {
+                            index: i as u16,
+                            status: msg.status().unwrap_or(0),
+                        });
+                    self.response(&msg, &self.internal, Exit::Public, tally)
+                }
                 Side::Public => {
                     let k = internal_port_index(call_id_hash(msg.call_id), self.internal.len());
-                    self.response(&msg, &self.public, Exit::Internal(k))
+                    self.response(&msg, &self.public, Exit::Internal(k), None)
                 }
             };
         }
-        if side == Side::Internal && !self.snapshot.is_backend(source) {
+        if side == Side::Internal && !self.snapshot.borrow().is_backend(source) {
             return Plan::Done(Verdict::Drop(DropReason::UnknownPeer));
         }
         if self.carries_our_branch(&msg) {
@@ -142,7 +167,9 @@ impl Forwarder {
             Side::Internal => self.next_hop_for(&msg, reply, source),
         };
         match target {
-            Ok((us, exit, dest)) => self.forward_request(&msg, us, exit, dest, reply, source),
+            Ok((us, exit, dest, tally)) => {
+                self.forward_request(&msg, us, exit, (dest, tally), reply, source)
+            }
             Err(refused) => Plan::Done(refused),
         }
     }
@@ -154,14 +181,20 @@ impl Forwarder {
         msg: &Message<'_, '_>,
         reply: &mut [u8],
         source: SocketAddr,
-    ) -> Result<(&Advertised, Exit, SocketAddr), Verdict> {
+    ) -> Result<Target<'_>, Verdict> {
         let hash = call_id_hash(msg.call_id);
-        let Some(backend) = self.snapshot.pick(hash) else {
+        let snapshot = self.snapshot.borrow();
+        let Some(index) = snapshot.pick_index(hash) else {
             let status = Status::service_unavailable(self.retry_after);
             return Err(self.reply(msg, status, ReplyKind::ServiceUnavailable, reply, source));
         };
+        let backend = snapshot.backends()[index].addr;
+        let tally = BackendTally {
+            index: index as u16,
+            status: 0,
+        };
         let k = internal_port_index(hash, self.internal.len());
-        Ok((&self.internal[k], Exit::Internal(k), backend))
+        Ok((&self.internal[k], Exit::Internal(k), backend, Some(tally)))
     }
 
     /// A request from a backend (a BYE or re-INVITE toward a client, say) takes a plain
@@ -171,7 +204,7 @@ impl Forwarder {
         msg: &Message<'_, '_>,
         reply: &mut [u8],
         source: SocketAddr,
-    ) -> Result<(&Advertised, Exit, SocketAddr), Verdict> {
+    ) -> Result<Target<'_>, Verdict> {
         let Some(dest) = self.next_hop(msg) else {
             let status = Status {
                 code: 503,
@@ -181,14 +214,20 @@ impl Forwarder {
             return Err(self.reply(msg, status, ReplyKind::NextHopNeedsDns, reply, source));
         };
         match self.public_for(dest) {
-            Some(public) => Ok((public, Exit::Public, dest)),
+            Some(public) => Ok((public, Exit::Public, dest, None)),
             None => Err(Verdict::Drop(DropReason::NoSocketForFamily)),
         }
     }
 
     /// A response: our Via must be on top (sent-by one of `ours`, branch made with our key);
     /// it is stripped and the response goes to the next Via.
-    fn response(&self, msg: &Message<'_, '_>, ours: &[Advertised], exit: Exit) -> Plan {
+    fn response(
+        &self,
+        msg: &Message<'_, '_>,
+        ours: &[Advertised],
+        exit: Exit,
+        tally: Option<BackendTally>,
+    ) -> Plan {
         let via = &msg.top_via.via;
         let sent_by_ours = via.host_ip().is_some_and(|ip| {
             ours.iter()
@@ -201,7 +240,7 @@ impl Forwarder {
             return Plan::Done(Verdict::Drop(DropReason::NoNextVia));
         };
         match response_destination(&next) {
-            Some(dest) => Plan::Response(TopViaRemoval::new(msg), exit, dest),
+            Some(dest) => Plan::Response(TopViaRemoval::new(msg), exit, dest, tally),
             None => Plan::Done(Verdict::Drop(DropReason::NeedsDns)),
         }
     }
@@ -213,7 +252,7 @@ impl Forwarder {
         msg: &Message<'_, '_>,
         us: &Advertised,
         exit: Exit,
-        dest: SocketAddr,
+        (dest, tally): (SocketAddr, Option<BackendTally>),
         reply: &mut [u8],
         source: SocketAddr,
     ) -> Plan {
@@ -231,7 +270,7 @@ impl Forwarder {
         if msg.top_route.is_some_and(|r| self.is_us(&r.addr)) {
             rewrite.remove_top_route(msg);
         }
-        Plan::Request(rewrite, exit, dest)
+        Plan::Request(rewrite, exit, dest, tally)
     }
 
     /// §16.3 step 4: a request already carrying one of our branches has looped back.

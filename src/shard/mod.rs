@@ -5,24 +5,33 @@
 //! concurrent sends on one socket, and no user-space state is shared.
 
 pub mod forward;
+pub mod publish;
 pub mod runtime;
+pub mod stats;
 pub mod verdict;
 
 use crate::balance::backends::{Backend, Snapshot};
 use crate::net::{reuseport_group, udp_socket, Batch, Payload, SocketOptions};
 use crate::sip::BranchKey;
 use forward::{Advertised, Forwarder, Side};
+use publish::{Publisher, ShardUpdate};
 use socket2::Socket;
+pub use stats::{BackendCounters, BackendStats, ShardStats};
+use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-pub use verdict::{Counters, DropReason, Exit, ReplyKind, Verdict};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+pub use verdict::{BackendTally, Counters, DropReason, Exit, ReplyKind, Verdict};
 
 /// Datagrams drained per `recvmmsg`.
 pub const BATCH: usize = 32;
+
+/// How often a shard looks for a newly published backend snapshot.
+pub const UPDATE_POLL: Duration = Duration::from_millis(5);
 
 /// What the data plane needs to start.
 #[derive(Clone, Debug)]
@@ -84,7 +93,9 @@ pub enum StartError {
 /// A running data plane.
 pub struct Plane {
     stop: Arc<AtomicBool>,
-    shards: Vec<glommio::ExecutorJoinHandle<Counters>>,
+    shards: Vec<glommio::ExecutorJoinHandle<()>>,
+    stats: Vec<Arc<ShardStats>>,
+    publisher: Publisher,
     public: Vec<SocketAddr>,
     internal: Vec<SocketAddr>,
 }
@@ -105,6 +116,16 @@ impl Plane {
         self.stop.clone()
     }
 
+    /// Publishes new backend sets to every shard (for the control thread).
+    pub fn publisher(&self) -> Publisher {
+        self.publisher.clone()
+    }
+
+    /// Each shard's live counters (read without stopping anything).
+    pub fn shard_stats(&self) -> Vec<Arc<ShardStats>> {
+        self.stats.clone()
+    }
+
     /// Stops every shard and returns the summed counters.
     pub fn stop(self) -> Counters {
         total(&self.stop_each())
@@ -119,10 +140,10 @@ impl Plane {
     /// Waits until the stop flag is set (by [`Plane::stop_flag`]) and the shards exit;
     /// returns each shard's counters.
     pub fn wait_each(self) -> Vec<Counters> {
-        self.shards
-            .into_iter()
-            .map(|shard| shard.join().unwrap_or_default())
-            .collect()
+        for shard in self.shards {
+            let _ = shard.join();
+        }
+        self.stats.iter().map(|s| s.read()).collect()
     }
 }
 
@@ -160,6 +181,8 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
         return Err(StartError::Empty);
     }
     let snapshot = Snapshot::new(&config.backends, config.table_size)?;
+    let (publisher, receivers) = Publisher::new(config.workers, config.table_size);
+    let first = publisher.updates_for(snapshot);
 
     // Internal sockets: one per shard, shared (by fd) by all shards for sending.
     let mut internal_sockets = Vec::with_capacity(config.workers);
@@ -201,12 +224,16 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
     let stop = Arc::new(AtomicBool::new(false));
     let internal_sockets = Arc::new(internal_sockets);
     let mut shards = Vec::with_capacity(config.workers);
-    for (k, public_sockets) in public_sockets.into_iter().enumerate() {
+    let stats: Vec<Arc<ShardStats>> = (0..config.workers).map(|_| Arc::default()).collect();
+    let setups = public_sockets.into_iter().zip(first).zip(receivers);
+    for (k, ((public_sockets, first), updates)) in setups.enumerate() {
         let shard = ShardSetup {
             index: k,
             public_sockets,
             internal_sockets: internal_sockets.clone(),
-            snapshot: snapshot.clone(),
+            first,
+            updates,
+            stats: stats[k].clone(),
             public: public.clone(),
             internal: internal.clone(),
             secret: config.secret.clone(),
@@ -220,6 +247,8 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
     Ok(Plane {
         stop,
         shards,
+        stats,
+        publisher,
         public,
         internal,
     })
@@ -230,7 +259,9 @@ struct ShardSetup {
     index: usize,
     public_sockets: Vec<Socket>,
     internal_sockets: Arc<Vec<Socket>>,
-    snapshot: Snapshot,
+    first: ShardUpdate,
+    updates: mpsc::Receiver<ShardUpdate>,
+    stats: Arc<ShardStats>,
     public: Vec<SocketAddr>,
     internal: Vec<SocketAddr>,
     secret: Vec<u8>,
@@ -260,16 +291,27 @@ impl Exits {
     }
 }
 
+/// What a shard's socket tasks share (one thread: `Rc`, `RefCell`).
+struct ShardState {
+    forwarder: Forwarder,
+    exits: Exits,
+    stats: Arc<ShardStats>,
+    /// Per-backend counters, aligned with the forwarder's snapshot.
+    backend_stats: RefCell<Vec<Arc<BackendStats>>>,
+}
+
+impl ShardState {
+    /// Swaps in a published backend set: snapshot and counters together, between two
+    /// datagrams.
+    fn apply(&self, update: ShardUpdate) {
+        self.forwarder.replace_snapshot(update.snapshot);
+        *self.backend_stats.borrow_mut() = update.backend_stats;
+    }
+}
+
 impl ShardSetup {
-    async fn run(self) -> Counters {
-        let forwarder = Rc::new(Forwarder {
-            key: BranchKey::new(&self.secret),
-            snapshot: Rc::new(self.snapshot),
-            public: self.public.iter().map(|&a| Advertised::new(a)).collect(),
-            internal: self.internal.iter().map(|&a| Advertised::new(a)).collect(),
-            retry_after: self.retry_after,
-        });
-        let exits = Rc::new(Exits {
+    async fn run(self) {
+        let exits = Exits {
             public: self
                 .public_sockets
                 .iter()
@@ -280,14 +322,25 @@ impl ShardSetup {
                 .iter()
                 .map(|s| s.as_raw_fd())
                 .collect(),
+        };
+        let state = Rc::new(ShardState {
+            forwarder: Forwarder {
+                key: BranchKey::new(&self.secret),
+                snapshot: RefCell::new(self.first.snapshot),
+                public: self.public.iter().map(|&a| Advertised::new(a)).collect(),
+                internal: self.internal.iter().map(|&a| Advertised::new(a)).collect(),
+                retry_after: self.retry_after,
+            },
+            exits,
+            stats: self.stats,
+            backend_stats: RefCell::new(self.first.backend_stats),
         });
         let mut tasks = Vec::new();
         for socket in &self.public_sockets {
             tasks.push(spawn_socket_task(
                 socket.as_raw_fd(),
                 Side::Public,
-                &forwarder,
-                &exits,
+                &state,
                 &self.stop,
             ));
         }
@@ -295,80 +348,86 @@ impl ShardSetup {
         tasks.push(spawn_socket_task(
             own_internal,
             Side::Internal,
-            &forwarder,
-            &exits,
+            &state,
             &self.stop,
         ));
-        let mut total = Counters::default();
+        let (updates, stop) = (self.updates, self.stop.clone());
+        let updater = {
+            let state = state.clone();
+            glommio::spawn_local(async move {
+                while !stop.load(Ordering::Acquire) {
+                    glommio::timer::sleep(UPDATE_POLL).await;
+                    while let Ok(update) = updates.try_recv() {
+                        state.apply(update);
+                    }
+                }
+            })
+            .detach()
+        };
         for task in tasks {
-            if let Some(counters) = task.await {
-                total.add(&counters);
-            }
+            task.await;
         }
+        updater.await;
         // The public sockets close here; the internal ones when the last shard lets go.
         drop(self.public_sockets);
-        total
     }
 }
 
 fn spawn_socket_task(
     fd: RawFd,
     side: Side,
-    forwarder: &Rc<Forwarder>,
-    exits: &Rc<Exits>,
+    state: &Rc<ShardState>,
     stop: &Arc<AtomicBool>,
-) -> glommio::task::JoinHandle<Counters> {
-    let (forwarder, exits, stop) = (forwarder.clone(), exits.clone(), stop.clone());
-    glommio::spawn_local(async move { socket_loop(fd, side, &forwarder, &exits, &stop).await })
-        .detach()
+) -> glommio::task::JoinHandle<()> {
+    let (state, stop) = (state.clone(), stop.clone());
+    glommio::spawn_local(async move { socket_loop(fd, side, &state, &stop).await }).detach()
 }
 
 /// One socket's task: drain, decide, send.
-async fn socket_loop(
-    fd: RawFd,
-    side: Side,
-    forwarder: &Forwarder,
-    exits: &Exits,
-    stop: &AtomicBool,
-) -> Counters {
-    let mut counters = Counters::default();
+async fn socket_loop(fd: RawFd, side: Side, state: &ShardState, stop: &AtomicBool) {
     let mut batch = Batch::new(BATCH);
-    let mut received = 0u64;
-    let report = runtime::serve(
+    runtime::serve(
         fd,
         &mut batch,
         stop,
-        |n| received += n as u64,
-        |batch, i| handle_slot(batch, i, fd, side, forwarder, exits, &mut counters),
+        |n| state.stats.add_received(n as u64),
+        |batch, i| handle_slot(batch, i, fd, side, state),
+        |report| {
+            state
+                .stats
+                .drop_n(DropReason::SendBufferFull, report.would_block);
+            state.stats.drop_n(DropReason::SendFailed, report.failed);
+        },
     )
     .await;
-    counters.received = received;
-    counters.drops[DropReason::SendBufferFull as usize] += report.would_block;
-    counters.drops[DropReason::SendFailed as usize] += report.failed;
-    counters
 }
 
-fn handle_slot(
-    batch: &mut Batch,
-    i: usize,
-    fd: RawFd,
-    side: Side,
-    forwarder: &Forwarder,
-    exits: &Exits,
-    counters: &mut Counters,
-) {
+fn handle_slot(batch: &mut Batch, i: usize, fd: RawFd, side: Side, state: &ShardState) {
+    let (stats, exits) = (&state.stats, &state.exits);
     if batch.truncated(i) {
-        counters.drop_one(DropReason::Truncated);
+        stats.drop_n(DropReason::Truncated, 1);
         return;
     }
     let Some(source) = batch.source(i) else {
-        counters.drop_one(DropReason::BadSource);
+        stats.drop_n(DropReason::BadSource, 1);
         return;
     };
     let len = batch.datagram_len(i);
     let (slot, reply) = batch.slot_mut(i);
-    let verdict = forwarder.handle(side, slot, reply, len, source);
-    counters.record(&verdict);
+    let verdict = state.forwarder.handle(side, slot, reply, len, source);
+    stats.record(&verdict);
+    if let Verdict::Forward {
+        backend: Some(tally),
+        ..
+    } = verdict
+    {
+        if let Some(backend) = state.backend_stats.borrow().get(usize::from(tally.index)) {
+            match tally.status {
+                0 => backend.request(),
+                status => backend.response(status),
+            }
+        }
+    }
     // A slot sends at most one datagram here, so `send` always has room.
     match verdict {
         Verdict::Forward {

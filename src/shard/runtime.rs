@@ -41,13 +41,15 @@ where
 
 /// Drains `fd` in batches of `batch`'s size while it has data, calling `on_datagram` for
 /// each datagram and sending what the slots produced after each batch; parks on glommio
-/// while the socket is idle. Returns, with the send totals, once `stop` is set.
+/// while the socket is idle; `on_flush` sees each batch's send report. Returns, with the
+/// send totals, once `stop` is set.
 pub async fn serve(
     fd: RawFd,
     batch: &mut Batch,
     stop: &AtomicBool,
     mut on_batch_start: impl FnMut(usize),
     mut on_datagram: impl FnMut(&mut Batch, usize),
+    mut on_flush: impl FnMut(&FlushReport),
 ) -> FlushReport {
     let mut totals = FlushReport::default();
     let Ok(waiter) = readiness_waiter(fd) else {
@@ -70,6 +72,7 @@ pub async fn serve(
                     on_datagram(batch, i);
                 }
                 let report = batch.flush();
+                on_flush(&report);
                 totals.sent += report.sent;
                 totals.would_block += report.would_block;
                 totals.failed += report.failed;

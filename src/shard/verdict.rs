@@ -142,6 +142,15 @@ impl ReplyKind {
     }
 }
 
+/// A message to or from a backend, for the per-backend counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackendTally {
+    /// The backend's index in the shard's snapshot.
+    pub index: u16,
+    /// A response's status code; 0 for a request.
+    pub status: u16,
+}
+
 /// The outcome of handling one datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -157,6 +166,8 @@ pub enum Verdict {
         len: usize,
         /// True for a request (false for a response).
         request: bool,
+        /// The backend this request goes to or this response comes from, if any.
+        backend: Option<BackendTally>,
     },
     /// Send the first `len` bytes of the reply buffer to `dest` from the receiving socket.
     Reply {

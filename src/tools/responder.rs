@@ -94,6 +94,7 @@ impl Responder {
                     |batch, i| {
                         answer(batch, i, fd, &contact, &mut counters);
                     },
+                    |_| {},
                 )
                 .await;
                 counters.sent = report.sent;

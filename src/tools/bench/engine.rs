@@ -464,6 +464,7 @@ pub fn spawn(
                                 batch.send(i, fd, Payload::Reply { offset, len }, source);
                             }
                         },
+                        |_| {},
                     )
                     .await
                 })

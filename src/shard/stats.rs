@@ -1,0 +1,159 @@
+//! Live counters a shard writes and the metrics endpoint reads.
+//!
+//! Each counter has exactly one writer, its shard's thread, so an increment is a relaxed load
+//! and a relaxed store (plain `mov`s on x86, no locked instruction and no cache line shared
+//! with another writer). Readers (a scrape, the final summary) load them relaxed and sum
+//! across shards only when asked.
+
+use super::verdict::{Counters, DropReason, ReplyKind, Verdict};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Adds `n` to a counter that only the calling thread writes.
+#[inline]
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// One shard's totals: written by that shard only.
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    received: AtomicU64,
+    requests_forwarded: AtomicU64,
+    responses_forwarded: AtomicU64,
+    replies: [AtomicU64; ReplyKind::COUNT],
+    drops: [AtomicU64; DropReason::COUNT],
+}
+
+impl ShardStats {
+    /// Tallies a verdict. Only the owning shard calls this.
+    #[inline]
+    pub fn record(&self, verdict: &Verdict) {
+        match *verdict {
+            Verdict::Forward { request: true, .. } => bump(&self.requests_forwarded, 1),
+            Verdict::Forward { request: false, .. } => bump(&self.responses_forwarded, 1),
+            Verdict::Reply { kind, .. } => bump(&self.replies[kind as usize], 1),
+            Verdict::Drop(reason) => self.drop_n(reason, 1),
+        }
+    }
+
+    /// Tallies `n` drops for `reason`. Only the owning shard calls this.
+    #[inline]
+    pub fn drop_n(&self, reason: DropReason, n: u64) {
+        if n > 0 {
+            bump(&self.drops[reason as usize], n);
+        }
+    }
+
+    /// Tallies `n` received datagrams. Only the owning shard calls this.
+    #[inline]
+    pub fn add_received(&self, n: u64) {
+        bump(&self.received, n);
+    }
+
+    /// The totals so far.
+    pub fn read(&self) -> Counters {
+        Counters {
+            received: self.received.load(Relaxed),
+            requests_forwarded: self.requests_forwarded.load(Relaxed),
+            responses_forwarded: self.responses_forwarded.load(Relaxed),
+            replies: std::array::from_fn(|i| self.replies[i].load(Relaxed)),
+            drops: std::array::from_fn(|i| self.drops[i].load(Relaxed)),
+        }
+    }
+}
+
+/// One backend's traffic through one shard: written by that shard only.
+#[derive(Debug, Default)]
+pub struct BackendStats {
+    requests: AtomicU64,
+    responses: [AtomicU64; 6],
+}
+
+/// What [`BackendStats`] holds, read out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackendCounters {
+    /// Requests sent to the backend.
+    pub requests: u64,
+    /// Responses from the backend by class: `responses[0]` is 1xx ... `responses[5]` 6xx.
+    pub responses: [u64; 6],
+}
+
+impl BackendCounters {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &BackendCounters) {
+        self.requests += other.requests;
+        for (a, b) in self.responses.iter_mut().zip(other.responses) {
+            *a += b;
+        }
+    }
+}
+
+impl BackendStats {
+    /// A request was sent to the backend. Only the owning shard calls this.
+    #[inline]
+    pub fn request(&self) {
+        bump(&self.requests, 1);
+    }
+
+    /// A response with `status` (100..=699) came from the backend. Only the owning shard
+    /// calls this.
+    #[inline]
+    pub fn response(&self, status: u16) {
+        if let Some(class) = self
+            .responses
+            .get(usize::from(status / 100).wrapping_sub(1))
+        {
+            bump(class, 1);
+        }
+    }
+
+    /// The totals so far.
+    pub fn read(&self) -> BackendCounters {
+        BackendCounters {
+            requests: self.requests.load(Relaxed),
+            responses: std::array::from_fn(|i| self.responses[i].load(Relaxed)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::Exit;
+
+    #[test]
+    fn records_verdicts_and_backend_classes() {
+        let stats = ShardStats::default();
+        let dest = "127.0.0.1:5060".parse().unwrap();
+        let forward = |request| Verdict::Forward {
+            exit: Exit::Public,
+            dest,
+            start: 0,
+            len: 1,
+            request,
+            backend: None,
+        };
+        stats.record(&forward(true));
+        stats.record(&forward(true));
+        stats.record(&forward(false));
+        stats.record(&Verdict::Drop(DropReason::ForeignVia));
+        stats.drop_n(DropReason::SendFailed, 3);
+        stats.add_received(9);
+        let c = stats.read();
+        assert_eq!(
+            (c.received, c.requests_forwarded, c.responses_forwarded),
+            (9, 2, 1)
+        );
+        assert_eq!(c.dropped(DropReason::ForeignVia), 1);
+        assert_eq!(c.dropped(DropReason::SendFailed), 3);
+
+        let backend = BackendStats::default();
+        backend.request();
+        for status in [100, 180, 200, 486, 503, 603, 99, 700] {
+            backend.response(status);
+        }
+        let b = backend.read();
+        assert_eq!(b.requests, 1);
+        assert_eq!(b.responses, [2, 1, 0, 1, 1, 1]);
+    }
+}
