@@ -888,8 +888,12 @@ fn file_errors() {
             vec!["line 5: unknown key \"wieght\"", "`weight`"],
         ),
         (
+            format!("{HEAD}[stats]\nport = 9090\n{ONE_BACKEND}"),
+            vec!["line 3: unknown key \"stats\""],
+        ),
+        (
             format!("{HEAD}[metrics]\nport = 9090\n{ONE_BACKEND}"),
-            vec!["line 3: unknown key \"metrics\""],
+            vec!["line 3: metrics: expected a string, found a table"],
         ),
         (
             format!("{HEAD}retry_after = \n{ONE_BACKEND}"),

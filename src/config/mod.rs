@@ -15,6 +15,11 @@ use std::io::Read;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+mod probe;
+
+use crate::control::health::ProbePolicy;
+pub use probe::parse_accept;
+use probe::ProbeLayer;
 use serde::Deserialize;
 use toml::{Spanned, Value};
 
@@ -68,6 +73,37 @@ pub struct BalanceArgs {
     /// Maglev table size, prime (default 65537).
     #[arg(long, value_name = "PRIME")]
     pub table_size: Option<u32>,
+    /// Serve Prometheus metrics over HTTP at `ADDR` (`GET /metrics`).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Serve the control API over HTTP at `ADDR` (`sipshard ctl`: status, reload,
+    /// enable/disable a backend).
+    #[arg(long, value_name = "ADDR")]
+    pub control: Option<String>,
+    /// Log level: error, warn, info (default), debug, trace; or a `tracing` filter directive.
+    /// The SIPSHARD_LOG environment variable, when set, wins.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Log format: text (default) or json.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Milliseconds between two OPTIONS probes of a backend (default 1000; 0 = no probes,
+    /// the backend is always up).
+    #[arg(long, value_name = "MS")]
+    pub probe_interval_ms: Option<u64>,
+    /// A probe unanswered after this many milliseconds fails (default 500).
+    #[arg(long, value_name = "MS")]
+    pub probe_timeout_ms: Option<u64>,
+    /// Consecutive failed probes that take a backend down (default 3).
+    #[arg(long, value_name = "N")]
+    pub probe_failures: Option<u32>,
+    /// Consecutive good probes that bring it back up (default 2).
+    #[arg(long, value_name = "N")]
+    pub probe_successes: Option<u32>,
+    /// Probe replies that count as success: `any` (every reply but a 5xx, the default) or
+    /// status codes separated by commas (`200,404`).
+    #[arg(long, value_name = "any|CODES")]
+    pub probe_accept: Option<String>,
 }
 
 impl fmt::Debug for BalanceArgs {
@@ -82,6 +118,15 @@ impl fmt::Debug for BalanceArgs {
             .field("advertise", &self.advertise)
             .field("retry_after", &self.retry_after)
             .field("table_size", &self.table_size)
+            .field("metrics", &self.metrics)
+            .field("control", &self.control)
+            .field("log_level", &self.log_level)
+            .field("log_format", &self.log_format)
+            .field("probe_interval_ms", &self.probe_interval_ms)
+            .field("probe_timeout_ms", &self.probe_timeout_ms)
+            .field("probe_failures", &self.probe_failures)
+            .field("probe_successes", &self.probe_successes)
+            .field("probe_accept", &self.probe_accept)
             .finish()
     }
 }
@@ -118,6 +163,16 @@ pub struct BalanceConfig {
     pub retry_after: u32,
     /// Maglev table size: prime, at least the number of backends.
     pub table_size: u32,
+    /// Probe policy of each backend, aligned with `backends`.
+    pub probes: Vec<ProbePolicy>,
+    /// Where to serve Prometheus metrics.
+    pub metrics: Option<SocketAddr>,
+    /// Where to serve the control API.
+    pub control: Option<SocketAddr>,
+    /// Log filter directive (`info`, `sipshard=debug`, ...).
+    pub log_level: String,
+    /// Logs as JSON lines instead of text.
+    pub log_json: bool,
 }
 
 impl fmt::Debug for BalanceConfig {
@@ -139,6 +194,11 @@ impl fmt::Debug for BalanceConfig {
             .field("secret_is_random", &self.secret_is_random)
             .field("retry_after", &self.retry_after)
             .field("table_size", &self.table_size)
+            .field("probes", &self.probes)
+            .field("metrics", &self.metrics)
+            .field("control", &self.control)
+            .field("log_level", &self.log_level)
+            .field("log_json", &self.log_json)
             .finish()
     }
 }
@@ -261,7 +321,12 @@ fn subject(origin: &Origin, key: &str, value: Option<&str>) -> String {
     out
 }
 
-fn invalid(origin: &Origin, key: &'static str, value: Option<&str>, reason: String) -> ConfigError {
+pub(crate) fn invalid(
+    origin: &Origin,
+    key: &'static str,
+    value: Option<&str>,
+    reason: String,
+) -> ConfigError {
     ConfigError::Invalid {
         origin: origin.clone(),
         key,
@@ -274,7 +339,7 @@ fn invalid(origin: &Origin, key: &'static str, value: Option<&str>, reason: Stri
 // The raw layer: values as given, each with its origin.
 
 #[derive(Clone, Debug)]
-struct Located<T> {
+pub(crate) struct Located<T> {
     value: T,
     origin: Origin,
 }
@@ -285,12 +350,15 @@ struct RawBackend {
     spec: Located<String>,
     /// The file's `weight` key.
     weight: Option<Located<i64>>,
+    /// The file's `probe_*` keys of this backend.
+    probe: ProbeLayer,
 }
 
 /// A backend that passed its own checks, with the text it was given as (for later messages).
 struct CheckedBackend {
     spec: BackendSpec,
     given: Located<String>,
+    probe: ProbeLayer,
 }
 
 /// One source of configuration; `None` means "not given here".
@@ -304,6 +372,11 @@ struct Layer {
     secret: Option<Located<String>>,
     retry_after: Option<Located<i128>>,
     table_size: Option<Located<i128>>,
+    metrics: Option<Located<String>>,
+    control: Option<Located<String>>,
+    log_level: Option<Located<String>>,
+    log_format: Option<Located<String>>,
+    probe: ProbeLayer,
 }
 
 /// The TOML file as deserialized: every key of [`BalanceArgs`] except `config`. Scalars are
@@ -319,10 +392,19 @@ struct FileConfig {
     secret: Option<Spanned<Value>>,
     retry_after: Option<Spanned<Value>>,
     table_size: Option<Spanned<Value>>,
+    metrics: Option<Spanned<Value>>,
+    control: Option<Spanned<Value>>,
+    log_level: Option<Spanned<Value>>,
+    log_format: Option<Spanned<Value>>,
+    probe_interval_ms: Option<Spanned<Value>>,
+    probe_timeout_ms: Option<Spanned<Value>>,
+    probe_failures: Option<Spanned<Value>>,
+    probe_successes: Option<Spanned<Value>>,
+    probe_accept: Option<Spanned<Value>>,
 }
 
 /// The top-level keys of the file.
-const FILE_KEYS: [&str; 8] = [
+const FILE_KEYS: [&str; 17] = [
     "listen",
     "backend",
     "internal",
@@ -331,9 +413,26 @@ const FILE_KEYS: [&str; 8] = [
     "secret",
     "retry_after",
     "table_size",
+    "metrics",
+    "control",
+    "log_level",
+    "log_format",
+    "probe_interval_ms",
+    "probe_timeout_ms",
+    "probe_failures",
+    "probe_successes",
+    "probe_accept",
 ];
 /// The keys of a `[[backend]]` table.
-const BACKEND_KEYS: [&str; 2] = ["addr", "weight"];
+const BACKEND_KEYS: [&str; 7] = [
+    "addr",
+    "weight",
+    "probe_interval_ms",
+    "probe_timeout_ms",
+    "probe_failures",
+    "probe_successes",
+    "probe_accept",
+];
 
 /// One `[[backend]]` table.
 #[derive(Deserialize)]
@@ -341,6 +440,11 @@ const BACKEND_KEYS: [&str; 2] = ["addr", "weight"];
 struct FileBackend {
     addr: Option<Spanned<Value>>,
     weight: Option<Spanned<Value>>,
+    probe_interval_ms: Option<Spanned<Value>>,
+    probe_timeout_ms: Option<Spanned<Value>>,
+    probe_failures: Option<Spanned<Value>>,
+    probe_successes: Option<Spanned<Value>>,
+    probe_accept: Option<Spanned<Value>>,
 }
 
 /// 1-based line of a byte offset.
@@ -458,6 +562,7 @@ impl Layer {
                     .map(|spec| RawBackend {
                         spec: cli(spec.clone()),
                         weight: None,
+                        probe: ProbeLayer::default(),
                     })
                     .collect(),
                 origin: Origin::CommandLine,
@@ -468,6 +573,17 @@ impl Layer {
             secret: args.secret.clone().map(cli),
             retry_after: args.retry_after.map(|n| int(i128::from(n))),
             table_size: args.table_size.map(|n| int(i128::from(n))),
+            metrics: args.metrics.clone().map(cli),
+            control: args.control.clone().map(cli),
+            log_level: args.log_level.clone().map(cli),
+            log_format: args.log_format.clone().map(cli),
+            probe: ProbeLayer {
+                interval_ms: args.probe_interval_ms.map(|n| int(i128::from(n))),
+                timeout_ms: args.probe_timeout_ms.map(|n| int(i128::from(n))),
+                failures: args.probe_failures.map(|n| int(i128::from(n))),
+                successes: args.probe_successes.map(|n| int(i128::from(n))),
+                accept: args.probe_accept.clone().map(cli),
+            },
         }
     }
 
@@ -505,6 +621,70 @@ impl Layer {
         let wide = |located: Located<i64>| Located {
             value: i128::from(located.value),
             origin: located.origin,
+        };
+        // `probe_accept`: "any", one code, or a list of codes; kept as the text the command
+        // line would give, so both are checked alike.
+        let accept = |key: &'static str, item: Spanned<Value>| {
+            let origin = origin(item.span());
+            let text = match item.into_inner() {
+                Value::String(s) => s,
+                Value::Integer(code) => code.to_string(),
+                Value::Array(items) => {
+                    let mut codes = Vec::with_capacity(items.len());
+                    for item in items {
+                        match item {
+                            Value::Integer(code) => codes.push(code.to_string()),
+                            other => {
+                                return Err(invalid(
+                                    &origin,
+                                    key,
+                                    None,
+                                    format!(
+                                        "expected a list of status codes, found {} in the list",
+                                        type_name(&other)
+                                    ),
+                                ))
+                            }
+                        }
+                    }
+                    codes.join(",")
+                }
+                other => {
+                    return Err(invalid(
+                        &origin,
+                        key,
+                        None,
+                        format!(
+                            "expected \"any\" or a list of status codes, found {}",
+                            type_name(&other)
+                        ),
+                    ))
+                }
+            };
+            Ok(Located {
+                value: text,
+                origin,
+            })
+        };
+        // The probe keys of the top level (`in_backend` false) or of one `[[backend]]`
+        // (whose errors name the backend key).
+        let probe_layer = |values: [Option<Spanned<Value>>; 5], in_backend: bool| {
+            let [interval, timeout, failures, successes, accepted] = values;
+            let key = |own: &'static str| if in_backend { "backend" } else { own };
+            let int = |own, v: Option<Spanned<Value>>| {
+                v.map(|v| integer(key(own), v))
+                    .transpose()
+                    .map(|v| v.map(wide))
+            };
+            Ok::<_, ConfigError>(ProbeLayer {
+                interval_ms: int("probe_interval_ms", interval)?,
+                timeout_ms: int("probe_timeout_ms", timeout)?,
+                failures: int("probe_failures", failures)?,
+                successes: int("probe_successes", successes)?,
+                accept: accepted
+                    .map(|v| accept(key("probe_accept"), v))
+                    .transpose()?,
+            })
         };
 
         let listen = match file.listen {
@@ -577,7 +757,21 @@ impl Layer {
                     };
                     let spec = string("backend", addr)?;
                     let weight = table.weight.map(|w| integer("backend", w)).transpose()?;
-                    backends.push(RawBackend { spec, weight });
+                    let probe = probe_layer(
+                        [
+                            table.probe_interval_ms,
+                            table.probe_timeout_ms,
+                            table.probe_failures,
+                            table.probe_successes,
+                            table.probe_accept,
+                        ],
+                        true,
+                    )?;
+                    backends.push(RawBackend {
+                        spec,
+                        weight,
+                        probe,
+                    });
                 }
                 Some(Located {
                     value: backends,
@@ -607,6 +801,23 @@ impl Layer {
                 .map(|v| integer("table_size", v))
                 .transpose()?
                 .map(wide),
+            metrics: file.metrics.map(|v| string("metrics", v)).transpose()?,
+            control: file.control.map(|v| string("control", v)).transpose()?,
+            log_level: file.log_level.map(|v| string("log_level", v)).transpose()?,
+            log_format: file
+                .log_format
+                .map(|v| string("log_format", v))
+                .transpose()?,
+            probe: probe_layer(
+                [
+                    file.probe_interval_ms,
+                    file.probe_timeout_ms,
+                    file.probe_failures,
+                    file.probe_successes,
+                    file.probe_accept,
+                ],
+                false,
+            )?,
         })
     }
 
@@ -621,6 +832,11 @@ impl Layer {
             secret: over.secret.or(self.secret),
             retry_after: over.retry_after.or(self.retry_after),
             table_size: over.table_size.or(self.table_size),
+            metrics: over.metrics.or(self.metrics),
+            control: over.control.or(self.control),
+            log_level: over.log_level.or(self.log_level),
+            log_format: over.log_format.or(self.log_format),
+            probe: self.probe.merge(over.probe),
         }
     }
 
@@ -636,6 +852,30 @@ impl Layer {
             check_internal(self.internal.as_ref(), &listen, workers)?;
         check_families(&backend_list, internal_ip)?;
         let advertise = check_advertise(self.advertise.as_ref(), &listen)?;
+        let global_probe = self
+            .probe
+            .resolve(&ProbePolicy::default(), probe::Scope::Global)?;
+        let probes = backend_list
+            .iter()
+            .map(|b| {
+                b.probe
+                    .resolve(&global_probe, probe::Scope::Backend(&b.given.value))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let metrics = check_service_addr(self.metrics.as_ref(), "metrics")?;
+        let control = check_service_addr(self.control.as_ref(), "control")?;
+        if let (Some(m), Some(c), Some(given)) = (metrics, control, self.control.as_ref()) {
+            if m == c {
+                return Err(invalid(
+                    &given.origin,
+                    "control",
+                    Some(&given.value),
+                    format!("{c} is also the metrics address; give them different ports"),
+                ));
+            }
+        }
+        let log_level = check_log_level(self.log_level.as_ref())?;
+        let log_json = check_log_format(self.log_format.as_ref())?;
         // Last: the random secret costs a read.
         let (secret, secret_is_random) = check_secret(self.secret.as_ref())?;
         Ok(BalanceConfig {
@@ -649,6 +889,11 @@ impl Layer {
             secret_is_random,
             retry_after,
             table_size,
+            probes,
+            metrics,
+            control,
+            log_level,
+            log_json,
         })
     }
 }
@@ -754,6 +999,7 @@ fn check_backends(
                 weight: weight.unwrap_or(1),
             },
             given: spec.clone(),
+            probe: raw.probe.clone(),
         });
     }
     if backends.iter().all(|b| b.spec.weight == 0) {
@@ -942,6 +1188,59 @@ fn check_advertise(
         )));
     }
     Ok(ip)
+}
+
+/// An `IP:PORT` to serve HTTP on (metrics or control); port required.
+fn check_service_addr(
+    item: Option<&Located<String>>,
+    key: &'static str,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some(item) = item else {
+        return Ok(None);
+    };
+    let at = |reason: String| invalid(&item.origin, key, Some(&item.value), reason);
+    let (ip, port) = parse_host_port(&item.value).map_err(at)?;
+    let Some(port) = port else {
+        return Err(at(
+            "a port is required (for example 127.0.0.1:9090)".to_string()
+        ));
+    };
+    if let Some(reason) = not_bindable(ip) {
+        return Err(at(reason));
+    }
+    Ok(Some(SocketAddr::new(ip, port)))
+}
+
+/// A level name or a `tracing` filter directive; default `info`.
+fn check_log_level(item: Option<&Located<String>>) -> Result<String, ConfigError> {
+    let Some(item) = item else {
+        return Ok("info".to_string());
+    };
+    match tracing_subscriber::EnvFilter::try_new(&item.value) {
+        Ok(_) if !item.value.trim().is_empty() => Ok(item.value.trim().to_string()),
+        _ => Err(invalid(
+            &item.origin,
+            "log_level",
+            Some(&item.value),
+            "expected error, warn, info, debug, trace or a filter such as `sipshard=debug`"
+                .to_string(),
+        )),
+    }
+}
+
+/// `text` (default) or `json`; true for json.
+fn check_log_format(item: Option<&Located<String>>) -> Result<bool, ConfigError> {
+    match item.map(|i| (i, i.value.trim().to_ascii_lowercase())) {
+        None => Ok(false),
+        Some((_, f)) if f == "text" => Ok(false),
+        Some((_, f)) if f == "json" => Ok(true),
+        Some((i, _)) => Err(invalid(
+            &i.origin,
+            "log_format",
+            Some(&i.value),
+            "expected text or json".to_string(),
+        )),
+    }
 }
 
 /// Non-empty when given; else 32 random bytes.
