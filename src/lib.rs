@@ -8,6 +8,7 @@
 pub mod balance;
 pub mod config;
 pub mod control;
+pub mod logging;
 pub mod net;
 pub mod shard;
 pub mod sip;

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use sipshard::config::BalanceArgs;
-use sipshard::tools::{self, bench::BenchArgs, responder::ResponderArgs};
+use sipshard::tools::{self, bench::BenchArgs, ctl::CtlArgs, responder::ResponderArgs};
 use std::process::ExitCode;
 
 /// A thread-per-core SIP load balancer.
@@ -23,6 +23,8 @@ enum Command {
     Bench(BenchArgs),
     /// Run the built-in demo on an embedded default (no setup needed).
     Demo,
+    /// Control a running balancer: status, reload, enable/disable a backend.
+    Ctl(CtlArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,5 +33,6 @@ fn main() -> ExitCode {
         Command::Responder(args) => tools::responder::run(&args),
         Command::Bench(args) => tools::bench::run(&args),
         Command::Demo => tools::demo::run(),
+        Command::Ctl(args) => tools::ctl::run(&args),
     }
 }

@@ -1,5 +1,11 @@
-//! The control side (one thread, off the packet path): health probing, reload, metrics.
-//! So far: the health state machine; probing I/O, snapshot publication, reload and metrics
-//! are issue 5's remaining work.
+//! The control side (threads off the packet path): health probing, the controller that
+//! publishes backend sets to the shards, reload, metrics and the HTTP endpoints.
 
+pub mod controller;
 pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod probe;
+
+pub use controller::{BackendStatus, ControlHandle, Controller, Status};
+pub use http::{Endpoints, HttpServer};

@@ -11,6 +11,7 @@ pub mod stats;
 pub mod verdict;
 
 use crate::balance::backends::{Backend, Snapshot};
+use crate::logging::LogLimiter;
 use crate::net::{reuseport_group, udp_socket, Batch, Payload, SocketOptions};
 use crate::sip::BranchKey;
 use forward::{Advertised, Forwarder, Side};
@@ -29,6 +30,11 @@ pub use verdict::{BackendTally, Counters, DropReason, Exit, ReplyKind, Verdict};
 
 /// Datagrams drained per `recvmmsg`.
 pub const BATCH: usize = 32;
+
+/// Drop log lines per reason per window, per shard.
+const DROP_LOG_BURST: u32 = 10;
+/// The window of [`DROP_LOG_BURST`].
+const DROP_LOG_WINDOW: Duration = Duration::from_secs(10);
 
 /// How often a shard looks for a newly published backend snapshot.
 pub const UPDATE_POLL: Duration = Duration::from_millis(5);
@@ -298,6 +304,10 @@ struct ShardState {
     stats: Arc<ShardStats>,
     /// Per-backend counters, aligned with the forwarder's snapshot.
     backend_stats: RefCell<Vec<Arc<BackendStats>>>,
+    /// This shard's index (a log field).
+    index: usize,
+    /// Log budget per drop reason.
+    log: RefCell<LogLimiter<{ DropReason::COUNT }>>,
 }
 
 impl ShardState {
@@ -334,6 +344,8 @@ impl ShardSetup {
             exits,
             stats: self.stats,
             backend_stats: RefCell::new(self.first.backend_stats),
+            index: self.index,
+            log: RefCell::new(LogLimiter::new(DROP_LOG_BURST, DROP_LOG_WINDOW)),
         });
         let mut tasks = Vec::new();
         for socket in &self.public_sockets {
@@ -397,6 +409,12 @@ async fn socket_loop(fd: RawFd, side: Side, state: &ShardState, stop: &AtomicBoo
                 .stats
                 .drop_n(DropReason::SendBufferFull, report.would_block);
             state.stats.drop_n(DropReason::SendFailed, report.failed);
+            if report.would_block > 0 {
+                log_drop(state, DropReason::SendBufferFull, None);
+            }
+            if report.failed > 0 {
+                log_drop(state, DropReason::SendFailed, None);
+            }
         },
     )
     .await;
@@ -406,16 +424,21 @@ fn handle_slot(batch: &mut Batch, i: usize, fd: RawFd, side: Side, state: &Shard
     let (stats, exits) = (&state.stats, &state.exits);
     if batch.truncated(i) {
         stats.drop_n(DropReason::Truncated, 1);
+        log_drop(state, DropReason::Truncated, batch.source(i));
         return;
     }
     let Some(source) = batch.source(i) else {
         stats.drop_n(DropReason::BadSource, 1);
+        log_drop(state, DropReason::BadSource, None);
         return;
     };
     let len = batch.datagram_len(i);
     let (slot, reply) = batch.slot_mut(i);
     let verdict = state.forwarder.handle(side, slot, reply, len, source);
     stats.record(&verdict);
+    if let Verdict::Drop(reason) = verdict {
+        log_drop(state, reason, Some(source));
+    }
     if let Verdict::Forward {
         backend: Some(tally),
         ..
@@ -448,5 +471,40 @@ fn handle_slot(batch: &mut Batch, i: usize, fd: RawFd, side: Side, state: &Shard
             batch.send(i, fd, Payload::Reply { offset: 0, len }, dest);
         }
         Verdict::Drop(_) => {}
+    }
+}
+
+/// Logs a drop within the shard's per-reason budget: our own trouble (send failures, no
+/// room) at warn, bad input at debug, keep-alives not at all.
+#[cold]
+fn log_drop(state: &ShardState, reason: DropReason, source: Option<SocketAddr>) {
+    let ours = matches!(
+        reason,
+        DropReason::SendBufferFull
+            | DropReason::SendFailed
+            | DropReason::NoRoom
+            | DropReason::ReplyTooLarge
+    );
+    let enabled = if ours {
+        tracing::enabled!(tracing::Level::WARN)
+    } else {
+        tracing::enabled!(tracing::Level::DEBUG)
+    };
+    if !enabled || reason == DropReason::KeepAlive {
+        return;
+    }
+    let Some(suppressed) = state
+        .log
+        .borrow_mut()
+        .admit(reason as usize, std::time::Instant::now())
+    else {
+        return;
+    };
+    let (shard, reason) = (state.index, reason.label());
+    let source = source.map(|s| s.to_string()).unwrap_or_default();
+    if ours {
+        tracing::warn!(shard, reason, source, suppressed, "datagram dropped");
+    } else {
+        tracing::debug!(shard, reason, source, suppressed, "datagram dropped");
     }
 }

@@ -2,5 +2,6 @@
 
 pub mod balance;
 pub mod bench;
+pub mod ctl;
 pub mod demo;
 pub mod responder;

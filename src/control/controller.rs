@@ -1,0 +1,422 @@
+//! The control thread: it owns the configuration and every backend's health, turns probe
+//! outcomes, reloads and operator commands into new backend sets, and publishes them to the
+//! shards. Everything else (signal handler, HTTP endpoints) talks to it over a channel.
+
+use super::health::{Health, State};
+use super::metrics::{self, MetricsView};
+use super::probe::{ProbeOutcome, ProbeReport, ProbeTarget, Prober};
+use crate::balance::backends::Backend;
+use crate::config::{BalanceArgs, BalanceConfig};
+use crate::shard::publish::Publisher;
+use crate::shard::{BackendCounters, ShardStats};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long a caller waits for the control thread's answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One backend as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackendStatus {
+    /// Address.
+    pub addr: SocketAddr,
+    /// Configured weight.
+    pub weight: u32,
+    /// `up`, `down`, `probing` or `admin-disabled`.
+    pub state: String,
+    /// Whether OPTIONS probes are sent to it.
+    pub probed: bool,
+    /// Round-trip time of the last answered probe, in milliseconds.
+    pub probe_rtt_ms: Option<f64>,
+    /// Requests sent to it (all shards).
+    pub requests: u64,
+    /// Responses from it by class (1xx..6xx).
+    pub responses: [u64; 6],
+}
+
+/// What `sipshard ctl status` prints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Every configured backend.
+    pub backends: Vec<BackendStatus>,
+    /// Successful reloads since start.
+    pub reloads: u64,
+    /// Rejected reloads since start.
+    pub reloads_failed: u64,
+    /// Worker shards.
+    pub workers: usize,
+}
+
+/// A request to the control thread.
+enum Command {
+    Probe(ProbeReport),
+    Reload(mpsc::Sender<Result<String, String>>),
+    SetEnabled(SocketAddr, bool, mpsc::Sender<Result<String, String>>),
+    Status(mpsc::Sender<Status>),
+    Metrics(mpsc::Sender<String>),
+    Stop,
+}
+
+/// A handle on the control thread, for signal handlers and HTTP endpoints. Cheap to clone.
+#[derive(Clone)]
+pub struct ControlHandle {
+    commands: mpsc::Sender<Command>,
+}
+
+impl ControlHandle {
+    fn ask<T>(&self, make: impl FnOnce(mpsc::Sender<T>) -> Command) -> Option<T> {
+        let (tx, rx) = mpsc::channel();
+        self.commands.send(make(tx)).ok()?;
+        rx.recv_timeout(ANSWER_TIMEOUT).ok()
+    }
+
+    /// Re-reads the configuration; `Ok` says what changed, `Err` why the file was refused (the
+    /// running configuration is kept).
+    pub fn reload(&self) -> Result<String, String> {
+        self.ask(Command::Reload)
+            .unwrap_or_else(|| Err("the control thread did not answer".to_string()))
+    }
+
+    /// Enables (`true`) or disables an operator's hold on a backend.
+    pub fn set_enabled(&self, addr: SocketAddr, enabled: bool) -> Result<String, String> {
+        self.ask(|tx| Command::SetEnabled(addr, enabled, tx))
+            .unwrap_or_else(|| Err("the control thread did not answer".to_string()))
+    }
+
+    /// Backends, states and counters.
+    pub fn status(&self) -> Option<Status> {
+        self.ask(Command::Status)
+    }
+
+    /// The Prometheus text exposition.
+    pub fn metrics(&self) -> Option<String> {
+        self.ask(Command::Metrics)
+    }
+}
+
+/// The running control thread.
+pub struct Controller {
+    handle: ControlHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Controller {
+    /// Starts the control thread for a running plane: `config` is what the plane started
+    /// with, `args` what a reload re-reads.
+    pub fn start(
+        args: BalanceArgs,
+        config: BalanceConfig,
+        publisher: Publisher,
+        shards: Vec<Arc<ShardStats>>,
+    ) -> std::io::Result<Controller> {
+        let (tx, rx) = mpsc::channel();
+        let reports = tx.clone();
+        let prober = Prober::start(
+            SocketAddr::new(config.internal_ip, 0),
+            probe_targets(&config),
+            move |report| {
+                let _ = reports.send(Command::Probe(report));
+            },
+        )?;
+        tracing::info!(from = %prober.local_addr(), "probing backends");
+        let mut state = ControlState {
+            args,
+            health: config
+                .backends
+                .iter()
+                .map(|b| (b.addr, Health::default()))
+                .collect(),
+            config,
+            publisher,
+            shards,
+            prober,
+            reloads: 0,
+            reloads_failed: 0,
+            published: Vec::new(),
+        };
+        // The plane started with every backend up: that set is published already.
+        state.published = state.effective();
+        let thread = std::thread::Builder::new()
+            .name("sipshard-control".into())
+            .spawn(move || {
+                for command in rx {
+                    if !state.handle(command) {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Controller {
+            handle: ControlHandle { commands: tx },
+            thread: Some(thread),
+        })
+    }
+
+    /// A handle for signal handlers and endpoints.
+    pub fn handle(&self) -> ControlHandle {
+        self.handle.clone()
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.handle.commands.send(Command::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn probe_targets(config: &BalanceConfig) -> Vec<ProbeTarget> {
+    config
+        .backends
+        .iter()
+        .zip(&config.probes)
+        .map(|(b, policy)| ProbeTarget {
+            addr: b.addr,
+            policy: policy.clone(),
+        })
+        .collect()
+}
+
+fn state_label(state: State) -> &'static str {
+    match state {
+        State::Up => "up",
+        State::Down => "down",
+        State::Probing => "probing",
+        State::AdminDisabled => "admin-disabled",
+    }
+}
+
+struct ControlState {
+    args: BalanceArgs,
+    config: BalanceConfig,
+    health: HashMap<SocketAddr, Health>,
+    publisher: Publisher,
+    shards: Vec<Arc<ShardStats>>,
+    prober: Prober,
+    reloads: u64,
+    reloads_failed: u64,
+    /// The backend set last published (weights after health).
+    published: Vec<Backend>,
+}
+
+impl ControlState {
+    /// Handles one command; false to stop.
+    fn handle(&mut self, command: Command) -> bool {
+        match command {
+            Command::Probe(report) => self.on_probe(report),
+            Command::Reload(reply) => {
+                let _ = reply.send(self.reload());
+            }
+            Command::SetEnabled(addr, enabled, reply) => {
+                let _ = reply.send(self.set_enabled(addr, enabled));
+            }
+            Command::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Command::Metrics(reply) => {
+                let _ = reply.send(self.metrics());
+            }
+            Command::Stop => return false,
+        }
+        true
+    }
+
+    /// The backends with the weights health allows, in configuration order.
+    fn effective(&self) -> Vec<Backend> {
+        self.config
+            .backends
+            .iter()
+            .map(|b| {
+                let up = self
+                    .health
+                    .get(&b.addr)
+                    .is_none_or(|h| h.state().takes_calls());
+                Backend {
+                    addr: b.addr,
+                    weight: if up { b.weight } else { 0 },
+                }
+            })
+            .collect()
+    }
+
+    /// Publishes the effective set when it differs from the last one published.
+    fn publish(&mut self) {
+        let backends = self.effective();
+        if backends == self.published {
+            return;
+        }
+        match self.publisher.publish(&backends) {
+            Ok(()) => self.published = backends,
+            // The configuration was validated, so the table builds; keep the old set if not.
+            Err(e) => tracing::error!(error = %e, "cannot build the backend table"),
+        }
+    }
+
+    fn policy_of(&self, addr: SocketAddr) -> Option<&crate::control::health::ProbePolicy> {
+        let i = self.config.backends.iter().position(|b| b.addr == addr)?;
+        self.config.probes.get(i)
+    }
+
+    fn on_probe(&mut self, report: ProbeReport) {
+        let Some(policy) = self.policy_of(report.addr).cloned() else {
+            return; // Removed by a reload since the probe was sent.
+        };
+        let Some(health) = self.health.get_mut(&report.addr) else {
+            return;
+        };
+        let before = health.state();
+        let changed = match report.outcome {
+            ProbeOutcome::Reply { code, rtt } => health.on_reply(code, rtt, &policy),
+            ProbeOutcome::Timeout => health.on_timeout(&policy),
+        };
+        if let Some(after) = changed {
+            let (from, to) = (state_label(before), state_label(after));
+            match after {
+                State::Down => {
+                    tracing::warn!(backend = %report.addr, from, to, outcome = ?report.outcome, "backend down")
+                }
+                _ => {
+                    tracing::info!(backend = %report.addr, from, to, outcome = ?report.outcome, "backend state changed")
+                }
+            }
+            self.publish();
+        }
+    }
+
+    fn set_enabled(&mut self, addr: SocketAddr, enabled: bool) -> Result<String, String> {
+        let health = self
+            .health
+            .get_mut(&addr)
+            .ok_or_else(|| format!("{addr} is not a configured backend"))?;
+        let changed = if enabled {
+            health.enable()
+        } else {
+            health.disable()
+        };
+        let state = state_label(health.state());
+        tracing::info!(backend = %addr, state, "operator {}", if enabled { "enabled" } else { "disabled" });
+        if changed.is_some() {
+            self.publish();
+        }
+        Ok(format!("{addr}: {state}"))
+    }
+
+    fn reload(&mut self) -> Result<String, String> {
+        let new = match BalanceConfig::from_args(&self.args) {
+            Ok(c) => c,
+            Err(e) => {
+                self.reloads_failed += 1;
+                tracing::warn!(error = %e, "reload refused; the running configuration is kept");
+                return Err(e.to_string());
+            }
+        };
+        let mut notes = Vec::new();
+        let old = &self.config;
+        let restart_only: [(&str, bool); 9] = [
+            ("listen", new.listen != old.listen),
+            (
+                "internal",
+                (new.internal_ip, new.internal_base_port)
+                    != (old.internal_ip, old.internal_base_port),
+            ),
+            ("advertise", new.advertise != old.advertise),
+            ("workers", new.workers != old.workers),
+            (
+                "secret",
+                !(new.secret_is_random && old.secret_is_random) && new.secret != old.secret,
+            ),
+            ("retry_after", new.retry_after != old.retry_after),
+            ("table_size", new.table_size != old.table_size),
+            (
+                "metrics",
+                new.metrics != old.metrics || new.control != old.control,
+            ),
+            (
+                "log",
+                new.log_level != old.log_level || new.log_json != old.log_json,
+            ),
+        ];
+        for (key, changed) in restart_only {
+            if changed {
+                notes.push(format!("{key} changed: takes effect at the next restart"));
+            }
+        }
+        let added = new
+            .backends
+            .iter()
+            .filter(|b| !self.health.contains_key(&b.addr))
+            .count();
+        let removed = old
+            .backends
+            .iter()
+            .filter(|b| !new.backends.iter().any(|n| n.addr == b.addr))
+            .count();
+        self.health
+            .retain(|addr, _| new.backends.iter().any(|b| b.addr == *addr));
+        for b in &new.backends {
+            self.health.entry(b.addr).or_default();
+        }
+        self.config.backends = new.backends.clone();
+        self.config.probes = new.probes.clone();
+        self.prober.set_targets(probe_targets(&self.config));
+        self.publish();
+        self.reloads += 1;
+        let summary = format!(
+            "reloaded: {} backend(s), {added} added, {removed} removed{}{}",
+            self.config.backends.len(),
+            if notes.is_empty() { "" } else { "; " },
+            notes.join("; ")
+        );
+        tracing::info!(
+            backends = self.config.backends.len(),
+            added,
+            removed,
+            "{summary}"
+        );
+        Ok(summary)
+    }
+
+    fn status(&self) -> Status {
+        let totals = self.publisher.backend_totals();
+        Status {
+            backends: self
+                .config
+                .backends
+                .iter()
+                .zip(&self.config.probes)
+                .map(|(b, policy)| {
+                    let health = self.health.get(&b.addr).cloned().unwrap_or_default();
+                    let counters = totals
+                        .get(&b.addr)
+                        .copied()
+                        .unwrap_or(BackendCounters::default());
+                    BackendStatus {
+                        addr: b.addr,
+                        weight: b.weight,
+                        state: state_label(health.state()).to_string(),
+                        probed: !policy.interval.is_zero(),
+                        probe_rtt_ms: health.last_rtt().map(|d| d.as_secs_f64() * 1e3),
+                        requests: counters.requests,
+                        responses: counters.responses,
+                    }
+                })
+                .collect(),
+            reloads: self.reloads,
+            reloads_failed: self.reloads_failed,
+            workers: self.shards.len(),
+        }
+    }
+
+    fn metrics(&self) -> String {
+        let shards: Vec<_> = self.shards.iter().map(|s| s.read()).collect();
+        metrics::render(&MetricsView {
+            shards: &shards,
+            status: &self.status(),
+        })
+    }
+}

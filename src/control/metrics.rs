@@ -1,0 +1,202 @@
+//! The Prometheus text exposition (format 0.0.4): per-shard traffic and drops, per-backend
+//! traffic, state and probe RTT, reloads, build info. Per-shard counters are summed per
+//! backend only here, when scraped.
+
+use super::controller::Status;
+use crate::shard::{Counters, DropReason, ReplyKind};
+use std::fmt::Write as _;
+
+/// What one scrape shows.
+pub struct MetricsView<'a> {
+    /// Each shard's counters, by shard index.
+    pub shards: &'a [Counters],
+    /// Backends and reloads.
+    pub status: &'a Status,
+}
+
+/// The states a backend can be in, as label values.
+const STATES: [&str; 4] = ["up", "down", "probing", "admin-disabled"];
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Renders one scrape.
+pub fn render(view: &MetricsView<'_>) -> String {
+    let mut out = String::with_capacity(8192);
+    family(
+        &mut out,
+        "sipshard_build_info",
+        "gauge",
+        "Version of the running binary.",
+    );
+    let _ = writeln!(
+        out,
+        "sipshard_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let per_shard: [(&str, &str, fn(&Counters) -> u64); 3] = [
+        ("sipshard_received_total", "Datagrams received.", |c| {
+            c.received
+        }),
+        (
+            "sipshard_requests_forwarded_total",
+            "Requests forwarded.",
+            |c| c.requests_forwarded,
+        ),
+        (
+            "sipshard_responses_forwarded_total",
+            "Responses forwarded.",
+            |c| c.responses_forwarded,
+        ),
+    ];
+    for (name, help, get) in per_shard {
+        family(&mut out, name, "counter", help);
+        for (k, c) in view.shards.iter().enumerate() {
+            let _ = writeln!(out, "{name}{{shard=\"{k}\"}} {}", get(c));
+        }
+    }
+    family(
+        &mut out,
+        "sipshard_replies_total",
+        "counter",
+        "Stateless replies sent, by status.",
+    );
+    for (k, c) in view.shards.iter().enumerate() {
+        for kind in ReplyKind::ALL {
+            let _ = writeln!(
+                out,
+                "sipshard_replies_total{{shard=\"{k}\",reply=\"{}\"}} {}",
+                kind.label(),
+                c.replied(kind)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "sipshard_drops_total",
+        "counter",
+        "Datagrams dropped, by reason.",
+    );
+    for (k, c) in view.shards.iter().enumerate() {
+        for reason in DropReason::ALL {
+            let _ = writeln!(
+                out,
+                "sipshard_drops_total{{shard=\"{k}\",reason=\"{}\"}} {}",
+                reason.label(),
+                c.dropped(reason)
+            );
+        }
+    }
+
+    let backends = &view.status.backends;
+    family(
+        &mut out,
+        "sipshard_backend_requests_total",
+        "counter",
+        "Requests sent to the backend.",
+    );
+    for b in backends {
+        let _ = writeln!(
+            out,
+            "sipshard_backend_requests_total{{backend=\"{}\"}} {}",
+            b.addr, b.requests
+        );
+    }
+    family(
+        &mut out,
+        "sipshard_backend_responses_total",
+        "counter",
+        "Responses from the backend, by class.",
+    );
+    for b in backends {
+        for (i, n) in b.responses.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "sipshard_backend_responses_total{{backend=\"{}\",class=\"{}xx\"}} {n}",
+                b.addr,
+                i + 1
+            );
+        }
+    }
+    family(
+        &mut out,
+        "sipshard_backend_state",
+        "gauge",
+        "1 for the backend's current state.",
+    );
+    for b in backends {
+        for state in STATES {
+            let _ = writeln!(
+                out,
+                "sipshard_backend_state{{backend=\"{}\",state=\"{state}\"}} {}",
+                b.addr,
+                u8::from(b.state == state)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "sipshard_backend_up",
+        "gauge",
+        "1 when the backend takes new calls.",
+    );
+    for b in backends {
+        let _ = writeln!(
+            out,
+            "sipshard_backend_up{{backend=\"{}\"}} {}",
+            b.addr,
+            u8::from(b.state == "up")
+        );
+    }
+    family(
+        &mut out,
+        "sipshard_backend_weight",
+        "gauge",
+        "Configured weight.",
+    );
+    for b in backends {
+        let _ = writeln!(
+            out,
+            "sipshard_backend_weight{{backend=\"{}\"}} {}",
+            b.addr, b.weight
+        );
+    }
+    family(
+        &mut out,
+        "sipshard_backend_probe_rtt_seconds",
+        "gauge",
+        "Round-trip time of the last answered OPTIONS probe.",
+    );
+    for b in backends {
+        if let Some(ms) = b.probe_rtt_ms {
+            let _ = writeln!(
+                out,
+                "sipshard_backend_probe_rtt_seconds{{backend=\"{}\"}} {}",
+                b.addr,
+                ms / 1e3
+            );
+        }
+    }
+    family(
+        &mut out,
+        "sipshard_reloads_total",
+        "counter",
+        "Configuration reloads, by result.",
+    );
+    let _ = writeln!(
+        out,
+        "sipshard_reloads_total{{result=\"ok\"}} {}",
+        view.status.reloads
+    );
+    let _ = writeln!(
+        out,
+        "sipshard_reloads_total{{result=\"failed\"}} {}",
+        view.status.reloads_failed
+    );
+    family(&mut out, "sipshard_workers", "gauge", "Worker shards.");
+    let _ = writeln!(out, "sipshard_workers {}", view.status.workers);
+    out
+}
