@@ -5,11 +5,13 @@ use crate::balance::backends::Backend;
 use crate::config::{BalanceArgs, BalanceConfig};
 use crate::control::{ControlHandle, Controller, Endpoints, HttpServer};
 use crate::logging;
-use crate::shard::{self, DropReason, Plane, PlaneConfig, ReplyKind};
+use crate::shard::{self, Counters, DropReason, Plane, PlaneConfig, ReplyKind};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// The data plane's settings from the validated configuration.
 pub fn plane_config(config: &BalanceConfig) -> PlaneConfig {
@@ -34,8 +36,71 @@ pub fn plane_config(config: &BalanceConfig) -> PlaneConfig {
     }
 }
 
-/// Runs the balancer until SIGINT or SIGTERM: data plane, control thread (probes, reload),
-/// metrics and control endpoints; SIGHUP reloads the configuration.
+/// A running balancer: data plane, control thread (probes, reload) and HTTP endpoints.
+pub struct Balancer {
+    plane: Plane,
+    services: Services,
+}
+
+impl Balancer {
+    /// Starts everything `config` asks for; `args` is what a reload re-reads.
+    pub fn start(args: &BalanceArgs, config: &BalanceConfig) -> Result<Balancer, String> {
+        let plane = shard::start(&plane_config(config)).map_err(|e| e.to_string())?;
+        match Services::start(args, config, &plane) {
+            Ok(services) => Ok(Balancer { plane, services }),
+            Err(e) => {
+                plane.stop();
+                Err(e)
+            }
+        }
+    }
+
+    /// The bound public addresses.
+    pub fn public_addrs(&self) -> &[SocketAddr] {
+        self.plane.public_addrs()
+    }
+
+    /// The bound internal addresses.
+    pub fn internal_addrs(&self) -> &[SocketAddr] {
+        self.plane.internal_addrs()
+    }
+
+    /// The metrics endpoint's address, if serving.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.services.metrics.as_ref().map(HttpServer::addr)
+    }
+
+    /// The control endpoint's address, if serving.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.services.control.as_ref().map(HttpServer::addr)
+    }
+
+    /// A handle on the control thread (reload, status, metrics).
+    pub fn control(&self) -> ControlHandle {
+        self.services.controller.handle()
+    }
+
+    /// The flag that stops the data plane (set by SIGINT/SIGTERM).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.plane.stop_flag()
+    }
+
+    /// Stops everything; returns the counters summed over the shards.
+    pub fn stop(self) -> Counters {
+        self.plane.stop_flag().store(true, Ordering::Release);
+        self.wait()
+    }
+
+    /// Waits until the stop flag is set and the shards have sent what their last batch
+    /// produced; then stops the endpoints and the control thread.
+    pub fn wait(self) -> Counters {
+        let total = shard::total(&self.plane.wait_each());
+        drop(self.services);
+        total
+    }
+}
+
+/// Runs the balancer until SIGINT or SIGTERM; SIGHUP reloads the configuration.
 pub fn run(args: &BalanceArgs) -> ExitCode {
     let config = match BalanceConfig::from_args(args) {
         Ok(c) => c,
@@ -48,48 +113,35 @@ pub fn run(args: &BalanceArgs) -> ExitCode {
     if config.secret_is_random {
         tracing::warn!("no --secret given: using a random one (instances of one deployment must share a secret)");
     }
-    let plane = match shard::start(&plane_config(&config)) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("sipshard balance: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let stop = plane.stop_flag();
     let signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("sipshard balance: cannot handle signals: {e}");
-            plane.stop();
+            return ExitCode::FAILURE;
+        }
+    };
+    let balancer = match Balancer::start(args, &config) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("sipshard balance: {e}");
             return ExitCode::FAILURE;
         }
     };
     let signal_handle = signals.handle();
-    let services = match Services::start(args, &config, &plane) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("sipshard balance: {e}");
-            plane.stop();
-            return ExitCode::FAILURE;
-        }
-    };
-    let control = services.controller.handle();
+    let (stop, control) = (balancer.stop_flag(), balancer.control());
     let signal_thread = std::thread::Builder::new()
         .name("sipshard-signals".into())
         .spawn(move || on_signals(signals, &stop, &control));
     tracing::info!(
         workers = config.workers,
-        public = %join(plane.public_addrs()),
-        internal = %join(plane.internal_addrs()),
+        public = %join(balancer.public_addrs()),
+        internal = %join(balancer.internal_addrs()),
         backends = config.backends.len(),
-        metrics = %services.metrics.as_ref().map(|s| s.addr().to_string()).unwrap_or_default(),
-        control = %services.control.as_ref().map(|s| s.addr().to_string()).unwrap_or_default(),
+        metrics = %balancer.metrics_addr().map(|a| a.to_string()).unwrap_or_default(),
+        control = %balancer.control_addr().map(|a| a.to_string()).unwrap_or_default(),
         "sipshard balance started"
     );
-    // Shards stop reading when the flag is set, send what their last batch produced, and
-    // exit; the other threads follow.
-    let total = shard::total(&plane.wait_each());
-    drop(services);
+    let total = balancer.wait();
     signal_handle.close();
     if let Ok(thread) = signal_thread {
         let _ = thread.join();
@@ -119,7 +171,7 @@ impl Services {
             plane.shard_stats(),
         )
         .map_err(|e| format!("cannot start the control thread: {e}"))?;
-        let serve = |addr: Option<std::net::SocketAddr>, endpoints, what| {
+        let serve = |addr: Option<SocketAddr>, endpoints, what| {
             addr.map(|addr| {
                 HttpServer::start(addr, endpoints, controller.handle())
                     .map_err(|e| format!("cannot serve {what} on {addr}: {e}"))
@@ -153,7 +205,7 @@ fn on_signals(mut signals: Signals, stop: &AtomicBool, control: &ControlHandle) 
     }
 }
 
-fn join(addrs: &[std::net::SocketAddr]) -> String {
+fn join(addrs: &[SocketAddr]) -> String {
     addrs
         .iter()
         .map(|a| a.to_string())
