@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod farm;
 pub mod lab;
 
 use sipshard::sip::{self, BranchKey, Frame, Headers, RequestRewrite, TopViaRemoval, ViaPrefix};

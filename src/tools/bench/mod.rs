@@ -5,7 +5,8 @@
 pub mod engine;
 pub mod report;
 
-use engine::{histogram, Mode, Progress, WorkerLoad};
+pub use engine::Mode;
+use engine::{histogram, Progress, WorkerLoad};
 use report::{BenchReport, Percentiles};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
