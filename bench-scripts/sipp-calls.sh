@@ -89,7 +89,7 @@ max_bench_rate() {
 
 declare -A A B
 for round in $(seq "$ROUNDS"); do
-  uas=$(background taskset -c 0 sipp -sn uas -i 127.0.0.1 -p ${UAS#*:} -nostdin)
+  uas=$(background taskset -c 0 sipp -sn uas -aa -i 127.0.0.1 -p ${UAS#*:} -nostdin)
   sleep 1
   for system in bare kam sipshard; do
     log "round $round A: $system"

@@ -1,10 +1,11 @@
 //! End to end with sipp, a real SIP client and server: `sipp -sn uac` → sipshard →
 //! 3 × `sipp -sn uas`. 2,000 complete calls (INVITE/100/180/200/ACK/BYE/200) at
 //! 200 calls/s must all succeed, every backend must get calls, and every request of a
-//! call must reach one backend. Needs `sipp` (Debian package sip-tester; .ci/run installs it).
+//! call must reach one backend. The balancer probes the sipp servers with OPTIONS (sipp's
+//! `-aa` answers them) and must see them all up. Needs `sipp` (Debian package sip-tester; .ci/run installs it).
 
-use sipshard::balance::backends::Backend;
-use sipshard::shard::{start, PlaneConfig};
+use sipshard::config::{BalanceArgs, BalanceConfig};
+use sipshard::tools::balance::Balancer;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -62,6 +63,8 @@ fn start_uas(dir: &Path, n: usize) -> Uas {
         "-p",
         &port.to_string(),
         "-nostdin",
+        // Answer the balancer's OPTIONS probes with 200.
+        "-aa",
         "-timeout",
         "90",
         "-trace_msg",
@@ -117,25 +120,18 @@ fn stat(csv: &str, column: &str) -> u64 {
 fn two_thousand_sipp_calls_through_the_balancer() {
     let dir = scratch_dir();
     let uas: Vec<Uas> = (0..3).map(|n| start_uas(&dir, n)).collect();
-    let plane = start(&PlaneConfig {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        advertise: None,
-        internal_ip: "127.0.0.1".parse().unwrap(),
-        internal_base_port: None,
-        backends: uas
-            .iter()
-            .map(|u| Backend {
-                addr: u.addr,
-                weight: 1,
-            })
-            .collect(),
-        workers: 2,
-        pin: false,
-        secret: b"sipp-e2e".to_vec(),
-        retry_after: 5,
-        table_size: 65537,
-    })
-    .unwrap();
+    // The whole balancer, with OPTIONS probes every 200 ms answered by sipp.
+    let args = BalanceArgs {
+        listen: vec![format!("127.0.0.1:{}", free_udp_port())],
+        backend: uas.iter().map(|u| u.addr.to_string()).collect(),
+        workers: Some(2.min(sipshard::config::online_cores())),
+        secret: Some("sipp-e2e".into()),
+        probe_interval_ms: Some(200),
+        probe_timeout_ms: Some(150),
+        ..BalanceArgs::default()
+    };
+    let config = BalanceConfig::from_args(&args).unwrap();
+    let plane = Balancer::start(&args, &config).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
 
     let stats = dir.join("uac.csv");
@@ -165,7 +161,15 @@ fn two_thousand_sipp_calls_through_the_balancer() {
     .map(|s| s.to_string())
     .collect();
     let status = sipp(&dir, &uac_args).status().expect("sipp runs");
+    let health = plane.control().status().unwrap();
     let counters = plane.stop();
+    for b in &health.backends {
+        assert_eq!(b.state, "up", "{health:?}");
+        assert!(
+            b.probe_rtt_ms.is_some(),
+            "sipp answered no probe: {health:?}"
+        );
+    }
     drop(uas.iter().map(|u| u.log.clone()).collect::<Vec<_>>());
     let csv = std::fs::read_to_string(&stats).expect("sipp wrote its statistics");
     let (ok, failed) = (stat(&csv, "SuccessfulCall(C)"), stat(&csv, "FailedCall(C)"));
@@ -181,8 +185,14 @@ fn two_thousand_sipp_calls_through_the_balancer() {
     drop(uas);
     let mut backend_of: HashMap<String, usize> = HashMap::new();
     let mut per_backend = [0usize; 3];
+    let mut probes = [0usize; 3];
     for (b, log) in logs.iter().enumerate() {
         for (method, call_id) in received_requests(log) {
+            if call_id.starts_with("sipshard-probe-") {
+                assert_eq!(method, "OPTIONS");
+                probes[b] += 1;
+                continue;
+            }
             if method == "INVITE" {
                 per_backend[b] += 1;
             }
@@ -203,5 +213,6 @@ fn two_thousand_sipp_calls_through_the_balancer() {
         per_backend.iter().all(|&n| n > 0),
         "every backend got calls: {per_backend:?}"
     );
+    assert!(probes.iter().all(|&n| n > 0), "probes: {probes:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
