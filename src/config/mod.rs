@@ -91,7 +91,8 @@ pub struct BalanceArgs {
     /// the backend is always up).
     #[arg(long, value_name = "MS")]
     pub probe_interval_ms: Option<u64>,
-    /// A probe unanswered after this many milliseconds fails (default 500).
+    /// A probe unanswered after this many milliseconds fails (default 500, or the interval
+    /// when that is shorter).
     #[arg(long, value_name = "MS")]
     pub probe_timeout_ms: Option<u64>,
     /// Consecutive failed probes that take a backend down (default 3).

@@ -107,11 +107,12 @@ impl ProbeLayer {
                 .map_err(|reason| error("probe_accept", &a.origin, reason))?;
         }
         if !policy.interval.is_zero() && policy.timeout > policy.interval {
-            let origin = self
-                .timeout_ms
-                .as_ref()
-                .or(self.interval_ms.as_ref())
-                .map_or(super::Origin::Default, |l| l.origin.clone());
+            // A timeout not given here follows a shorter interval down.
+            let Some(given) = &self.timeout_ms else {
+                policy.timeout = policy.interval;
+                return Ok(policy);
+            };
+            let origin = given.origin.clone();
             return Err(error(
                 "probe_timeout_ms",
                 &origin,

@@ -120,7 +120,9 @@ fn serve(request: Request, endpoints: Endpoints, control: &ControlHandle) {
         (Endpoints::Control, Method::Post, p) if p.starts_with("/backends/") => {
             backend_command(p, control)
         }
-        (_, _, "/metrics" | "/status" | "/reload") => text(405, "method not allowed\n".into()),
+        (_, _, "/metrics") | (Endpoints::Control, _, "/status" | "/reload") => {
+            text(405, "method not allowed\n".into())
+        }
         _ => text(404, "not found\n".into()),
     };
     if let Err(e) = request.respond(response) {
