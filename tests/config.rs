@@ -1111,3 +1111,195 @@ proptest! {
         let _ = BalanceConfig::from_toml_str(&text);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Probing, endpoints and logs
+
+const ONE: &[&str] = &["--listen", "127.0.0.1:5060", "--backend", "127.0.0.2"];
+
+fn with(extra: &[&str]) -> Vec<&'static str> {
+    ONE.iter()
+        .copied()
+        .chain(extra.iter().map(|s| &*String::leak(s.to_string())))
+        .collect()
+}
+
+#[test]
+fn probe_defaults_and_per_backend_overrides() {
+    use sipshard::control::health::{Accept, ProbePolicy};
+    use std::time::Duration;
+    let c = cli_ok(ONE);
+    assert_eq!(c.probes, vec![ProbePolicy::default()]);
+    assert_eq!(c.probes[0].interval, Duration::from_millis(1000));
+    assert_eq!(c.probes[0].timeout, Duration::from_millis(500));
+    assert_eq!(
+        (c.probes[0].failures_to_down, c.probes[0].successes_to_up),
+        (3, 2)
+    );
+    assert_eq!(c.probes[0].accept, Accept::AnyButServerError);
+    assert_eq!((c.metrics, c.control), (None, None));
+    assert_eq!((c.log_level.as_str(), c.log_json), ("info", false));
+
+    // Flags; a timeout not given follows a shorter interval.
+    let c = cli_ok(&with(&[
+        "--probe-interval-ms",
+        "200",
+        "--probe-failures",
+        "5",
+        "--probe-successes",
+        "1",
+        "--probe-accept",
+        "200, 404",
+        "--metrics",
+        "127.0.0.1:9090",
+        "--control",
+        "[::1]:9091",
+        "--log-level",
+        "sipshard=debug",
+        "--log-format",
+        "JSON",
+    ]));
+    let p = &c.probes[0];
+    assert_eq!(p.interval, Duration::from_millis(200));
+    assert_eq!(p.timeout, Duration::from_millis(200));
+    assert_eq!((p.failures_to_down, p.successes_to_up), (5, 1));
+    assert_eq!(p.accept, Accept::Codes(vec![200, 404]));
+    assert_eq!(c.metrics, Some(sa("127.0.0.1:9090")));
+    assert_eq!(c.control, Some(sa("[::1]:9091")));
+    assert_eq!((c.log_level.as_str(), c.log_json), ("sipshard=debug", true));
+
+    // File: global keys, one backend overriding some, another not probed at all.
+    let file = TempFile::new(
+        r#"
+listen = "127.0.0.1:5060"
+probe_interval_ms = 2000
+probe_timeout_ms = 300
+probe_accept = [200]
+metrics = "127.0.0.1:9100"
+[[backend]]
+addr = "127.0.0.2"
+[[backend]]
+addr = "127.0.0.3"
+probe_failures = 1
+probe_accept = "any"
+[[backend]]
+addr = "127.0.0.4"
+probe_interval_ms = 0
+"#,
+    );
+    let c = cli_ok(&["--config", file.path()]);
+    assert_eq!(c.probes.len(), 3);
+    assert_eq!(c.probes[0].interval, Duration::from_millis(2000));
+    assert_eq!(c.probes[0].timeout, Duration::from_millis(300));
+    assert_eq!(c.probes[0].accept, Accept::Codes(vec![200]));
+    assert_eq!(c.probes[1].failures_to_down, 1);
+    assert_eq!(c.probes[1].accept, Accept::AnyButServerError);
+    assert_eq!(c.probes[1].interval, Duration::from_millis(2000));
+    assert!(c.probes[2].interval.is_zero());
+    assert_eq!(c.metrics, Some(sa("127.0.0.1:9100")));
+    // The command line overrides the file's global probe keys, not a backend's own.
+    let c = cli_ok(&["--config", file.path(), "--probe-accept", "any"]);
+    assert_eq!(c.probes[0].accept, Accept::AnyButServerError);
+    assert!(c.probes[2].interval.is_zero());
+}
+
+#[test]
+fn probe_and_endpoint_errors() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--probe-interval-ms", "3600001"],
+            &["--probe-interval-ms", "out of range"],
+        ),
+        (
+            &["--probe-timeout-ms", "0"],
+            &["--probe-timeout-ms", "out of range"],
+        ),
+        (
+            &["--probe-interval-ms", "100", "--probe-timeout-ms", "200"],
+            &["--probe-timeout-ms", "longer than the probe interval"],
+        ),
+        (
+            &["--probe-failures", "0"],
+            &["--probe-failures", "out of range (1..=100)"],
+        ),
+        (
+            &["--probe-successes", "101"],
+            &["--probe-successes", "out of range"],
+        ),
+        (
+            &["--probe-accept", "2xx"],
+            &["--probe-accept", "\"2xx\" is not a status code"],
+        ),
+        (
+            &["--probe-accept", "700"],
+            &["--probe-accept", "not a status code"],
+        ),
+        (&["--probe-accept", ""], &["--probe-accept"]),
+        (
+            &["--metrics", "127.0.0.1"],
+            &["--metrics", "a port is required"],
+        ),
+        (
+            &["--metrics", "localhost:9090"],
+            &["--metrics", "not an IP address"],
+        ),
+        (&["--control", "224.0.0.1:9"], &["--control"]),
+        (
+            &["--metrics", "127.0.0.1:9090", "--control", "127.0.0.1:9090"],
+            &["--control", "also the metrics address"],
+        ),
+        (
+            &["--log-level", "loud"],
+            &["--log-level", "expected error, warn"],
+        ),
+        (
+            &["--log-format", "xml"],
+            &["--log-format", "expected text or json"],
+        ),
+    ];
+    for (extra, parts) in cases {
+        let e = cli_err(&with(extra));
+        assert_contains(&e, parts);
+    }
+    let file_cases: &[(&str, &[&str])] = &[
+        (
+            "probe_interval_ms = \"1s\"\n",
+            &["line 2", "probe_interval_ms", "expected an integer"],
+        ),
+        (
+            "probe_accept = [\"200\"]\n",
+            &["probe_accept", "expected a list of status codes"],
+        ),
+        (
+            "probe_accept = true\n",
+            &["probe_accept", "expected \"any\" or a list"],
+        ),
+        ("probe_failures = 0\n", &["probe_failures", "out of range"]),
+        ("log_level = 3\n", &["log_level", "expected a string"]),
+    ];
+    for (text, parts) in file_cases {
+        let file = TempFile::new(&format!(
+            "listen = \"127.0.0.1:5060\"\n{text}[[backend]]\naddr = \"127.0.0.2\"\n"
+        ));
+        assert_contains(&cli_err(&["--config", file.path()]), parts);
+    }
+    // Per-backend errors name the backend.
+    let file = TempFile::new(
+        "listen = \"127.0.0.1:5060\"\n[[backend]]\naddr = \"127.0.0.2\"\nprobe_timeout_ms = 5000\n",
+    );
+    assert_contains(
+        &cli_err(&["--config", file.path()]),
+        &[
+            "backend \"127.0.0.2\"",
+            "probe_timeout_ms",
+            "longer than the probe interval",
+        ],
+    );
+    let file = TempFile::new(
+        "listen = \"127.0.0.1:5060\"\n[[backend]]\naddr = \"127.0.0.2\"\nprobe_failures = -1\n",
+    );
+    assert_contains(
+        &cli_err(&["--config", file.path()]),
+        &["backend", "probe_failures", "out of range"],
+    );
+}

@@ -1217,8 +1217,14 @@ fn check_log_level(item: Option<&Located<String>>) -> Result<String, ConfigError
     let Some(item) = item else {
         return Ok("info".to_string());
     };
-    match tracing_subscriber::EnvFilter::try_new(&item.value) {
-        Ok(_) if !item.value.trim().is_empty() => Ok(item.value.trim().to_string()),
+    let text = item.value.trim();
+    // A bare word must be a level: `loud` would otherwise read as a target name and
+    // silently log nothing.
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let bare_word = !text.contains(['=', ',']);
+    let level_ok = !bare_word || LEVELS.contains(&text.to_ascii_lowercase().as_str());
+    match tracing_subscriber::EnvFilter::try_new(text) {
+        Ok(_) if !text.is_empty() && level_ok => Ok(text.to_string()),
         _ => Err(invalid(
             &item.origin,
             "log_level",
