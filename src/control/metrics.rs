@@ -14,6 +14,9 @@ pub struct MetricsView<'a> {
     pub status: &'a Status,
 }
 
+/// A per-shard counter: name, help, and how to read it.
+type ShardSeries = (&'static str, &'static str, fn(&Counters) -> u64);
+
 /// The states a backend can be in, as label values.
 const STATES: [&str; 4] = ["up", "down", "probing", "admin-disabled"];
 
@@ -37,7 +40,7 @@ pub fn render(view: &MetricsView<'_>) -> String {
         env!("CARGO_PKG_VERSION")
     );
 
-    let per_shard: [(&str, &str, fn(&Counters) -> u64); 3] = [
+    let per_shard: [ShardSeries; 3] = [
         ("sipshard_received_total", "Datagrams received.", |c| {
             c.received
         }),
