@@ -104,6 +104,10 @@ fn scraped_series_match_the_traffic_and_the_control_api_works() {
     assert_eq!(get("sipshard_drops_total", &["reason=\"unparsable\""]), 1.0);
     assert_eq!(get("sipshard_drops_total", &[]), 2.0);
     assert_eq!(
+        get("sipshard_sent_total", &[]),
+        (load.sent + load.received) as f64
+    );
+    assert_eq!(
         get("sipshard_backend_requests_total", &[]),
         load.sent as f64
     );

@@ -40,10 +40,15 @@ pub fn render(view: &MetricsView<'_>) -> String {
         env!("CARGO_PKG_VERSION")
     );
 
-    let per_shard: [ShardSeries; 3] = [
+    let per_shard: [ShardSeries; 4] = [
         ("sipshard_received_total", "Datagrams received.", |c| {
             c.received
         }),
+        (
+            "sipshard_sent_total",
+            "Datagrams sent (forwarded and stateless replies).",
+            |c| c.sent,
+        ),
         (
             "sipshard_requests_forwarded_total",
             "Requests forwarded.",

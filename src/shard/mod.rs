@@ -405,6 +405,7 @@ async fn socket_loop(fd: RawFd, side: Side, state: &ShardState, stop: &AtomicBoo
         |n| state.stats.add_received(n as u64),
         |batch, i| handle_slot(batch, i, fd, side, state),
         |report| {
+            state.stats.add_sent(report.sent);
             state
                 .stats
                 .drop_n(DropReason::SendBufferFull, report.would_block);

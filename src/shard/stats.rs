@@ -18,6 +18,7 @@ fn bump(counter: &AtomicU64, n: u64) {
 #[derive(Debug, Default)]
 pub struct ShardStats {
     received: AtomicU64,
+    sent: AtomicU64,
     requests_forwarded: AtomicU64,
     responses_forwarded: AtomicU64,
     replies: [AtomicU64; ReplyKind::COUNT],
@@ -50,10 +51,17 @@ impl ShardStats {
         bump(&self.received, n);
     }
 
+    /// Tallies `n` datagrams sent. Only the owning shard calls this.
+    #[inline]
+    pub fn add_sent(&self, n: u64) {
+        bump(&self.sent, n);
+    }
+
     /// The totals so far.
     pub fn read(&self) -> Counters {
         Counters {
             received: self.received.load(Relaxed),
+            sent: self.sent.load(Relaxed),
             requests_forwarded: self.requests_forwarded.load(Relaxed),
             responses_forwarded: self.responses_forwarded.load(Relaxed),
             replies: std::array::from_fn(|i| self.replies[i].load(Relaxed)),

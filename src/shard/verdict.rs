@@ -187,6 +187,8 @@ pub enum Verdict {
 pub struct Counters {
     /// Datagrams received.
     pub received: u64,
+    /// Datagrams sent (accepted by the kernel): forwarded messages and stateless replies.
+    pub sent: u64,
     /// Requests forwarded.
     pub requests_forwarded: u64,
     /// Responses forwarded.
@@ -216,6 +218,7 @@ impl Counters {
     /// Adds `other` into `self`.
     pub fn add(&mut self, other: &Counters) {
         self.received += other.received;
+        self.sent += other.sent;
         self.requests_forwarded += other.requests_forwarded;
         self.responses_forwarded += other.responses_forwarded;
         for (a, b) in self.replies.iter_mut().zip(other.replies) {

@@ -226,8 +226,9 @@ pub fn summary(c: &shard::Counters) -> String {
         .map(|r| format!("{}={}", r.label(), c.dropped(*r)))
         .collect();
     format!(
-        "received {}, requests forwarded {}, responses forwarded {}, replies [{}], drops [{}]",
+        "received {}, sent {}, requests forwarded {}, responses forwarded {}, replies [{}], drops [{}]",
         c.received,
+        c.sent,
         c.requests_forwarded,
         c.responses_forwarded,
         replies.join(" "),
