@@ -165,6 +165,12 @@ fn scraped_series_match_the_traffic_and_the_control_api_works() {
     let more = run_load(&options(public, 200)).unwrap();
     assert_eq!(more.completed, 200, "{more:?}");
     let m2 = scrape(metrics);
+    // The disable published set 1, and every shard routes with it.
+    assert_eq!(sum(&m2, "sipshard_published_generation", &[]), 1.0);
+    for k in 0..workers {
+        let shard = format!("shard=\"{k}\"");
+        assert_eq!(sum(&m2, "sipshard_shard_generation", &[&shard]), 1.0);
+    }
     assert_eq!(
         sum(&m2, "sipshard_backend_requests_total", &[&first]),
         before

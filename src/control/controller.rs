@@ -49,6 +49,10 @@ pub struct Status {
     pub reloads_failed: u64,
     /// Worker shards.
     pub workers: usize,
+    /// The last backend set published (0: the one at start).
+    pub generation: u64,
+    /// The set each shard routes with (equal to `generation` once all have picked it up).
+    pub shard_generations: Vec<u64>,
 }
 
 /// A request to the control thread.
@@ -246,10 +250,15 @@ impl ControlState {
 
     /// Publishes the effective set when it differs from the last one published.
     fn publish(&mut self) {
-        let backends = self.effective();
-        if backends == self.published {
-            return;
+        if self.effective() != self.published {
+            self.publish_now();
         }
+    }
+
+    /// Builds and publishes the effective set, even if unchanged (a reload always installs a
+    /// fresh table in every shard).
+    fn publish_now(&mut self) {
+        let backends = self.effective();
         match self.publisher.publish(&backends) {
             Ok(()) => self.published = backends,
             // The configuration was validated, so the table builds; keep the old set if not.
@@ -364,7 +373,7 @@ impl ControlState {
         self.config.backends = new.backends.clone();
         self.config.probes = new.probes.clone();
         self.prober.set_targets(probe_targets(&self.config));
-        self.publish();
+        self.publish_now();
         self.reloads += 1;
         let summary = format!(
             "reloaded: {} backend(s), {added} added, {removed} removed{}{}",
@@ -409,6 +418,8 @@ impl ControlState {
             reloads: self.reloads,
             reloads_failed: self.reloads_failed,
             workers: self.shards.len(),
+            generation: self.publisher.generation(),
+            shard_generations: self.shards.iter().map(|s| s.generation()).collect(),
         }
     }
 

@@ -204,6 +204,26 @@ pub fn render(view: &MetricsView<'_>) -> String {
         "sipshard_reloads_total{{result=\"failed\"}} {}",
         view.status.reloads_failed
     );
+    family(
+        &mut out,
+        "sipshard_published_generation",
+        "gauge",
+        "Number of the last backend set published (0: the one at start).",
+    );
+    let _ = writeln!(
+        out,
+        "sipshard_published_generation {}",
+        view.status.generation
+    );
+    family(
+        &mut out,
+        "sipshard_shard_generation",
+        "gauge",
+        "Number of the backend set the shard routes with.",
+    );
+    for (k, g) in view.status.shard_generations.iter().enumerate() {
+        let _ = writeln!(out, "sipshard_shard_generation{{shard=\"{k}\"}} {g}");
+    }
     family(&mut out, "sipshard_workers", "gauge", "Worker shards.");
     let _ = writeln!(out, "sipshard_workers {}", view.status.workers);
     out

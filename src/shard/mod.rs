@@ -316,6 +316,7 @@ impl ShardState {
     fn apply(&self, update: ShardUpdate) {
         self.forwarder.replace_snapshot(update.snapshot);
         *self.backend_stats.borrow_mut() = update.backend_stats;
+        self.stats.set_generation(update.generation);
     }
 }
 

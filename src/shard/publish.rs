@@ -8,11 +8,14 @@ use crate::balance::backends::{Backend, Snapshot};
 use crate::balance::MaglevError;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 
 /// What one shard receives: its copy of the snapshot and, aligned with its backends, the
 /// counters it writes for each.
 pub struct ShardUpdate {
+    /// Publication number: 0 for the set the plane starts with, then 1, 2, ...
+    pub generation: u64,
     /// The backend set and its table.
     pub snapshot: Snapshot,
     /// `backend_stats[i]` counts traffic of `snapshot.backends()[i]` through this shard.
@@ -30,6 +33,7 @@ pub struct Publisher {
     senders: Vec<mpsc::Sender<ShardUpdate>>,
     registry: Arc<Mutex<Registry>>,
     table_size: u32,
+    generation: Arc<AtomicU64>,
 }
 
 impl Publisher {
@@ -40,6 +44,7 @@ impl Publisher {
             senders,
             registry: Arc::default(),
             table_size,
+            generation: Arc::default(),
         };
         (publisher, receivers)
     }
@@ -54,6 +59,7 @@ impl Publisher {
     /// forgetting those of backends no longer in it.
     pub fn updates_for(&self, snapshot: Snapshot) -> Vec<ShardUpdate> {
         let shards = self.senders.len();
+        let generation = self.generation.load(Ordering::Acquire);
         let mut registry = self.registry();
         registry.retain(|addr, _| snapshot.is_backend(*addr));
         let per_backend: Vec<Vec<Arc<BackendStats>>> = snapshot
@@ -68,6 +74,7 @@ impl Publisher {
             .collect();
         (0..shards)
             .map(|k| ShardUpdate {
+                generation,
                 snapshot: snapshot.clone(),
                 backend_stats: per_backend.iter().map(|s| s[k].clone()).collect(),
             })
@@ -79,10 +86,16 @@ impl Publisher {
     /// skipped.
     pub fn publish(&self, backends: &[Backend]) -> Result<(), MaglevError> {
         let snapshot = Snapshot::new(backends, self.table_size)?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
         for (sender, update) in self.senders.iter().zip(self.updates_for(snapshot)) {
             let _ = sender.send(update);
         }
         Ok(())
+    }
+
+    /// The number of the last set published (0: the one the plane started with).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Each configured backend's counters, summed over the shards.

@@ -23,9 +23,20 @@ pub struct ShardStats {
     responses_forwarded: AtomicU64,
     replies: [AtomicU64; ReplyKind::COUNT],
     drops: [AtomicU64; DropReason::COUNT],
+    generation: AtomicU64,
 }
 
 impl ShardStats {
+    /// Records the generation of the backend set the shard now routes with.
+    pub fn set_generation(&self, generation: u64) {
+        self.generation.store(generation, Relaxed);
+    }
+
+    /// The generation of the backend set the shard routes with.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Relaxed)
+    }
+
     /// Tallies a verdict. Only the owning shard calls this.
     #[inline]
     pub fn record(&self, verdict: &Verdict) {

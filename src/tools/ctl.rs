@@ -145,9 +145,18 @@ pub fn status_table(status: &Status) -> String {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
+    let shards: Vec<String> = status
+        .shard_generations
+        .iter()
+        .map(u64::to_string)
+        .collect();
     out.push_str(&format!(
-        "workers {}, reloads {} ok / {} refused\n",
-        status.workers, status.reloads, status.reloads_failed
+        "workers {}, reloads {} ok / {} refused, backend set {} (shards: {})\n",
+        status.workers,
+        status.reloads,
+        status.reloads_failed,
+        status.generation,
+        shards.join(", ")
     ));
     out
 }
