@@ -1,0 +1,284 @@
+//! Graceful stop of a running `sipshard balance` (a child process) under call load: SIGTERM
+//! or SIGINT ends it with status 0 within 5 s, and its last log line sums up what it did.
+
+use sipshard::tools::bench::engine::Mode;
+use sipshard::tools::bench::{run_load, Load};
+use sipshard::tools::ctl;
+use sipshard::tools::responder::Responder;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// One balancer under load at a time, so that a small machine is not oversubscribed.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A `sipshard balance` child whose stderr is collected by a thread (so a chatty child never
+/// blocks on a full pipe). Killed when dropped if still running.
+struct BalancerProcess {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl BalancerProcess {
+    fn spawn(args: &[String]) -> BalancerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sipshard"))
+            .arg("balance")
+            .args(args)
+            .env_remove("SIPSHARD_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pipe = child.stderr.take().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n])),
+                }
+            }
+        });
+        BalancerProcess {
+            child,
+            stderr,
+            reader: Some(reader),
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child, which has not been waited for yet (so its pid
+        // cannot have been reused); no memory effects.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({signal}) failed");
+    }
+
+    /// Polls until the metrics endpoint answers (at most 20 s).
+    fn wait_ready(&mut self, metrics: SocketAddr) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("balancer exited early ({status}): {}", self.stderr());
+            }
+            if let Ok((200, _)) = ctl::request(metrics, "GET", "/metrics") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "metrics endpoint not answering within 20 s: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Polls for the exit (at most `within`); returns the status, the time it took and the
+    /// whole stderr. Kills the child and fails if it does not exit in time.
+    fn wait_exit(&mut self, within: Duration) -> (ExitStatus, Duration, String) {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > within {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("balancer did not exit within {within:?}: {}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let took = started.elapsed();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        (status, took, self.stderr())
+    }
+}
+
+impl Drop for BalancerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The sum over shards of a per-shard counter in a scrape.
+fn per_shard_total(scrape: &str, name: &str) -> u64 {
+    scrape
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}{{shard=")))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The number after `label` (e.g. "received ") in the summary line.
+fn summary_number(summary: &str, label: &str) -> u64 {
+    let rest = &summary[summary
+        .find(label)
+        .unwrap_or_else(|| panic!("{label:?} not in {summary:?}"))
+        + label.len()..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {label:?} in {summary:?}"))
+}
+
+/// Calls at ~1000/s through a balancer with 2 backends; `signal` after ~1 s: the balancer
+/// exits with 0 within 5 s, logs the signal and a final summary that accounts for at least
+/// the traffic the bench saw complete, and frees its public port.
+fn stops_cleanly_under_load(signal: libc::c_int) {
+    let _serial = serial();
+    let responders: Vec<Responder> = (0..2)
+        .map(|_| Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap())
+        .collect();
+    let (listen, metrics) = (loopback(free_udp_port()), loopback(free_tcp_port()));
+    let mut args: Vec<String> = vec![
+        "--listen".into(),
+        listen.to_string(),
+        "--workers".into(),
+        "2".into(),
+        "--secret".into(),
+        "shutdown-test".into(),
+        "--metrics".into(),
+        metrics.to_string(),
+    ];
+    for r in &responders {
+        args.push("--backend".into());
+        args.push(r.addr().to_string());
+    }
+    let mut balancer = BalancerProcess::spawn(&args);
+    balancer.wait_ready(metrics);
+
+    let load = Load {
+        target: listen,
+        mode: Mode::Calls,
+        rate: 1000.0,
+        duration: Some(Duration::from_secs(4)),
+        count: None,
+        workers: 1,
+        local: "127.0.0.1:0".parse().unwrap(),
+        // Calls cut by the stop time out; keep that short.
+        timeout: Duration::from_secs(2),
+        pin: None,
+        progress: false,
+    };
+    let bench = std::thread::spawn(move || run_load(&load));
+
+    // Signal only once calls are flowing through (at least ~1 s in, at most 10 s).
+    std::thread::sleep(Duration::from_secs(1));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let forwarded = ctl::request(metrics, "GET", "/metrics")
+            .ok()
+            .map_or(0, |(_, body)| {
+                per_shard_total(&body, "sipshard_requests_forwarded_total")
+            });
+        if forwarded > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no request forwarded within 10 s: {}",
+            balancer.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    balancer.signal(signal);
+    let (status, took, stderr) = balancer.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "{status} after {took:?}: {stderr}");
+    assert!(
+        stderr.contains(&format!("stopping signal={signal}")),
+        "{stderr}"
+    );
+    let summary = stderr
+        .lines()
+        .find(|l| l.contains("stopped;"))
+        .unwrap_or_else(|| panic!("no final summary line: {stderr}"));
+    assert!(
+        stderr.trim_end().ends_with(summary.trim_end()),
+        "the summary is not the last line: {stderr}"
+    );
+    let received = summary_number(summary, "received ");
+    let requests = summary_number(summary, "requests forwarded ");
+    let responses = summary_number(summary, "responses forwarded ");
+
+    let report = bench.join().unwrap().unwrap();
+    eprintln!(
+        "signal {signal}: exit after {took:?}; {summary}; bench offered {} completed {} timed out {}",
+        report.offered, report.completed, report.timed_out
+    );
+    // Some calls completed before the stop; each needed its INVITE and BYE forwarded and
+    // both 200s forwarded back, which the summary must count.
+    assert!(report.completed > 0, "{report:?}");
+    assert!(
+        requests >= 2 * report.completed && responses >= 2 * report.completed,
+        "{summary} vs {report:?}"
+    );
+    assert!(received >= requests + responses, "{summary}");
+    // The stop is not silent about later traffic: calls offered after it did not complete.
+    assert!(report.completed < report.offered, "{report:?}");
+
+    // The public port is free again (bounded retry: the exit is observed before the kernel
+    // has necessarily released everything).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while UdpSocket::bind(listen).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{listen} still bound 5 s after the balancer exited"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for r in responders {
+        r.stop();
+    }
+}
+
+#[test]
+fn sigterm_under_load_stops_cleanly_within_5_s() {
+    stops_cleanly_under_load(libc::SIGTERM);
+}
+
+#[test]
+fn sigint_under_load_stops_cleanly_within_5_s() {
+    stops_cleanly_under_load(libc::SIGINT);
+}
