@@ -127,3 +127,32 @@ fn other_methods_get_200_and_garbage_is_counted() {
     );
     assert_eq!((seen.unparsable, seen.responses), (1, 1));
 }
+
+/// The responder's sockets (and the duplicates it parks on) are close-on-exec: a process
+/// spawned while it runs does not keep its port bound after it stops.
+#[test]
+fn a_child_process_does_not_inherit_the_responders_socket() {
+    use sipshard::tools::responder::Responder;
+    let responder = Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
+    let addr = responder.addr();
+    // Make the responder park on its socket (the duplicate is made then).
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.send_to(b"\r\n\r\n", addr).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let mut child = std::process::Command::new("sleep")
+        .arg("3")
+        .spawn()
+        .unwrap();
+    responder.stop();
+    let mut bound = Err(std::io::Error::other("not tried"));
+    for _ in 0..100 {
+        bound = std::net::UdpSocket::bind(addr);
+        if bound.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(bound.is_ok(), "port {addr} still bound: {bound:?}");
+}
