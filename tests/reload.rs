@@ -225,6 +225,10 @@ fn status(control: SocketAddr) -> Status {
     serde_json::from_str(&body).expect("a status document")
 }
 
+fn shard_generations(control: SocketAddr) -> Vec<u64> {
+    status(control).shard_generations
+}
+
 fn scrape(metrics: SocketAddr) -> String {
     let (code, body) = ctl::request(metrics, "GET", "/metrics").expect("GET /metrics");
     assert_eq!(code, 200, "{body}");
@@ -399,6 +403,16 @@ fn reload_under_load_loses_nothing() {
         status.backends.iter().all(|b| b.state == "up"),
         "{status:?}"
     );
+    // Each reload installed a fresh table in every shard while calls flowed (no probe
+    // changed a state, so the 20 publications are the reloads'), and every shard routes
+    // with the last one.
+    assert_eq!(status.generation, RELOADS, "{status:?}");
+    let applied = eventually(Duration::from_secs(2), || {
+        shard_generations(ports.control)
+            .iter()
+            .all(|&g| g == RELOADS)
+    });
+    assert!(applied, "{:?}", status.shard_generations);
 
     let (exit, stderr) = {
         balancer.signal(libc::SIGTERM);
