@@ -142,8 +142,13 @@ fn no_backend_up_gets_503_with_retry_after() {
             "{got}"
         );
         assert_eq!(header(&got, "Retry-After").as_deref(), Some("7"));
+        // An ACK cannot be answered: dropped, and counted as such.
+        lab.client_sends(&request("ACK", me, "z9hG4bKc4", "call-4", ""));
+        assert_silent(&lab.client);
         assert_silent(&lab.backend);
-        assert_eq!(lab.stop().replied(ReplyKind::ServiceUnavailable), 1);
+        let counters = lab.stop();
+        assert_eq!(counters.replied(ReplyKind::ServiceUnavailable), 1);
+        assert_eq!(counters.dropped(DropReason::NoBackend), 1);
     });
 }
 

@@ -1303,3 +1303,22 @@ fn probe_and_endpoint_errors() {
         &["backend", "probe_failures", "out of range"],
     );
 }
+
+#[test]
+fn a_backends_own_interval_gets_the_default_timeout_unless_one_is_given() {
+    use std::time::Duration;
+    let text = |global_timeout: &str| {
+        format!(
+            "listen = \"127.0.0.1:5060\"\nprobe_interval_ms = 200\n{global_timeout}\
+             [[backend]]\naddr = \"127.0.0.2\"\n[[backend]]\naddr = \"127.0.0.3\"\nprobe_interval_ms = 1000\n"
+        )
+    };
+    let file = TempFile::new(&text(""));
+    let c = cli_ok(&["--config", file.path()]);
+    assert_eq!(c.probes[0].timeout, Duration::from_millis(200));
+    assert_eq!(c.probes[1].timeout, Duration::from_millis(500));
+    let file = TempFile::new(&text("probe_timeout_ms = 150\n"));
+    let c = cli_ok(&["--config", file.path()]);
+    assert_eq!(c.probes[0].timeout, Duration::from_millis(150));
+    assert_eq!(c.probes[1].timeout, Duration::from_millis(150));
+}

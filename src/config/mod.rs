@@ -853,14 +853,18 @@ impl Layer {
             check_internal(self.internal.as_ref(), &listen, workers)?;
         check_families(&backend_list, internal_ip)?;
         let advertise = check_advertise(self.advertise.as_ref(), &listen)?;
-        let global_probe = self
-            .probe
+        // The global probe options are checked alone first, so their errors name them.
+        self.probe
             .resolve(&ProbePolicy::default(), probe::Scope::Global)?;
         let probes = backend_list
             .iter()
             .map(|b| {
-                b.probe
-                    .resolve(&global_probe, probe::Scope::Backend(&b.given.value))
+                // On the global *options* (not the resolved policy), so a default timeout
+                // follows this backend's own interval.
+                self.probe
+                    .clone()
+                    .merge(b.probe.clone())
+                    .resolve(&ProbePolicy::default(), probe::Scope::Backend(&b.given.value))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let metrics = check_service_addr(self.metrics.as_ref(), "metrics")?;

@@ -342,7 +342,13 @@ impl Forwarder {
                 &msg.top_via.via,
                 msg.call_id,
             ),
-            Err(_) => Verdict::Drop(DropReason::BadAck),
+            // Only an ACK cannot be answered; say why it was not forwarded.
+            Err(_) => Verdict::Drop(match kind {
+                ReplyKind::ServiceUnavailable => DropReason::NoBackend,
+                ReplyKind::NextHopNeedsDns => DropReason::NeedsDns,
+                ReplyKind::LoopDetected => DropReason::LoopedAck,
+                ReplyKind::BadRequest | ReplyKind::TooManyHops => DropReason::BadAck,
+            }),
         }
     }
 

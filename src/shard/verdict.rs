@@ -25,6 +25,10 @@ pub enum DropReason {
     BadAck,
     /// An ACK with Max-Forwards 0 (not forwarded, never answered).
     AckTooManyHops,
+    /// An ACK while no backend takes new calls (a request would get a 503).
+    NoBackend,
+    /// An ACK carrying our branch: it looped back (a request would get a 482).
+    LoopedAck,
     /// A response whose top Via is not ours (or whose branch does not verify).
     ForeignVia,
     /// A response with no Via left after ours.
@@ -51,13 +55,15 @@ pub enum DropReason {
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 17;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Unparsable,
         DropReason::KeepAlive,
         DropReason::BadAck,
         DropReason::AckTooManyHops,
+        DropReason::NoBackend,
+        DropReason::LoopedAck,
         DropReason::ForeignVia,
         DropReason::NoNextVia,
         DropReason::NeedsDns,
@@ -78,6 +84,8 @@ impl DropReason {
             DropReason::KeepAlive => "keepalive",
             DropReason::BadAck => "bad_ack",
             DropReason::AckTooManyHops => "ack_too_many_hops",
+            DropReason::NoBackend => "no_backend",
+            DropReason::LoopedAck => "looped_ack",
             DropReason::ForeignVia => "foreign_via",
             DropReason::NoNextVia => "no_next_via",
             DropReason::NeedsDns => "needs_dns",
