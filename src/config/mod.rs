@@ -861,10 +861,10 @@ impl Layer {
             .map(|b| {
                 // On the global *options* (not the resolved policy), so a default timeout
                 // follows this backend's own interval.
-                self.probe
-                    .clone()
-                    .merge(b.probe.clone())
-                    .resolve(&ProbePolicy::default(), probe::Scope::Backend(&b.given.value))
+                self.probe.clone().merge(b.probe.clone()).resolve(
+                    &ProbePolicy::default(),
+                    probe::Scope::Backend(&b.given.value),
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
         let metrics = check_service_addr(self.metrics.as_ref(), "metrics")?;
