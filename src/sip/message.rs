@@ -6,12 +6,13 @@ use super::checks::{
     call_id_ok, date_ok, parse_content_length, parse_cseq, parse_max_forwards, retry_after_ok,
     warning_ok,
 };
+use super::classes::token_end;
 use super::error::ParseError;
-use super::find::find;
 use super::header_name::HeaderName;
+use super::lines::LineEnds;
 use super::name_addr::NameAddr;
 use super::params::CommaValues;
-use super::scan::{is_token_str, offset_in, trim};
+use super::scan::{is_ws, offset_in, trim};
 use super::start_line::StartLine;
 use super::uri::check_request_uri;
 use super::via::Via;
@@ -278,6 +279,21 @@ struct Driver<'b> {
     error: Option<ParseError>,
 }
 
+/// [`trim`] for a header value, fast when the value is written `Name: value`: one SP
+/// before it, nothing after it.
+#[inline(always)]
+fn trim_value(v: &[u8]) -> &[u8] {
+    match v {
+        [b' ', rest @ ..]
+            if rest.first().is_some_and(|&b| !is_ws(b))
+                && rest.last().is_some_and(|&b| !is_ws(b)) =>
+        {
+            rest
+        }
+        _ => trim(v),
+    }
+}
+
 fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
@@ -311,7 +327,8 @@ impl<'b> Driver<'b> {
             .iter()
             .position(|&b| b != b'\r' && b != b'\n')
             .ok_or(ParseError::Empty)?;
-        let nl = find(buf, pos, b'\n').ok_or(ParseError::StartLine)?;
+        let mut lines = LineEnds::new(buf);
+        let nl = lines.next_from(pos).ok_or(ParseError::StartLine)?;
         let start = StartLine::parse(strip_cr(&buf[pos..nl]))?;
         if let (true, StartLine::Request { uri, .. }) = (self.full, start) {
             check_request_uri(uri).map_err(|_| ParseError::RequestUri)?;
@@ -328,25 +345,30 @@ impl<'b> Driver<'b> {
                 _ => {}
             }
             // One logical header line: continuation lines start with SP or HTAB.
-            let mut nl = find(buf, pos, b'\n').ok_or(ParseError::Unterminated)?;
+            let mut nl = lines.next_from(pos).ok_or(ParseError::Unterminated)?;
             while matches!(buf.get(nl + 1), Some(b' ' | b'\t')) {
-                nl = find(buf, nl + 1, b'\n').ok_or(ParseError::Unterminated)?;
+                nl = lines.next_from(nl + 1).ok_or(ParseError::Unterminated)?;
             }
-            let content = strip_cr(&buf[pos..nl]);
-            // name *(SP / HTAB) ":" — the first colon ends the name.
-            let colon = find(content, 0, b':').ok_or(ParseError::HeaderLine)?;
-            let mut name_end = colon;
-            while name_end > 0 && matches!(content[name_end - 1], b' ' | b'\t') {
-                name_end -= 1;
+            // name *(SP / HTAB) ":"
+            let name_end = token_end(buf, pos);
+            let mut colon = name_end;
+            while matches!(buf.get(colon), Some(b' ' | b'\t')) {
+                colon += 1;
             }
-            if !is_token_str(&content[..name_end]) {
+            if name_end == pos || colon >= nl || buf[colon] != b':' {
                 return Err(ParseError::HeaderLine);
             }
-            let raw_name = &content[..name_end];
+            let content_end = if buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+            let value = trim_value(&buf[colon + 1..content_end]);
+            let raw_name = &buf[pos..name_end];
+            let name = match buf.get(pos..).and_then(|r| r.first_chunk::<16>()) {
+                Some(window) => HeaderName::classify_window(raw_name.len(), window),
+                None => HeaderName::classify(raw_name),
+            };
             let header = Header {
-                name: HeaderName::classify(raw_name),
+                name,
                 raw_name,
-                value: trim(&content[colon + 1..]),
+                value,
                 line: &buf[pos..nl + 1],
             };
             storage

@@ -2,9 +2,10 @@
 //! SIP/2.0 only. The Request-URI's shape is checked here (a scheme, URI characters only);
 //! its full SIP-URI grammar is checked by [`crate::sip::uri::check_request_uri`].
 
+use super::classes::{token_end, uri_end};
 use super::error::ParseError;
 use super::scan::is_token_str;
-use super::uri::check_absolute;
+use super::uri::{check_absolute, scheme_len};
 
 /// The first line of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +47,35 @@ impl<'a> StartLine<'a> {
         if starts_with_sip_slash(line) {
             return Self::parse_status(line);
         }
+        match Self::parse_plain_request(line) {
+            Some(start) => Ok(start),
+            None => Self::parse_request(line),
+        }
+    }
+
+    /// A valid request line, checked in one pass with class runs 16 bytes at a time.
+    /// `None` when it is not valid: [`StartLine::parse_request`] then says why.
+    #[inline]
+    fn parse_plain_request(line: &'a [u8]) -> Option<StartLine<'a>> {
+        let method_end = token_end(line, 0);
+        if method_end == 0 || line.get(method_end) != Some(&b' ') {
+            return None;
+        }
+        let uri_start = method_end + 1;
+        let uri_end = uri_end(line, uri_start);
+        let version = line.get(uri_end + 1..)?;
+        if line.get(uri_end) != Some(&b' ') || !is_version(version) {
+            return None;
+        }
+        let uri = &line[uri_start..uri_end];
+        let scheme = scheme_len(uri)?;
+        (uri.len() > scheme + 1).then_some(StartLine::Request {
+            method: &line[..method_end],
+            uri,
+        })
+    }
+
+    fn parse_request(line: &'a [u8]) -> Result<StartLine<'a>, ParseError> {
         let mut parts = line.splitn(3, |&b| b == b' ');
         let method = parts.next().unwrap_or_default();
         let uri = parts.next().ok_or(ParseError::StartLine)?;
