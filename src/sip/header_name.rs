@@ -129,6 +129,17 @@ impl HeaderName {
         }
     }
 
+    /// True for the headers [`crate::sip::Checks::Proxy`] parses: Via, Route, Call-ID,
+    /// CSeq, From, To, Max-Forwards, Content-Length. The others are only split into lines.
+    #[inline]
+    pub fn used_by_proxy(self) -> bool {
+        use HeaderName::*;
+        matches!(
+            self,
+            Via | Route | CallId | CSeq | From | To | MaxForwards | ContentLength
+        )
+    }
+
     /// The canonical (long) form of the name, as used in error messages.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -374,7 +374,9 @@ impl<'b> Driver<'b> {
             storage
                 .try_push(header)
                 .map_err(|_| ParseError::TooManyHeaders)?;
-            self.header(header)?;
+            if self.full || name.used_by_proxy() {
+                self.header(header)?;
+            }
             pos = nl + 1;
         };
 
