@@ -6,6 +6,22 @@
 
 use super::scan::{is_token, is_uri_char};
 
+/// Bit i set where `chunk[i] == b`.
+#[inline(always)]
+pub fn eq_mask16(chunk: &[u8; 16], b: u8) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        movemask(eq(load16(chunk), b))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        chunk
+            .iter()
+            .enumerate()
+            .fold(0, |m, (i, &c)| m | (u32::from(c == b) << i))
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{
     __m128i, _mm_add_epi8, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
@@ -168,6 +184,13 @@ mod tests {
     fn token_runs() {
         check_run(token_end, is_token);
         assert_eq!(token_end(b"Via: x", 0), 3);
+    }
+
+    #[test]
+    fn byte_masks() {
+        let chunk = *b"Via: a:b\r\n:xyz:::";
+        let m = eq_mask16(chunk.first_chunk::<16>().unwrap(), b':');
+        assert_eq!(m, 1 << 3 | 1 << 6 | 1 << 10 | 1 << 14 | 1 << 15);
     }
 
     #[test]

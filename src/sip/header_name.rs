@@ -44,13 +44,15 @@ impl HeaderName {
 
     /// [`HeaderName::classify`] of the `len`-byte name at the start of `window` (bytes past
     /// the name are ignored), so the parser can pass 16 bytes of the datagram without copying.
-    /// Same answers as comparing with [`eq_lowercase`]: the name is folded to lower case by
-    /// OR-ing 0x20 into every byte and compared a word at a time.
+    /// The name is folded to lower case by OR-ing 0x20 into every byte and compared a word
+    /// at a time, as [`eq_lowercase`] does; a known name is also checked for CR, the one
+    /// byte that folds onto `-`, so a name that is not a token is always
+    /// [`HeaderName::Other`].
     #[inline]
     pub fn classify_window(len: usize, window: &[u8; 16]) -> HeaderName {
         let (lo, hi) = window.split_at(8);
-        let lo = u64::from_le_bytes(lo.try_into().unwrap_or_default()) | FOLD;
-        let hi = u64::from_le_bytes(hi.try_into().unwrap_or_default()) | FOLD;
+        let raw_lo = u64::from_le_bytes(lo.try_into().unwrap_or_default());
+        let raw_hi = u64::from_le_bytes(hi.try_into().unwrap_or_default());
         // The name's bytes only: past them, zero.
         let keep = |n: usize| {
             if n >= 8 {
@@ -59,8 +61,11 @@ impl HeaderName {
                 (1u64 << (8 * n)) - 1
             }
         };
-        let lo = lo & keep(len);
-        let hi = hi & keep(len.saturating_sub(8));
+        let (raw_lo, raw_hi) = (raw_lo & keep(len), raw_hi & keep(len.saturating_sub(8)));
+        let (lo, hi) = (
+            (raw_lo | FOLD) & keep(len),
+            (raw_hi | FOLD) & keep(len.saturating_sub(8)),
+        );
         use HeaderName::*;
         let (expected, header) = match len {
             1 => {
@@ -81,6 +86,7 @@ impl HeaderName {
                     _ => Other,
                 }
             }
+            // Names without `-` (no CR check needed).
             2 => return if lo == TO { To } else { Other },
             3 => return if lo == VIA { Via } else { Other },
             4 => {
@@ -98,17 +104,15 @@ impl HeaderName {
                     _ => Other,
                 }
             }
-            7 => {
-                return match lo {
-                    CALL_ID => CallId,
-                    CONTACT => Contact,
-                    SUBJECT => Subject,
-                    EXPIRES => Expires,
-                    WARNING => Warning,
-                    _ => Other,
-                }
-            }
-            8 => return if lo == REFER_TO { ReferTo } else { Other },
+            7 => match lo {
+                CALL_ID => ((CALL_ID, 0), CallId),
+                CONTACT => return Contact,
+                SUBJECT => return Subject,
+                EXPIRES => return Expires,
+                WARNING => return Warning,
+                _ => return Other,
+            },
+            8 => ((REFER_TO, 0), ReferTo),
             9 => ((SUPPORTED, SUPPORTED_HI), Supported),
             11 => ((RETRY_AFTER, RETRY_AFTER_HI), RetryAfter),
             12 => match lo {
@@ -122,7 +126,7 @@ impl HeaderName {
             16 => ((CONTENT_ENCODING, CONTENT_ENCODING_HI), ContentEncoding),
             _ => return Other,
         };
-        if (lo, hi) == expected {
+        if (lo, hi) == expected && !has_cr(raw_lo, len) && !has_cr(raw_hi, len.saturating_sub(8)) {
             header
         } else {
             Other
@@ -217,6 +221,21 @@ const CONTENT_LENGTH_HI: u64 = key(b"content-length").1;
 const CONTENT_ENCODING: u64 = key(b"content-encoding").0;
 const CONTENT_ENCODING_HI: u64 = key(b"content-encoding").1;
 
+/// True if one of the first `len` bytes of `word` (little-endian) is CR.
+#[inline(always)]
+fn has_cr(word: u64, len: usize) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // Zero bytes where CR was; the bytes past the name are zero in `word`, not in `v`.
+    let v = word ^ (ONES * u64::from(b'\r'));
+    let zero = v.wrapping_sub(ONES) & !v & (ONES << 7);
+    let keep = if len >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * len)) - 1
+    };
+    zero & keep != 0
+}
+
 /// A lower-case name of up to 16 bytes as two little-endian words, zero past its end.
 const fn key(name: &[u8]) -> (u64, u64) {
     let mut words = [0u64; 2];
@@ -308,8 +327,11 @@ mod tests {
         (b"content-encoding", ContentEncoding),
     ];
 
-    /// The definition: a long form equal ignoring case, as [`super::eq_lowercase`] says.
+    /// The definition: a token equal to a long form ignoring case.
     fn reference(name: &[u8]) -> HeaderName {
+        if !crate::sip::scan::is_token_str(name) {
+            return Other;
+        }
         NAMES
             .iter()
             .find(|(lower, _)| super::eq_lowercase(name, lower))

@@ -6,7 +6,7 @@ use super::checks::{
     call_id_ok, date_ok, parse_content_length, parse_cseq, parse_max_forwards, retry_after_ok,
     warning_ok,
 };
-use super::classes::token_end;
+use super::classes::{eq_mask16, token_end};
 use super::error::ParseError;
 use super::header_name::HeaderName;
 use super::lines::LineEnds;
@@ -279,6 +279,40 @@ struct Driver<'b> {
     error: Option<ParseError>,
 }
 
+/// The header name at `pos`: its class, where it ends and where the colon after it is.
+/// `None` if the line does not start with `token *(SP / HTAB) ":"`.
+///
+/// The usual case takes one 16-byte window: the first colon in it, the name before it
+/// classified; a known name is a token by construction, so only other names are checked
+/// byte by byte.
+#[inline(always)]
+fn header_name(buf: &[u8], pos: usize) -> Option<(HeaderName, usize, usize)> {
+    if let Some(window) = buf.get(pos..).and_then(|r| r.first_chunk::<16>()) {
+        let colons = eq_mask16(window, b':');
+        if colons != 0 {
+            let colon = colons.trailing_zeros() as usize;
+            let mut len = colon;
+            while len > 0 && matches!(window[len - 1], b' ' | b'\t') {
+                len -= 1;
+            }
+            let name = HeaderName::classify_window(len, window);
+            if len == 0 || (name == HeaderName::Other && token_end(buf, pos) != pos + len) {
+                return None;
+            }
+            return Some((name, pos + len, pos + colon));
+        }
+    }
+    let name_end = token_end(buf, pos);
+    let mut colon = name_end;
+    while matches!(buf.get(colon), Some(b' ' | b'\t')) {
+        colon += 1;
+    }
+    if name_end == pos || buf.get(colon) != Some(&b':') {
+        return None;
+    }
+    Some((HeaderName::classify(&buf[pos..name_end]), name_end, colon))
+}
+
 /// [`trim`] for a header value, fast when the value is written `Name: value`: one SP
 /// before it, nothing after it.
 #[inline(always)]
@@ -350,21 +384,13 @@ impl<'b> Driver<'b> {
                 nl = lines.next_from(nl + 1).ok_or(ParseError::Unterminated)?;
             }
             // name *(SP / HTAB) ":"
-            let name_end = token_end(buf, pos);
-            let mut colon = name_end;
-            while matches!(buf.get(colon), Some(b' ' | b'\t')) {
-                colon += 1;
-            }
-            if name_end == pos || colon >= nl || buf[colon] != b':' {
+            let (name, name_end, colon) = header_name(buf, pos).ok_or(ParseError::HeaderLine)?;
+            if colon >= nl {
                 return Err(ParseError::HeaderLine);
             }
             let content_end = if buf[nl - 1] == b'\r' { nl - 1 } else { nl };
             let value = trim_value(&buf[colon + 1..content_end]);
             let raw_name = &buf[pos..name_end];
-            let name = match buf.get(pos..).and_then(|r| r.first_chunk::<16>()) {
-                Some(window) => HeaderName::classify_window(raw_name.len(), window),
-                None => HeaderName::classify(raw_name),
-            };
             let header = Header {
                 name,
                 raw_name,
