@@ -159,6 +159,40 @@ mod tests {
         assert!(StartLine::parse(b"SIP/2.0 200").is_ok());
     }
 
+    /// The one-pass request-line check never disagrees with the general one.
+    #[test]
+    fn plain_agrees_with_general() {
+        let samples: [&[u8]; 3] = [
+            b"INVITE sip:+15551234567@carrier.example.com SIP/2.0",
+            b"OPTIONS tel:+1-555;x=y sip/2.0",
+            b"!interesting-Method0123456789_*+`.%indeed'~ sip:x@y SIP/2.0",
+        ];
+        let bytes = b" \t\r\n;:=,\"[]<>/.0aZ9-_~!%\\^{|}\x00\x7f\xff";
+        for sample in samples {
+            let mut cases = vec![sample.to_vec()];
+            for len in 0..sample.len() {
+                cases.push(sample[..len].to_vec());
+            }
+            for pos in 0..sample.len() {
+                for &b in bytes {
+                    let mut v = sample.to_vec();
+                    v[pos] = b;
+                    cases.push(v);
+                }
+            }
+            for v in cases {
+                if let Some(plain) = StartLine::parse_plain_request(&v) {
+                    assert_eq!(
+                        Ok(plain),
+                        StartLine::parse_request(&v),
+                        "{:?}",
+                        String::from_utf8_lossy(&v)
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn malformed() {
         let table: [(&[u8], ParseError); 12] = [

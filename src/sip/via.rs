@@ -334,6 +334,42 @@ mod tests {
         assert_eq!(v.host_ip(), None);
     }
 
+    /// The plain-shape parser never disagrees with the general one: every one-byte change
+    /// and every truncation of some typical values.
+    #[test]
+    fn plain_agrees_with_general() {
+        let samples: [&[u8]; 4] = [
+            b"SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK74bf9a1c;rport",
+            b"SIP/2.0/TCP h.example.com;received=1.2.3.4;rport=5;maddr=x;ttl=3;lr",
+            b"sip/2.0/udp h:1;BRANCH=a;RPort=65535;TTL=255",
+            b"SIP/2.0/UDP h:99999;branch=z9hG4bK1",
+        ];
+        let bytes = b" \t\r\n;:=,\"[]<>/.0aZ9-_~!%\x00\x7f\xff";
+        for sample in samples {
+            let mut cases = vec![sample.to_vec()];
+            for len in 0..sample.len() {
+                cases.push(sample[..len].to_vec());
+            }
+            for pos in 0..sample.len() {
+                for &b in bytes {
+                    let mut v = sample.to_vec();
+                    v[pos] = b;
+                    cases.push(v);
+                }
+            }
+            for v in cases {
+                if let Some(plain) = Via::parse_plain(&v) {
+                    assert_eq!(
+                        Ok(plain),
+                        Via::parse_general(&v),
+                        "{:?}",
+                        String::from_utf8_lossy(&v)
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn malformed() {
         for bad in [
