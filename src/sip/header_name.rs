@@ -48,24 +48,16 @@ impl HeaderName {
     /// at a time, as [`eq_lowercase`] does; a known name is also checked for CR, the one
     /// byte that folds onto `-`, so a name that is not a token is always
     /// [`HeaderName::Other`].
-    #[inline]
+    #[inline(always)]
     pub fn classify_window(len: usize, window: &[u8; 16]) -> HeaderName {
         let (lo, hi) = window.split_at(8);
         let raw_lo = u64::from_le_bytes(lo.try_into().unwrap_or_default());
         let raw_hi = u64::from_le_bytes(hi.try_into().unwrap_or_default());
         // The name's bytes only: past them, zero.
-        let keep = |n: usize| {
-            if n >= 8 {
-                u64::MAX
-            } else {
-                (1u64 << (8 * n)) - 1
-            }
-        };
-        let (raw_lo, raw_hi) = (raw_lo & keep(len), raw_hi & keep(len.saturating_sub(8)));
-        let (lo, hi) = (
-            (raw_lo | FOLD) & keep(len),
-            (raw_hi | FOLD) & keep(len.saturating_sub(8)),
-        );
+        let keep_lo = KEEP[len.min(8)];
+        let keep_hi = KEEP[len.saturating_sub(8).min(8)];
+        let (raw_lo, raw_hi) = (raw_lo & keep_lo, raw_hi & keep_hi);
+        let (lo, hi) = ((raw_lo | FOLD) & keep_lo, (raw_hi | FOLD) & keep_hi);
         use HeaderName::*;
         let (expected, header) = match len {
             1 => {
@@ -126,7 +118,7 @@ impl HeaderName {
             16 => ((CONTENT_ENCODING, CONTENT_ENCODING_HI), ContentEncoding),
             _ => return Other,
         };
-        if (lo, hi) == expected && !has_cr(raw_lo, len) && !has_cr(raw_hi, len.saturating_sub(8)) {
+        if (lo, hi) == expected && exact(raw_lo, expected.0) && exact(raw_hi, expected.1) {
             header
         } else {
             Other
@@ -221,19 +213,23 @@ const CONTENT_LENGTH_HI: u64 = key(b"content-length").1;
 const CONTENT_ENCODING: u64 = key(b"content-encoding").0;
 const CONTENT_ENCODING_HI: u64 = key(b"content-encoding").1;
 
-/// True if one of the first `len` bytes of `word` (little-endian) is CR.
+/// `word & KEEP[n]` keeps the first n bytes of a little-endian word.
+const KEEP: [u64; 9] = {
+    let mut keep = [u64::MAX; 9];
+    let mut n = 0;
+    while n < 8 {
+        keep[n] = (1u64 << (8 * n)) - 1;
+        n += 1;
+    }
+    keep
+};
+
+/// For a `word` equal to the `key` word once folded: true unless a byte differs where the
+/// key has no letter, that is a CR (0x0D) where the key has `-` (0x2D). Letters have bit
+/// 0x40 set and `-` has not, so `!key` shifted right once marks the `-` with 0x20.
 #[inline(always)]
-fn has_cr(word: u64, len: usize) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    // Zero bytes where CR was; the bytes past the name are zero in `word`, not in `v`.
-    let v = word ^ (ONES * u64::from(b'\r'));
-    let zero = v.wrapping_sub(ONES) & !v & (ONES << 7);
-    let keep = if len >= 8 {
-        u64::MAX
-    } else {
-        (1u64 << (8 * len)) - 1
-    };
-    zero & keep != 0
+fn exact(word: u64, key: u64) -> bool {
+    (word ^ key) & (!key >> 1) & FOLD == 0
 }
 
 /// A lower-case name of up to 16 bytes as two little-endian words, zero past its end.
