@@ -3,6 +3,7 @@
 use super::classes::token_end;
 use super::header_name::eq_lowercase;
 use super::params::{BadParams, Params};
+use super::scan;
 use super::scan::{is_host_char, is_token_str, is_ws, parse_decimal, skip_ws};
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -74,7 +75,7 @@ impl<'a> Via<'a> {
         if !eq_lowercase(proto, b"sip/2.0/") {
             return None;
         }
-        let transport_end = token_end(s, 8);
+        let transport_end = scan::token_end(s, 8);
         if transport_end == 8 || s.get(transport_end) != Some(&b' ') {
             return None;
         }
@@ -114,7 +115,7 @@ impl<'a> Via<'a> {
                 return None;
             }
             let name_start = i + 1;
-            let name_end = token_end(s, name_start);
+            let name_end = scan::token_end(s, name_start);
             if name_end == name_start {
                 return None;
             }
@@ -136,18 +137,25 @@ impl<'a> Via<'a> {
             if i < s.len() && s[i] != b';' {
                 return None;
             }
-            via.param(name, value).ok()?;
+            // The value is a token run: no need to check it again.
+            via.param(name, value, true).ok()?;
         }
         Some(via)
     }
 
     /// Records one parameter the Via knows; others are ignored.
+    /// `value_is_token`: the caller has checked that a value is a token.
     #[inline]
-    fn param(&mut self, name: &'a [u8], value: Option<&'a [u8]>) -> Result<(), BadParams> {
+    fn param(
+        &mut self,
+        name: &'a [u8],
+        value: Option<&'a [u8]>,
+        value_is_token: bool,
+    ) -> Result<(), BadParams> {
         match (name.len(), name[0] | 0x20) {
             (6, b'b') if eq_lowercase(name, b"branch") => {
                 let v = value.ok_or(BadParams)?;
-                if !is_token_str(v) {
+                if !value_is_token && !is_token_str(v) {
                     return Err(BadParams);
                 }
                 self.branch = Some(v);
@@ -228,7 +236,7 @@ impl<'a> Via<'a> {
             maddr: None,
             ttl: None,
         };
-        Params::new(&s[i..]).for_each_checked(|p| via.param(p.name, p.value))?;
+        Params::new(&s[i..]).for_each_checked(|p| via.param(p.name, p.value, false))?;
         Ok(via)
     }
 
