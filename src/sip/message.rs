@@ -448,6 +448,7 @@ impl<'b> Driver<'b> {
         matches!(self.error, Some(ParseError::Invalid(n)) if n == name)
     }
 
+    #[inline(always)]
     fn header(&mut self, h: Header<'b>) -> Result<(), ParseError> {
         let v = h.value;
         match h.name {
@@ -483,6 +484,7 @@ impl<'b> Driver<'b> {
     }
 
     /// Grammar checks of headers forwarding does not use ([`Checks::Full`] only).
+    #[inline(never)]
     fn full_check(&mut self, h: Header<'b>) -> Result<(), ParseError> {
         let v = h.value;
         let ok = match h.name {
@@ -527,7 +529,24 @@ impl<'b> Driver<'b> {
         }
     }
 
+    #[inline(never)]
     fn vias(&mut self, h: Header<'b>) -> Result<(), ParseError> {
+        // The usual line: one value of the plain shape, which has no comma, quote or `<`,
+        // so it is the line's only value (what the general loop below would find).
+        if self.fields.via_count < 2 {
+            if let Some(via) = Via::parse_plain(h.value) {
+                self.fields.via_count += 1;
+                if self.fields.via_count == 1 {
+                    self.fields.top_via = Some(TopVia {
+                        via,
+                        removal: h.line,
+                    });
+                } else {
+                    self.fields.second_via = Some(via);
+                }
+                return Ok(());
+            }
+        }
         let mut values = CommaValues::new(h.value).peekable();
         while let Some(v) = values.next() {
             // A proxy reads only the two top values (ours and the next hop's); the rest
@@ -552,6 +571,7 @@ impl<'b> Driver<'b> {
         Ok(())
     }
 
+    #[inline(never)]
     fn routes(&mut self, h: Header<'b>) -> Result<(), ParseError> {
         if self.fields.top_route.is_some() && !self.full {
             return Ok(());

@@ -69,7 +69,7 @@ impl<'a> Via<'a> {
     /// not: [`Via::parse_general`] decides then. Every value it accepts, the general parser
     /// accepts with the same result.
     #[inline]
-    fn parse_plain(value: &'a [u8]) -> Option<Via<'a>> {
+    pub(crate) fn parse_plain(value: &'a [u8]) -> Option<Via<'a>> {
         let s = value;
         let proto = s.first_chunk::<8>()?;
         if !eq_lowercase(proto, b"sip/2.0/") {
