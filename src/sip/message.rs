@@ -422,6 +422,17 @@ impl<'b> Driver<'b> {
     /// Mandatory headers (§8.1.1) and the CSeq method rule (§8.1.1.5).
     fn check_complete(&mut self) -> Result<(), ParseError> {
         let f = &self.fields;
+        let complete = f.top_via.is_some()
+            && f.call_id.is_some()
+            && f.from.is_some()
+            && f.to.is_some()
+            && match (f.start, f.cseq) {
+                (Some(StartLine::Request { method, .. }), Some(cseq)) => cseq.method == method,
+                (_, cseq) => cseq.is_some(),
+            };
+        if complete {
+            return Ok(());
+        }
         let missing = [
             (f.top_via.is_none(), HeaderName::Via),
             (f.call_id.is_none(), HeaderName::CallId),

@@ -29,7 +29,18 @@ pub enum StartLine<'a> {
 const VERSION: &[u8] = b"SIP/2.0";
 
 fn is_version(s: &[u8]) -> bool {
-    s.eq_ignore_ascii_case(VERSION)
+    // Seven bytes compared as one word; letters folded with 0x20 where VERSION has letters
+    // (`/`, `2`, `.` and `0` must match exactly).
+    const FOLD: u64 = 0x0020_2020;
+    const LOWER: u64 = u64::from_le_bytes(*b"sip/2.0\0");
+    match s.first_chunk::<7>() {
+        Some(v) if s.len() == 7 => {
+            let mut word = [0u8; 8];
+            word[..7].copy_from_slice(v);
+            u64::from_le_bytes(word) | FOLD == LOWER
+        }
+        _ => false,
+    }
 }
 
 /// `SIP/` followed by something other than `2.0` and no space: a version we do not speak.
@@ -157,6 +168,20 @@ mod tests {
             })
         );
         assert!(StartLine::parse(b"SIP/2.0 200").is_ok());
+    }
+
+    #[test]
+    fn version_word_compare() {
+        for pos in 0..7 {
+            for b in 0..=255u8 {
+                let mut v = *b"SIP/2.0";
+                v[pos] = b;
+                assert_eq!(is_version(&v), v.eq_ignore_ascii_case(VERSION), "{v:?}");
+            }
+        }
+        assert!(is_version(b"sIp/2.0"));
+        assert!(!is_version(b"SIP/2.0 "));
+        assert!(!is_version(b"SIP/2."));
     }
 
     /// The one-pass request-line check never disagrees with the general one.
