@@ -5,13 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-3}
+# criterion writes under the cargo target directory.
+criterion=${CARGO_TARGET_DIR:-target}/criterion
 cargo bench --bench wire --no-run >/dev/null 2>&1
 results=$(mktemp)
 for run in $(seq "$runs"); do
   cargo bench --bench wire >/dev/null 2>&1
-  for est in target/criterion/*/*/new/estimates.json; do
-    name=${est#target/criterion/}; name=${name%/new/estimates.json}
-    bench=target/criterion/$name/new/benchmark.json
+  for est in "$criterion"/*/*/new/estimates.json; do
+    name=${est#"$criterion"/}; name=${name%/new/estimates.json}
+    bench=$criterion/$name/new/benchmark.json
     python3 - "$est" "$bench" "$name" "$run" >>"$results" <<'PY'
 import json, sys
 est, bench, name, run = sys.argv[1:]

@@ -34,57 +34,106 @@ pub enum HeaderName {
 impl HeaderName {
     /// Classifies a raw header name (case-insensitive, compact forms recognised).
     pub fn classify(name: &[u8]) -> HeaderName {
-        if name.len() == 1 {
-            return match name[0].to_ascii_lowercase() {
-                b'v' => HeaderName::Via,
-                b'i' => HeaderName::CallId,
-                b'f' => HeaderName::From,
-                b't' => HeaderName::To,
-                b'm' => HeaderName::Contact,
-                b'l' => HeaderName::ContentLength,
-                b'k' => HeaderName::Supported,
-                b's' => HeaderName::Subject,
-                b'c' => HeaderName::ContentType,
-                b'e' => HeaderName::ContentEncoding,
-                b'o' => HeaderName::Event,
-                b'u' => HeaderName::AllowEvents,
-                b'r' => HeaderName::ReferTo,
-                _ => HeaderName::Other,
-            };
-        }
-        // One candidate per (length, first letter, third letter): a single comparison.
-        let (Some(&first), third) = (name.first(), name.get(2).map_or(0, |b| b | 0x20)) else {
+        let Some(head) = name.get(..name.len().min(16)) else {
             return HeaderName::Other;
         };
-        let (lower, header): (&[u8], HeaderName) = match (name.len(), first | 0x20, third) {
-            (2, b't', _) => (b"to", HeaderName::To),
-            (3, b'v', _) => (b"via", HeaderName::Via),
-            (4, b'c', _) => (b"cseq", HeaderName::CSeq),
-            (4, b'f', _) => (b"from", HeaderName::From),
-            (4, b'd', _) => (b"date", HeaderName::Date),
-            (5, b'r', _) => (b"route", HeaderName::Route),
-            (5, b'e', _) => (b"event", HeaderName::Event),
-            (7, b'c', b'l') => (b"call-id", HeaderName::CallId),
-            (7, b'c', b'n') => (b"contact", HeaderName::Contact),
-            (7, b's', _) => (b"subject", HeaderName::Subject),
-            (7, b'e', _) => (b"expires", HeaderName::Expires),
-            (7, b'w', _) => (b"warning", HeaderName::Warning),
-            (8, b'r', _) => (b"refer-to", HeaderName::ReferTo),
-            (9, b's', _) => (b"supported", HeaderName::Supported),
-            (11, b'r', _) => (b"retry-after", HeaderName::RetryAfter),
-            (12, b'm', _) => (b"max-forwards", HeaderName::MaxForwards),
-            (12, b'r', _) => (b"record-route", HeaderName::RecordRoute),
-            (12, b'c', _) => (b"content-type", HeaderName::ContentType),
-            (12, b'a', _) => (b"allow-events", HeaderName::AllowEvents),
-            (14, b'c', _) => (b"content-length", HeaderName::ContentLength),
-            (16, b'c', _) => (b"content-encoding", HeaderName::ContentEncoding),
-            _ => return HeaderName::Other,
+        let mut window = [0u8; 16];
+        window[..head.len()].copy_from_slice(head);
+        Self::classify_window(name.len(), &window)
+    }
+
+    /// [`HeaderName::classify`] of the `len`-byte name at the start of `window` (bytes past
+    /// the name are ignored), so the parser can pass 16 bytes of the datagram without copying.
+    /// The name is folded to lower case by OR-ing 0x20 into every byte and compared a word
+    /// at a time, as [`eq_lowercase`] does; a known name is also checked for CR, the one
+    /// byte that folds onto `-`, so a name that is not a token is always
+    /// [`HeaderName::Other`].
+    #[inline(always)]
+    pub fn classify_window(len: usize, window: &[u8; 16]) -> HeaderName {
+        let (lo, hi) = window.split_at(8);
+        let raw_lo = u64::from_le_bytes(lo.try_into().unwrap_or_default());
+        let raw_hi = u64::from_le_bytes(hi.try_into().unwrap_or_default());
+        // The name's bytes only: past them, zero.
+        let keep_lo = KEEP[len.min(8)];
+        let keep_hi = KEEP[len.saturating_sub(8).min(8)];
+        let (raw_lo, raw_hi) = (raw_lo & keep_lo, raw_hi & keep_hi);
+        let (lo, hi) = ((raw_lo | FOLD) & keep_lo, (raw_hi | FOLD) & keep_hi);
+        use HeaderName::*;
+        let (expected, header) = match len {
+            1 => {
+                return match lo as u8 {
+                    b'v' => Via,
+                    b'i' => CallId,
+                    b'f' => From,
+                    b't' => To,
+                    b'm' => Contact,
+                    b'l' => ContentLength,
+                    b'k' => Supported,
+                    b's' => Subject,
+                    b'c' => ContentType,
+                    b'e' => ContentEncoding,
+                    b'o' => Event,
+                    b'u' => AllowEvents,
+                    b'r' => ReferTo,
+                    _ => Other,
+                }
+            }
+            // Names without `-` (no CR check needed).
+            2 => return if lo == TO { To } else { Other },
+            3 => return if lo == VIA { Via } else { Other },
+            4 => {
+                return match lo {
+                    CSEQ => CSeq,
+                    FROM => From,
+                    DATE => Date,
+                    _ => Other,
+                }
+            }
+            5 => {
+                return match lo {
+                    ROUTE => Route,
+                    EVENT => Event,
+                    _ => Other,
+                }
+            }
+            7 => match lo {
+                CALL_ID => ((CALL_ID, 0), CallId),
+                CONTACT => return Contact,
+                SUBJECT => return Subject,
+                EXPIRES => return Expires,
+                WARNING => return Warning,
+                _ => return Other,
+            },
+            8 => ((REFER_TO, 0), ReferTo),
+            9 => ((SUPPORTED, SUPPORTED_HI), Supported),
+            11 => ((RETRY_AFTER, RETRY_AFTER_HI), RetryAfter),
+            12 => match lo {
+                MAX_FORWARDS => ((MAX_FORWARDS, MAX_FORWARDS_HI), MaxForwards),
+                RECORD_ROUTE => ((RECORD_ROUTE, RECORD_ROUTE_HI), RecordRoute),
+                CONTENT_TYPE => ((CONTENT_TYPE, CONTENT_TYPE_HI), ContentType),
+                ALLOW_EVENTS => ((ALLOW_EVENTS, ALLOW_EVENTS_HI), AllowEvents),
+                _ => return Other,
+            },
+            14 => ((CONTENT_LENGTH, CONTENT_LENGTH_HI), ContentLength),
+            16 => ((CONTENT_ENCODING, CONTENT_ENCODING_HI), ContentEncoding),
+            _ => return Other,
         };
-        if eq_lowercase(name, lower) {
+        if (lo, hi) == expected && exact(raw_lo, expected.0) && exact(raw_hi, expected.1) {
             header
         } else {
-            HeaderName::Other
+            Other
         }
+    }
+
+    /// True for the headers [`crate::sip::Checks::Proxy`] parses: Via, Route, Call-ID,
+    /// CSeq, From, To, Max-Forwards, Content-Length. The others are only split into lines.
+    #[inline]
+    pub fn used_by_proxy(self) -> bool {
+        use HeaderName::*;
+        matches!(
+            self,
+            Via | Route | CallId | CSeq | From | To | MaxForwards | ContentLength
+        )
     }
 
     /// The canonical (long) form of the name, as used in error messages.
@@ -128,6 +177,70 @@ pub fn eq_lowercase(name: &[u8], lower: &[u8]) -> bool {
             .zip(lower)
             .fold(0u8, |diff, (&a, &b)| diff | ((a | 0x20) ^ b))
             == 0
+}
+
+/// OR-ed into every byte of a name: folds upper case onto lower case (see [`eq_lowercase`]).
+const FOLD: u64 = 0x2020_2020_2020_2020;
+
+// The known long forms as keys (see [`key`]).
+const TO: u64 = key(b"to").0;
+const VIA: u64 = key(b"via").0;
+const CSEQ: u64 = key(b"cseq").0;
+const DATE: u64 = key(b"date").0;
+const FROM: u64 = key(b"from").0;
+const EVENT: u64 = key(b"event").0;
+const ROUTE: u64 = key(b"route").0;
+const CALL_ID: u64 = key(b"call-id").0;
+const CONTACT: u64 = key(b"contact").0;
+const EXPIRES: u64 = key(b"expires").0;
+const SUBJECT: u64 = key(b"subject").0;
+const WARNING: u64 = key(b"warning").0;
+const REFER_TO: u64 = key(b"refer-to").0;
+const SUPPORTED: u64 = key(b"supported").0;
+const SUPPORTED_HI: u64 = key(b"supported").1;
+const RETRY_AFTER: u64 = key(b"retry-after").0;
+const RETRY_AFTER_HI: u64 = key(b"retry-after").1;
+const ALLOW_EVENTS: u64 = key(b"allow-events").0;
+const ALLOW_EVENTS_HI: u64 = key(b"allow-events").1;
+const CONTENT_TYPE: u64 = key(b"content-type").0;
+const CONTENT_TYPE_HI: u64 = key(b"content-type").1;
+const MAX_FORWARDS: u64 = key(b"max-forwards").0;
+const MAX_FORWARDS_HI: u64 = key(b"max-forwards").1;
+const RECORD_ROUTE: u64 = key(b"record-route").0;
+const RECORD_ROUTE_HI: u64 = key(b"record-route").1;
+const CONTENT_LENGTH: u64 = key(b"content-length").0;
+const CONTENT_LENGTH_HI: u64 = key(b"content-length").1;
+const CONTENT_ENCODING: u64 = key(b"content-encoding").0;
+const CONTENT_ENCODING_HI: u64 = key(b"content-encoding").1;
+
+/// `word & KEEP[n]` keeps the first n bytes of a little-endian word.
+const KEEP: [u64; 9] = {
+    let mut keep = [u64::MAX; 9];
+    let mut n = 0;
+    while n < 8 {
+        keep[n] = (1u64 << (8 * n)) - 1;
+        n += 1;
+    }
+    keep
+};
+
+/// For a `word` equal to the `key` word once folded: true unless a byte differs where the
+/// key has no letter, that is a CR (0x0D) where the key has `-` (0x2D). Letters have bit
+/// 0x40 set and `-` has not, so `!key` shifted right once marks the `-` with 0x20.
+#[inline(always)]
+fn exact(word: u64, key: u64) -> bool {
+    (word ^ key) & (!key >> 1) & FOLD == 0
+}
+
+/// A lower-case name of up to 16 bytes as two little-endian words, zero past its end.
+const fn key(name: &[u8]) -> (u64, u64) {
+    let mut words = [0u64; 2];
+    let mut i = 0;
+    while i < name.len() {
+        words[i / 8] |= (name[i] as u64) << (8 * (i % 8));
+        i += 1;
+    }
+    (words[0], words[1])
 }
 
 impl fmt::Display for HeaderName {
@@ -184,5 +297,65 @@ mod tests {
         assert_eq!(HeaderName::classify(b"C%6Fntact"), Other);
         assert_eq!(HeaderName::classify(b"Vias"), Other);
         assert_eq!(HeaderName::classify(b""), Other);
+    }
+
+    const NAMES: [(&[u8], HeaderName); 21] = [
+        (b"to", To),
+        (b"via", Via),
+        (b"cseq", CSeq),
+        (b"from", From),
+        (b"date", Date),
+        (b"route", Route),
+        (b"event", Event),
+        (b"call-id", CallId),
+        (b"contact", Contact),
+        (b"subject", Subject),
+        (b"expires", Expires),
+        (b"warning", Warning),
+        (b"refer-to", ReferTo),
+        (b"supported", Supported),
+        (b"retry-after", RetryAfter),
+        (b"max-forwards", MaxForwards),
+        (b"record-route", RecordRoute),
+        (b"content-type", ContentType),
+        (b"allow-events", AllowEvents),
+        (b"content-length", ContentLength),
+        (b"content-encoding", ContentEncoding),
+    ];
+
+    /// The definition: a token equal to a long form ignoring case.
+    fn reference(name: &[u8]) -> HeaderName {
+        if !crate::sip::scan::is_token_str(name) {
+            return Other;
+        }
+        NAMES
+            .iter()
+            .find(|(lower, _)| super::eq_lowercase(name, lower))
+            .map_or(Other, |&(_, h)| h)
+    }
+
+    #[test]
+    fn every_one_byte_change_of_a_long_form() {
+        for (lower, _) in NAMES {
+            for pos in 0..lower.len() {
+                for b in 0..=255u8 {
+                    let mut name = lower.to_vec();
+                    name[pos] = b;
+                    assert_eq!(HeaderName::classify(&name), reference(&name), "{name:?}");
+                    // With bytes after the name in the window.
+                    let mut window = [b'x'; 16];
+                    window[..name.len()].copy_from_slice(&name);
+                    assert_eq!(
+                        HeaderName::classify_window(name.len(), &window),
+                        reference(&name)
+                    );
+                }
+            }
+            for len in 2..=lower.len() + 1 {
+                let name: Vec<u8> = lower.iter().chain(b"ab").take(len).copied().collect();
+                assert_eq!(HeaderName::classify(&name), reference(&name), "{name:?}");
+            }
+        }
+        assert_eq!(HeaderName::classify(&[b'a'; 40]), Other);
     }
 }

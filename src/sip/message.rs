@@ -6,12 +6,13 @@ use super::checks::{
     call_id_ok, date_ok, parse_content_length, parse_cseq, parse_max_forwards, retry_after_ok,
     warning_ok,
 };
+use super::classes::{eq_mask16, token_end};
 use super::error::ParseError;
-use super::find::find;
 use super::header_name::HeaderName;
+use super::lines::LineEnds;
 use super::name_addr::NameAddr;
 use super::params::CommaValues;
-use super::scan::{is_token_str, offset_in, trim};
+use super::scan::{is_ws, offset_in, trim};
 use super::start_line::StartLine;
 use super::uri::check_request_uri;
 use super::via::Via;
@@ -278,6 +279,55 @@ struct Driver<'b> {
     error: Option<ParseError>,
 }
 
+/// The header name at `pos`: its class, where it ends and where the colon after it is.
+/// `None` if the line does not start with `token *(SP / HTAB) ":"`.
+///
+/// The usual case takes one 16-byte window: the first colon in it, the name before it
+/// classified; a known name is a token by construction, so only other names are checked
+/// byte by byte.
+#[inline(always)]
+fn header_name(buf: &[u8], pos: usize) -> Option<(HeaderName, usize, usize)> {
+    if let Some(window) = buf.get(pos..).and_then(|r| r.first_chunk::<16>()) {
+        let colons = eq_mask16(window, b':');
+        if colons != 0 {
+            let colon = colons.trailing_zeros() as usize;
+            let mut len = colon;
+            while len > 0 && matches!(window[len - 1], b' ' | b'\t') {
+                len -= 1;
+            }
+            let name = HeaderName::classify_window(len, window);
+            if len == 0 || (name == HeaderName::Other && token_end(buf, pos) != pos + len) {
+                return None;
+            }
+            return Some((name, pos + len, pos + colon));
+        }
+    }
+    let name_end = token_end(buf, pos);
+    let mut colon = name_end;
+    while matches!(buf.get(colon), Some(b' ' | b'\t')) {
+        colon += 1;
+    }
+    if name_end == pos || buf.get(colon) != Some(&b':') {
+        return None;
+    }
+    Some((HeaderName::classify(&buf[pos..name_end]), name_end, colon))
+}
+
+/// [`trim`] for a header value, fast when the value is written `Name: value`: one SP
+/// before it, nothing after it.
+#[inline(always)]
+fn trim_value(v: &[u8]) -> &[u8] {
+    match v {
+        [b' ', rest @ ..]
+            if rest.first().is_some_and(|&b| !is_ws(b))
+                && rest.last().is_some_and(|&b| !is_ws(b)) =>
+        {
+            rest
+        }
+        _ => trim(v),
+    }
+}
+
 fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
@@ -311,7 +361,8 @@ impl<'b> Driver<'b> {
             .iter()
             .position(|&b| b != b'\r' && b != b'\n')
             .ok_or(ParseError::Empty)?;
-        let nl = find(buf, pos, b'\n').ok_or(ParseError::StartLine)?;
+        let mut lines = LineEnds::new(buf);
+        let nl = lines.next_from(pos).ok_or(ParseError::StartLine)?;
         let start = StartLine::parse(strip_cr(&buf[pos..nl]))?;
         if let (true, StartLine::Request { uri, .. }) = (self.full, start) {
             check_request_uri(uri).map_err(|_| ParseError::RequestUri)?;
@@ -328,31 +379,30 @@ impl<'b> Driver<'b> {
                 _ => {}
             }
             // One logical header line: continuation lines start with SP or HTAB.
-            let mut nl = find(buf, pos, b'\n').ok_or(ParseError::Unterminated)?;
+            let mut nl = lines.next_from(pos).ok_or(ParseError::Unterminated)?;
             while matches!(buf.get(nl + 1), Some(b' ' | b'\t')) {
-                nl = find(buf, nl + 1, b'\n').ok_or(ParseError::Unterminated)?;
+                nl = lines.next_from(nl + 1).ok_or(ParseError::Unterminated)?;
             }
-            let content = strip_cr(&buf[pos..nl]);
-            // name *(SP / HTAB) ":" — the first colon ends the name.
-            let colon = find(content, 0, b':').ok_or(ParseError::HeaderLine)?;
-            let mut name_end = colon;
-            while name_end > 0 && matches!(content[name_end - 1], b' ' | b'\t') {
-                name_end -= 1;
-            }
-            if !is_token_str(&content[..name_end]) {
+            // name *(SP / HTAB) ":"
+            let (name, name_end, colon) = header_name(buf, pos).ok_or(ParseError::HeaderLine)?;
+            if colon >= nl {
                 return Err(ParseError::HeaderLine);
             }
-            let raw_name = &content[..name_end];
+            let content_end = if buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+            let value = trim_value(&buf[colon + 1..content_end]);
+            let raw_name = &buf[pos..name_end];
             let header = Header {
-                name: HeaderName::classify(raw_name),
+                name,
                 raw_name,
-                value: trim(&content[colon + 1..]),
+                value,
                 line: &buf[pos..nl + 1],
             };
             storage
                 .try_push(header)
                 .map_err(|_| ParseError::TooManyHeaders)?;
-            self.header(header)?;
+            if self.full || name.used_by_proxy() {
+                self.header(header)?;
+            }
             pos = nl + 1;
         };
 
@@ -372,6 +422,17 @@ impl<'b> Driver<'b> {
     /// Mandatory headers (§8.1.1) and the CSeq method rule (§8.1.1.5).
     fn check_complete(&mut self) -> Result<(), ParseError> {
         let f = &self.fields;
+        let complete = f.top_via.is_some()
+            && f.call_id.is_some()
+            && f.from.is_some()
+            && f.to.is_some()
+            && match (f.start, f.cseq) {
+                (Some(StartLine::Request { method, .. }), Some(cseq)) => cseq.method == method,
+                (_, cseq) => cseq.is_some(),
+            };
+        if complete {
+            return Ok(());
+        }
         let missing = [
             (f.top_via.is_none(), HeaderName::Via),
             (f.call_id.is_none(), HeaderName::CallId),
@@ -398,6 +459,7 @@ impl<'b> Driver<'b> {
         matches!(self.error, Some(ParseError::Invalid(n)) if n == name)
     }
 
+    #[inline(always)]
     fn header(&mut self, h: Header<'b>) -> Result<(), ParseError> {
         let v = h.value;
         match h.name {
@@ -433,6 +495,7 @@ impl<'b> Driver<'b> {
     }
 
     /// Grammar checks of headers forwarding does not use ([`Checks::Full`] only).
+    #[inline(never)]
     fn full_check(&mut self, h: Header<'b>) -> Result<(), ParseError> {
         let v = h.value;
         let ok = match h.name {
@@ -477,7 +540,24 @@ impl<'b> Driver<'b> {
         }
     }
 
+    #[inline(never)]
     fn vias(&mut self, h: Header<'b>) -> Result<(), ParseError> {
+        // The usual line: one value of the plain shape, which has no comma, quote or `<`,
+        // so it is the line's only value (what the general loop below would find).
+        if self.fields.via_count < 2 {
+            if let Some(via) = Via::parse_plain(h.value) {
+                self.fields.via_count += 1;
+                if self.fields.via_count == 1 {
+                    self.fields.top_via = Some(TopVia {
+                        via,
+                        removal: h.line,
+                    });
+                } else {
+                    self.fields.second_via = Some(via);
+                }
+                return Ok(());
+            }
+        }
         let mut values = CommaValues::new(h.value).peekable();
         while let Some(v) = values.next() {
             // A proxy reads only the two top values (ours and the next hop's); the rest
@@ -502,6 +582,7 @@ impl<'b> Driver<'b> {
         Ok(())
     }
 
+    #[inline(never)]
     fn routes(&mut self, h: Header<'b>) -> Result<(), ParseError> {
         if self.fields.top_route.is_some() && !self.full {
             return Ok(());

@@ -38,11 +38,13 @@
 
 pub mod branch;
 pub mod checks;
+pub mod classes;
 pub mod edits;
 pub mod error;
 pub mod find;
 pub mod frame;
 pub mod header_name;
+pub mod lines;
 pub mod message;
 pub mod name_addr;
 pub mod params;

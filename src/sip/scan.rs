@@ -116,6 +116,18 @@ pub fn parse_decimal(s: &[u8], max: u64) -> Option<u64> {
     if s.is_empty() || s.len() > 20 {
         return None;
     }
+    if s.len() <= 9 {
+        // No overflow possible: one multiply-add per digit.
+        let mut v: u64 = 0;
+        for &b in s {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            v = v * 10 + u64::from(d);
+        }
+        return (v <= max).then_some(v);
+    }
     let mut v: u64 = 0;
     for &b in s {
         if !b.is_ascii_digit() {

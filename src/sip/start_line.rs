@@ -2,9 +2,10 @@
 //! SIP/2.0 only. The Request-URI's shape is checked here (a scheme, URI characters only);
 //! its full SIP-URI grammar is checked by [`crate::sip::uri::check_request_uri`].
 
+use super::classes::{token_end, uri_end};
 use super::error::ParseError;
 use super::scan::is_token_str;
-use super::uri::check_absolute;
+use super::uri::{check_absolute, scheme_len};
 
 /// The first line of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +29,18 @@ pub enum StartLine<'a> {
 const VERSION: &[u8] = b"SIP/2.0";
 
 fn is_version(s: &[u8]) -> bool {
-    s.eq_ignore_ascii_case(VERSION)
+    // Seven bytes compared as one word; letters folded with 0x20 where VERSION has letters
+    // (`/`, `2`, `.` and `0` must match exactly).
+    const FOLD: u64 = 0x0020_2020;
+    const LOWER: u64 = u64::from_le_bytes(*b"sip/2.0\0");
+    match s.first_chunk::<7>() {
+        Some(v) if s.len() == 7 => {
+            let mut word = [0u8; 8];
+            word[..7].copy_from_slice(v);
+            u64::from_le_bytes(word) | FOLD == LOWER
+        }
+        _ => false,
+    }
 }
 
 /// `SIP/` followed by something other than `2.0` and no space: a version we do not speak.
@@ -46,6 +58,35 @@ impl<'a> StartLine<'a> {
         if starts_with_sip_slash(line) {
             return Self::parse_status(line);
         }
+        match Self::parse_plain_request(line) {
+            Some(start) => Ok(start),
+            None => Self::parse_request(line),
+        }
+    }
+
+    /// A valid request line, checked in one pass with class runs 16 bytes at a time.
+    /// `None` when it is not valid: [`StartLine::parse_request`] then says why.
+    #[inline]
+    fn parse_plain_request(line: &'a [u8]) -> Option<StartLine<'a>> {
+        let method_end = token_end(line, 0);
+        if method_end == 0 || line.get(method_end) != Some(&b' ') {
+            return None;
+        }
+        let uri_start = method_end + 1;
+        let uri_end = uri_end(line, uri_start);
+        let version = line.get(uri_end + 1..)?;
+        if line.get(uri_end) != Some(&b' ') || !is_version(version) {
+            return None;
+        }
+        let uri = &line[uri_start..uri_end];
+        let scheme = scheme_len(uri)?;
+        (uri.len() > scheme + 1).then_some(StartLine::Request {
+            method: &line[..method_end],
+            uri,
+        })
+    }
+
+    fn parse_request(line: &'a [u8]) -> Result<StartLine<'a>, ParseError> {
         let mut parts = line.splitn(3, |&b| b == b' ');
         let method = parts.next().unwrap_or_default();
         let uri = parts.next().ok_or(ParseError::StartLine)?;
@@ -127,6 +168,54 @@ mod tests {
             })
         );
         assert!(StartLine::parse(b"SIP/2.0 200").is_ok());
+    }
+
+    #[test]
+    fn version_word_compare() {
+        for pos in 0..7 {
+            for b in 0..=255u8 {
+                let mut v = *b"SIP/2.0";
+                v[pos] = b;
+                assert_eq!(is_version(&v), v.eq_ignore_ascii_case(VERSION), "{v:?}");
+            }
+        }
+        assert!(is_version(b"sIp/2.0"));
+        assert!(!is_version(b"SIP/2.0 "));
+        assert!(!is_version(b"SIP/2."));
+    }
+
+    /// The one-pass request-line check never disagrees with the general one.
+    #[test]
+    fn plain_agrees_with_general() {
+        let samples: [&[u8]; 3] = [
+            b"INVITE sip:+15551234567@carrier.example.com SIP/2.0",
+            b"OPTIONS tel:+1-555;x=y sip/2.0",
+            b"!interesting-Method0123456789_*+`.%indeed'~ sip:x@y SIP/2.0",
+        ];
+        let bytes = b" \t\r\n;:=,\"[]<>/.0aZ9-_~!%\\^{|}\x00\x7f\xff";
+        for sample in samples {
+            let mut cases = vec![sample.to_vec()];
+            for len in 0..sample.len() {
+                cases.push(sample[..len].to_vec());
+            }
+            for pos in 0..sample.len() {
+                for &b in bytes {
+                    let mut v = sample.to_vec();
+                    v[pos] = b;
+                    cases.push(v);
+                }
+            }
+            for v in cases {
+                if let Some(plain) = StartLine::parse_plain_request(&v) {
+                    assert_eq!(
+                        Ok(plain),
+                        StartLine::parse_request(&v),
+                        "{:?}",
+                        String::from_utf8_lossy(&v)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! One Via header value (RFC 3261 §20.42, §25.1 `via-parm`), RFC 3581 `rport` included.
 
+use super::classes::token_end;
 use super::header_name::eq_lowercase;
 use super::params::{BadParams, Params};
-use super::scan::{is_host_char, is_token_str, is_ws, parse_decimal, skip_ws, token_end};
+use super::scan;
+use super::scan::{is_host_char, is_token_str, is_ws, parse_decimal, skip_ws};
 use std::net::{IpAddr, Ipv6Addr};
 
 /// The `rport` parameter (RFC 3581).
@@ -56,6 +58,132 @@ pub const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
 impl<'a> Via<'a> {
     /// Parses one Via value (already split at commas and trimmed).
     pub fn parse(value: &'a [u8]) -> Result<Via<'a>, BadVia> {
+        match Self::parse_plain(value) {
+            Some(via) => Ok(via),
+            None => Self::parse_general(value),
+        }
+    }
+
+    /// The usual shape, `SIP/2.0/TRANSPORT host[:port]*(;name[=token])`, with no white space
+    /// but the one SP and no quoted values, in one pass. `None` for anything else, valid or
+    /// not: [`Via::parse_general`] decides then. Every value it accepts, the general parser
+    /// accepts with the same result.
+    #[inline]
+    pub(crate) fn parse_plain(value: &'a [u8]) -> Option<Via<'a>> {
+        let s = value;
+        let proto = s.first_chunk::<8>()?;
+        if !eq_lowercase(proto, b"sip/2.0/") {
+            return None;
+        }
+        let transport_end = scan::token_end(s, 8);
+        if transport_end == 8 || s.get(transport_end) != Some(&b' ') {
+            return None;
+        }
+        let transport = &s[8..transport_end];
+        let host_start = transport_end + 1;
+        let mut i = host_start;
+        while i < s.len() && is_host_char(s[i]) {
+            i += 1;
+        }
+        if i == host_start {
+            return None;
+        }
+        let host = &s[host_start..i];
+        let mut port = None;
+        if s.get(i) == Some(&b':') {
+            let digits_start = i + 1;
+            i = digits_start;
+            while i < s.len() && s[i].is_ascii_digit() {
+                i += 1;
+            }
+            port = Some(parse_decimal(&s[digits_start..i], 65535)? as u16);
+        }
+        let mut via = Via {
+            value,
+            transport,
+            host,
+            host_is_ipv6: false,
+            port,
+            branch: None,
+            received: None,
+            rport: None,
+            maddr: None,
+            ttl: None,
+        };
+        while i < s.len() {
+            if s[i] != b';' {
+                return None;
+            }
+            let name_start = i + 1;
+            let name_end = scan::token_end(s, name_start);
+            if name_end == name_start {
+                return None;
+            }
+            let name = &s[name_start..name_end];
+            let value = match s.get(name_end) {
+                Some(b'=') => {
+                    let value_end = token_end(s, name_end + 1);
+                    if value_end == name_end + 1 {
+                        return None;
+                    }
+                    i = value_end;
+                    Some(&s[name_end + 1..value_end])
+                }
+                _ => {
+                    i = name_end;
+                    None
+                }
+            };
+            if i < s.len() && s[i] != b';' {
+                return None;
+            }
+            // The value is a token run: no need to check it again.
+            via.param(name, value, true).ok()?;
+        }
+        Some(via)
+    }
+
+    /// Records one parameter the Via knows; others are ignored.
+    /// `value_is_token`: the caller has checked that a value is a token.
+    #[inline]
+    fn param(
+        &mut self,
+        name: &'a [u8],
+        value: Option<&'a [u8]>,
+        value_is_token: bool,
+    ) -> Result<(), BadParams> {
+        match (name.len(), name[0] | 0x20) {
+            (6, b'b') if eq_lowercase(name, b"branch") => {
+                let v = value.ok_or(BadParams)?;
+                if !value_is_token && !is_token_str(v) {
+                    return Err(BadParams);
+                }
+                self.branch = Some(v);
+            }
+            (8, b'r') if eq_lowercase(name, b"received") => {
+                self.received = Some(value.ok_or(BadParams)?);
+            }
+            (5, b'r') if eq_lowercase(name, b"rport") => {
+                self.rport = Some(match value {
+                    None => Rport::Empty { name },
+                    Some(v) => Rport::Port(parse_decimal(v, 65535).ok_or(BadParams)? as u16),
+                });
+            }
+            (5, b'm') if eq_lowercase(name, b"maddr") => {
+                self.maddr = Some(value.ok_or(BadParams)?);
+            }
+            (3, b't') if eq_lowercase(name, b"ttl") => {
+                let v = value.ok_or(BadParams)?;
+                self.ttl = Some(parse_decimal(v, 255).ok_or(BadParams)? as u8);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Any valid Via value: white space wherever the grammar allows it, IPv6 references,
+    /// quoted parameter values.
+    fn parse_general(value: &'a [u8]) -> Result<Via<'a>, BadVia> {
         let s = value;
         // sent-protocol = protocol-name SLASH protocol-version SLASH transport,
         // SLASH = SWS "/" SWS. The usual `SIP/2.0/` is matched in one comparison.
@@ -108,36 +236,7 @@ impl<'a> Via<'a> {
             maddr: None,
             ttl: None,
         };
-        Params::new(&s[i..]).for_each_checked(|p| {
-            let name = p.name;
-            match (name.len(), name[0] | 0x20) {
-                (6, b'b') if eq_lowercase(name, b"branch") => {
-                    let v = p.value.ok_or(BadParams)?;
-                    if !is_token_str(v) {
-                        return Err(BadParams);
-                    }
-                    via.branch = Some(v);
-                }
-                (8, b'r') if eq_lowercase(name, b"received") => {
-                    via.received = Some(p.value.ok_or(BadParams)?);
-                }
-                (5, b'r') if eq_lowercase(name, b"rport") => {
-                    via.rport = Some(match p.value {
-                        None => Rport::Empty { name },
-                        Some(v) => Rport::Port(parse_decimal(v, 65535).ok_or(BadParams)? as u16),
-                    });
-                }
-                (5, b'm') if eq_lowercase(name, b"maddr") => {
-                    via.maddr = Some(p.value.ok_or(BadParams)?);
-                }
-                (3, b't') if eq_lowercase(name, b"ttl") => {
-                    let v = p.value.ok_or(BadParams)?;
-                    via.ttl = Some(parse_decimal(v, 255).ok_or(BadParams)? as u8);
-                }
-                _ => {}
-            }
-            Ok(())
-        })?;
+        Params::new(&s[i..]).for_each_checked(|p| via.param(p.name, p.value, false))?;
         Ok(via)
     }
 
@@ -241,6 +340,42 @@ mod tests {
         assert_eq!(v.host, b"t2.example.com");
         assert_eq!(v.port, None);
         assert_eq!(v.host_ip(), None);
+    }
+
+    /// The plain-shape parser never disagrees with the general one: every one-byte change
+    /// and every truncation of some typical values.
+    #[test]
+    fn plain_agrees_with_general() {
+        let samples: [&[u8]; 4] = [
+            b"SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK74bf9a1c;rport",
+            b"SIP/2.0/TCP h.example.com;received=1.2.3.4;rport=5;maddr=x;ttl=3;lr",
+            b"sip/2.0/udp h:1;BRANCH=a;RPort=65535;TTL=255",
+            b"SIP/2.0/UDP h:99999;branch=z9hG4bK1",
+        ];
+        let bytes = b" \t\r\n;:=,\"[]<>/.0aZ9-_~!%\x00\x7f\xff";
+        for sample in samples {
+            let mut cases = vec![sample.to_vec()];
+            for len in 0..sample.len() {
+                cases.push(sample[..len].to_vec());
+            }
+            for pos in 0..sample.len() {
+                for &b in bytes {
+                    let mut v = sample.to_vec();
+                    v[pos] = b;
+                    cases.push(v);
+                }
+            }
+            for v in cases {
+                if let Some(plain) = Via::parse_plain(&v) {
+                    assert_eq!(
+                        Ok(plain),
+                        Via::parse_general(&v),
+                        "{:?}",
+                        String::from_utf8_lossy(&v)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,201 @@
+//! Runs of one character class (RFC 3261 §25.1), checked 16 bytes at a time with SSE2 on
+//! x86_64 (a table lookup per byte elsewhere): the end of a header name (`token`) or of a
+//! Request-URI (URI characters).
+
+#![allow(unsafe_code)]
+
+use super::scan::{is_token, is_uri_char};
+
+/// Bit i set where `chunk[i] == b`.
+#[inline(always)]
+pub fn eq_mask16(chunk: &[u8; 16], b: u8) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        movemask(eq(load16(chunk), b))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        chunk
+            .iter()
+            .enumerate()
+            .fold(0, |m, (i, &c)| m | (u32::from(c == b) << i))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{
+    __m128i, _mm_add_epi8, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
+    _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+};
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn load16(chunk: &[u8; 16]) -> __m128i {
+    // SAFETY: the pointer covers exactly the 16 readable bytes of `chunk`; unaligned loads
+    // are what `loadu` is for; SSE2 is part of the x86_64 baseline.
+    unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) }
+}
+
+/// Bytes in `lo..lo + n` (n < 128): shifted so the range starts at -128, then one signed
+/// comparison.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn in_range(v: __m128i, lo: u8, n: u8) -> __m128i {
+    // SAFETY: SSE2 register operations only; SSE2 is part of the x86_64 baseline.
+    unsafe {
+        let shifted = _mm_add_epi8(v, _mm_set1_epi8(0x80u8.wrapping_sub(lo) as i8));
+        _mm_cmplt_epi8(shifted, _mm_set1_epi8(0x80u8.wrapping_add(n) as i8))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn eq(v: __m128i, b: u8) -> __m128i {
+    // SAFETY: SSE2 register operations only; SSE2 is part of the x86_64 baseline.
+    unsafe { _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8)) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn or(a: __m128i, b: __m128i) -> __m128i {
+    // SAFETY: SSE2 register operations only; SSE2 is part of the x86_64 baseline.
+    unsafe { _mm_or_si128(a, b) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn movemask(v: __m128i) -> u32 {
+    // SAFETY: SSE2 register operations only; SSE2 is part of the x86_64 baseline.
+    unsafe { _mm_movemask_epi8(v) as u32 }
+}
+
+/// Index of the first byte at or after `pos` for which `in_class` is false, or `s.len()`:
+/// 16 bytes at a time through `mask16`, the rest one by one.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn run_end(
+    s: &[u8],
+    pos: usize,
+    mask16: impl Fn(&[u8; 16]) -> u32,
+    in_class: impl Fn(u8) -> bool,
+) -> usize {
+    let mut i = pos;
+    while let Some(chunk) = s.get(i..).and_then(|r| r.first_chunk::<16>()) {
+        let others = !mask16(chunk) & 0xffff;
+        if others != 0 {
+            return i + others.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    while i < s.len() && in_class(s[i]) {
+        i += 1;
+    }
+    i.max(pos)
+}
+
+/// Index of the first byte at or after `pos` that is not a token character, or `s.len()`
+/// (`pos` itself if it is past the end).
+#[inline]
+pub fn token_end(s: &[u8], pos: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        run_end(s, pos, token_mask16, is_token)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        super::scan::token_end(s, pos)
+    }
+}
+
+/// Index of the first byte at or after `pos` that may not appear unescaped in a URI
+/// ([`is_uri_char`]), or `s.len()` (`pos` itself if it is past the end).
+#[inline]
+pub fn uri_end(s: &[u8], pos: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        run_end(s, pos, uri_mask16, is_uri_char)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut i = pos;
+        while i < s.len() && is_uri_char(s[i]) {
+            i += 1;
+        }
+        i
+    }
+}
+
+/// Bit i set where `chunk[i]` is a token character: alphanumeric or one of
+/// `-.!%*_+` `` ` `` `'~`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn token_mask16(chunk: &[u8; 16]) -> u32 {
+    let v = load16(chunk);
+    // `v | 0x20` folds upper case onto lower case.
+    // SAFETY: SSE2 register operations only; SSE2 is part of the x86_64 baseline.
+    let lower = or(v, unsafe { _mm_set1_epi8(0x20) });
+    let letters = in_range(lower, b'a', 26);
+    let digits = in_range(v, b'0', 10);
+    let star_plus = in_range(v, b'*', 2);
+    let dash_dot = in_range(v, b'-', 2);
+    let underscore_backtick = in_range(v, b'_', 2);
+    let others = or(or(eq(v, b'!'), eq(v, b'%')), or(eq(v, b'\''), eq(v, b'~')));
+    movemask(or(
+        or(letters, digits),
+        or(or(star_plus, dash_dot), or(underscore_backtick, others)),
+    ))
+}
+
+/// Bit i set where `chunk[i]` is a URI character: visible ASCII except
+/// `"` `<` `>` `\` `^` `{` `|` `}`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn uri_mask16(chunk: &[u8; 16]) -> u32 {
+    let v = load16(chunk);
+    let visible = in_range(v, 0x21, 0x7f - 0x21);
+    let excluded = or(
+        or(or(eq(v, b'"'), eq(v, b'<')), or(eq(v, b'>'), eq(v, b'\\'))),
+        or(or(eq(v, b'^'), eq(v, b'{')), or(eq(v, b'|'), eq(v, b'}'))),
+    );
+    // SAFETY: SSE2 register operations only; SSE2 is part of the x86_64 baseline.
+    movemask(unsafe { _mm_andnot_si128(excluded, visible) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_run(end: impl Fn(&[u8], usize) -> usize, class: impl Fn(u8) -> bool) {
+        for b in 0..=255u8 {
+            for pos in [0, 3, 15, 16, 17, 30] {
+                let mut s = vec![b'a'; 40];
+                s[pos] = b;
+                let expected = if class(b) { 40 } else { pos };
+                assert_eq!(end(&s, 0), expected, "byte {b} at {pos}");
+                assert_eq!(end(&s, pos.min(2)), expected);
+                assert_eq!(end(&s[..pos + 1], 0), if class(b) { pos + 1 } else { pos });
+            }
+        }
+        assert_eq!(end(b"abc", 3), 3);
+        assert_eq!(end(b"abc", 9), 9);
+    }
+
+    #[test]
+    fn token_runs() {
+        check_run(token_end, is_token);
+        assert_eq!(token_end(b"Via: x", 0), 3);
+    }
+
+    #[test]
+    fn byte_masks() {
+        let chunk = *b"Via: a:b\r\n:xyz:::";
+        let m = eq_mask16(chunk.first_chunk::<16>().unwrap(), b':');
+        assert_eq!(m, 1 << 3 | 1 << 6 | 1 << 10 | 1 << 14 | 1 << 15);
+    }
+
+    #[test]
+    fn uri_runs() {
+        check_run(uri_end, is_uri_char);
+        assert_eq!(uri_end(b"sip:a@b SIP/2.0", 0), 7);
+    }
+}

@@ -1,0 +1,145 @@
+//! Where the lines of a datagram end, found 64 bytes at a time (SSE2 on x86_64, a portable
+//! version elsewhere).
+//!
+//! [`LineEnds`] keeps a bitmap of the LF positions in a 64-byte window, so the next line
+//! end costs a trailing-zero count, not a search: a typical header line (~40 bytes) shares
+//! its window with the next one.
+
+#![allow(unsafe_code)]
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{
+    __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+};
+
+/// Width of the window of [`LineEnds`].
+const WINDOW: usize = 64;
+
+/// The LF positions of a datagram, one 64-byte window at a time.
+#[derive(Clone, Debug)]
+pub struct LineEnds<'a> {
+    buf: &'a [u8],
+    /// Start of the current window.
+    base: usize,
+    /// Bit i set where `buf[base + i]` is an LF.
+    mask: u64,
+}
+
+impl<'a> LineEnds<'a> {
+    /// Line ends of `buf`; scans its first window.
+    pub fn new(buf: &'a [u8]) -> Self {
+        let mut ends = LineEnds {
+            buf,
+            base: 0,
+            mask: 0,
+        };
+        ends.load(0);
+        ends
+    }
+
+    /// Index of the first LF at or after `pos`. Cheapest when `pos` is in the window of
+    /// the previous call or the next one, as it is for consecutive lines.
+    #[inline]
+    pub fn next_from(&mut self, pos: usize) -> Option<usize> {
+        let rel = pos.wrapping_sub(self.base);
+        let mut mask = if rel < WINDOW {
+            self.mask & (u64::MAX << rel)
+        } else {
+            self.load(pos);
+            self.mask
+        };
+        while mask == 0 {
+            let next = self.base + WINDOW;
+            if next >= self.buf.len() {
+                return None;
+            }
+            self.load(next);
+            mask = self.mask;
+        }
+        Some(self.base + mask.trailing_zeros() as usize)
+    }
+
+    fn load(&mut self, at: usize) {
+        self.base = at;
+        self.mask = match self.buf.get(at..) {
+            Some(rest) => lf_mask(rest),
+            None => 0,
+        };
+    }
+}
+
+/// Bit i set where `s[i] == b'\n'`, for the first 64 bytes of `s`.
+#[inline]
+fn lf_mask(s: &[u8]) -> u64 {
+    match s.first_chunk::<WINDOW>() {
+        Some(window) => lf_mask64(window),
+        None => {
+            // The datagram's last bytes: NUL never matches.
+            let mut window = [0u8; WINDOW];
+            window[..s.len()].copy_from_slice(s);
+            lf_mask64(&window)
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn load16(chunk: &[u8; 16]) -> __m128i {
+    // SAFETY: the pointer covers exactly the 16 readable bytes of `chunk`; unaligned loads
+    // are what `loadu` is for; SSE2 is part of the x86_64 baseline.
+    unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn lf_mask64(window: &[u8; WINDOW]) -> u64 {
+    let (chunks, _) = window.as_chunks::<16>();
+    let mut mask = 0u64;
+    for (k, chunk) in chunks.iter().enumerate() {
+        // SAFETY: SSE2 register operations only; SSE2 is part of the x86_64 baseline.
+        let bits =
+            unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(load16(chunk), _mm_set1_epi8(b'\n' as i8))) };
+        mask |= u64::from(bits as u16) << (16 * k);
+    }
+    mask
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn lf_mask64(window: &[u8; WINDOW]) -> u64 {
+    window
+        .iter()
+        .enumerate()
+        .fold(0u64, |m, (i, &b)| m | (u64::from(b == b'\n') << i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_ends_agree_with_a_plain_search() {
+        let text: Vec<u8> = (0..300u32)
+            .map(|i| b"ab\ncd:\r\n efgh\n\n"[(i * 7 % 15) as usize])
+            .collect();
+        for len in [0, 1, 63, 64, 65, 127, 128, 129, 300] {
+            let s = &text[..len];
+            let plain = |from: usize| {
+                s.get(from..)
+                    .and_then(|t| t.iter().position(|&b| b == b'\n'))
+                    .map(|p| p + from)
+            };
+            // Ascending queries, as the parser makes them, and fresh ones.
+            let mut ends = LineEnds::new(s);
+            for from in 0..=len + 2 {
+                assert_eq!(ends.next_from(from), plain(from), "len {len} from {from}");
+                assert_eq!(LineEnds::new(s).next_from(from), plain(from));
+            }
+            // Jumps back and forth.
+            let mut ends = LineEnds::new(s);
+            for from in [len / 2, 0, len, 1, len.saturating_sub(1)] {
+                assert_eq!(ends.next_from(from), plain(from));
+            }
+        }
+    }
+}
