@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per operation of examples/parse_loop.rs under callgrind: the difference
+# Instructions per operation of bench-scripts/parse_loop.rs under callgrind: the difference
 # between N and 2N iterations divided by N, so start-up costs cancel. Repeatable on a busy
 # machine, unlike wall-clock timings.
 #   bench-scripts/insn-count.sh [mode...]     (modes: invite ok200 insert_via forward)
