@@ -12,7 +12,7 @@ pub mod verdict;
 
 use crate::balance::backends::{Backend, Snapshot};
 use crate::logging::LogLimiter;
-use crate::net::{reuseport_group, udp_socket, Batch, Payload, SocketOptions};
+use crate::net::{reuseport_group, udp_socket, Batch, FlushReport, Payload, SocketOptions};
 use crate::sip::BranchKey;
 use forward::{Advertised, Forwarder, Side};
 use publish::{Publisher, ShardUpdate};
@@ -22,7 +22,6 @@ use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -36,7 +35,8 @@ const DROP_LOG_BURST: u32 = 10;
 /// The window of [`DROP_LOG_BURST`].
 const DROP_LOG_WINDOW: Duration = Duration::from_secs(10);
 
-/// How often a shard looks for a newly published backend snapshot.
+/// How often an idle shard wakes to look for a newly published backend snapshot and the
+/// stop flag (a busy one looks after every batch).
 pub const UPDATE_POLL: Duration = Duration::from_millis(5);
 
 /// What the data plane needs to start.
@@ -297,7 +297,7 @@ impl Exits {
     }
 }
 
-/// What a shard's socket tasks share (one thread: `Rc`, `RefCell`).
+/// What a shard works with (one thread: `RefCell`).
 struct ShardState {
     forwarder: Forwarder,
     exits: Exits,
@@ -334,7 +334,7 @@ impl ShardSetup {
                 .map(|s| s.as_raw_fd())
                 .collect(),
         };
-        let state = Rc::new(ShardState {
+        let state = ShardState {
             forwarder: Forwarder {
                 key: BranchKey::new(&self.secret),
                 snapshot: RefCell::new(self.first.snapshot),
@@ -347,79 +347,69 @@ impl ShardSetup {
             backend_stats: RefCell::new(self.first.backend_stats),
             index: self.index,
             log: RefCell::new(LogLimiter::new(DROP_LOG_BURST, DROP_LOG_WINDOW)),
-        });
-        let mut tasks = Vec::new();
-        for socket in &self.public_sockets {
-            tasks.push(spawn_socket_task(
-                socket.as_raw_fd(),
-                Side::Public,
-                &state,
-                &self.stop,
-            ));
-        }
-        let own_internal = self.internal_sockets[self.index].as_raw_fd();
-        tasks.push(spawn_socket_task(
-            own_internal,
-            Side::Internal,
-            &state,
-            &self.stop,
-        ));
-        let (updates, stop) = (self.updates, self.stop.clone());
-        let updater = {
-            let state = state.clone();
-            glommio::spawn_local(async move {
-                while !stop.load(Ordering::Acquire) {
-                    glommio::timer::sleep(UPDATE_POLL).await;
-                    while let Ok(update) = updates.try_recv() {
-                        state.apply(update);
-                    }
-                }
-            })
-            .detach()
         };
-        for task in tasks {
-            task.await;
-        }
-        updater.await;
+        state.stats.set_generation(self.first.generation);
+        let mut sockets: Vec<(RawFd, Side)> = self
+            .public_sockets
+            .iter()
+            .map(|s| (s.as_raw_fd(), Side::Public))
+            .collect();
+        sockets.push((
+            self.internal_sockets[self.index].as_raw_fd(),
+            Side::Internal,
+        ));
+        let fds: Vec<RawFd> = sockets.iter().map(|&(fd, _)| fd).collect();
+        let mut handler = ShardHandler {
+            state: &state,
+            sockets,
+            updates: &self.updates,
+        };
+        // The shard's only work is its sockets: it parks in poll(2), which costs less per
+        // wake-up than glommio's io_uring park (docs/benchmarks.md, "The I/O model").
+        let mut batch = Batch::new(BATCH);
+        runtime::serve_sockets(&fds, &mut batch, &self.stop, UPDATE_POLL, &mut handler);
         // The public sockets close here; the internal ones when the last shard lets go.
         drop(self.public_sockets);
     }
 }
 
-fn spawn_socket_task(
-    fd: RawFd,
-    side: Side,
-    state: &Rc<ShardState>,
-    stop: &Arc<AtomicBool>,
-) -> glommio::task::JoinHandle<()> {
-    let (state, stop) = (state.clone(), stop.clone());
-    glommio::spawn_local(async move { socket_loop(fd, side, &state, &stop).await }).detach()
+/// A shard's reactions to its sockets.
+struct ShardHandler<'s> {
+    state: &'s ShardState,
+    /// Each socket's fd and side, by index.
+    sockets: Vec<(RawFd, Side)>,
+    updates: &'s mpsc::Receiver<ShardUpdate>,
 }
 
-/// One socket's task: drain, decide, send.
-async fn socket_loop(fd: RawFd, side: Side, state: &ShardState, stop: &AtomicBool) {
-    let mut batch = Batch::new(BATCH);
-    runtime::serve(
-        fd,
-        &mut batch,
-        stop,
-        |n| state.stats.add_received(n as u64),
-        |batch, i| handle_slot(batch, i, fd, side, state),
-        |report| {
-            state.stats.add_sent(report.sent);
-            state
-                .stats
-                .drop_n(DropReason::SendBufferFull, report.would_block);
-            state.stats.drop_n(DropReason::SendFailed, report.failed);
-            if report.would_block > 0 {
-                log_drop(state, DropReason::SendBufferFull, None);
-            }
-            if report.failed > 0 {
-                log_drop(state, DropReason::SendFailed, None);
-            }
-        },
-    )
-    .await;
+impl runtime::SocketHandler for ShardHandler<'_> {
+    fn batch_start(&mut self, _k: usize, n: usize) {
+        self.state.stats.add_received(n as u64);
+    }
+
+    fn datagram(&mut self, k: usize, batch: &mut Batch, i: usize) {
+        let (fd, side) = self.sockets[k];
+        handle_slot(batch, i, fd, side, self.state);
+    }
+
+    fn flushed(&mut self, report: &FlushReport) {
+        let stats = &self.state.stats;
+        stats.add_sent(report.sent);
+        stats.drop_n(DropReason::SendBufferFull, report.would_block);
+        stats.drop_n(DropReason::SendFailed, report.failed);
+        if report.would_block > 0 {
+            log_drop(self.state, DropReason::SendBufferFull, None);
+        }
+        if report.failed > 0 {
+            log_drop(self.state, DropReason::SendFailed, None);
+        }
+    }
+
+    /// A published backend set is swapped in between two batches.
+    fn tick(&mut self) {
+        while let Ok(update) = self.updates.try_recv() {
+            self.state.apply(update);
+        }
+    }
 }
 
 fn handle_slot(batch: &mut Batch, i: usize, fd: RawFd, side: Side, state: &ShardState) {

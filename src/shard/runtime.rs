@@ -1,7 +1,7 @@
 //! The per-core machinery shared by the balancer and the responder: a pinned glommio
 //! executor per shard, and the drain loop of one socket.
 
-use crate::net::{readiness_waiter, Batch, FlushReport};
+use crate::net::{readiness_waiter, Batch, FlushReport, Readiness};
 use glommio::{LocalExecutorBuilder, Placement};
 use std::future::Future;
 use std::io;
@@ -95,4 +95,60 @@ pub async fn serve(
         }
     }
     totals
+}
+
+/// What [`serve_sockets`] calls back.
+pub trait SocketHandler {
+    /// A batch of `n` datagrams arrived on socket `k`.
+    fn batch_start(&mut self, _k: usize, _n: usize) {}
+    /// Datagram `i` of the batch, from socket `k`: decide, queue sends in `batch`.
+    fn datagram(&mut self, k: usize, batch: &mut Batch, i: usize);
+    /// The batch was sent.
+    fn flushed(&mut self, _report: &FlushReport) {}
+    /// Called at least every `tick` (and after each round of draining).
+    fn tick(&mut self) {}
+}
+
+/// Serves `fds` from the calling thread until `stop` is set: drains each readable socket in
+/// batches (a partial batch means it is empty), sends what each batch produced, and blocks in
+/// one `poll(2)` over all of them while they are idle, waking at least every `tick` (for the
+/// stop flag and [`SocketHandler::tick`]). The thread runs nothing else meanwhile: this is
+/// for a shard whose only work is its sockets, where it parks as cheaply as a bare poll loop.
+pub fn serve_sockets(
+    fds: &[RawFd],
+    batch: &mut Batch,
+    stop: &AtomicBool,
+    tick: Duration,
+    handler: &mut impl SocketHandler,
+) {
+    let mut readiness = Readiness::new(fds);
+    readiness.mark_all_ready();
+    while !stop.load(Ordering::Acquire) {
+        for (k, &fd) in fds.iter().enumerate() {
+            if !readiness.is_ready(k) {
+                continue;
+            }
+            loop {
+                match batch.recv(fd) {
+                    Ok(n) => {
+                        handler.batch_start(k, n);
+                        for i in 0..n {
+                            handler.datagram(k, batch, i);
+                        }
+                        handler.flushed(&batch.flush());
+                        if n < batch.capacity() {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // Empty (WouldBlock), or an error to report later: poll again.
+                    Err(_) => break,
+                }
+            }
+        }
+        handler.tick();
+        if readiness.wait(tick).is_err() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
