@@ -7,6 +7,8 @@
 #   sipshard - sipshard balance, 1 worker, probes off (parks in poll(2) over its sockets)
 # Each system is pinned to core 1; the generator (sipshard bench, OPTIONS) and the responder
 # run on core 0. ROUNDS rounds (default 3), medians; the table goes to docs/benchmarks.md.
+# The latency (request -> 200 at the generator) of the three, at the same rate, shows what the
+# forwarder adds: the generator's own queueing is common to all three.
 # Nothing else should run on the machine meanwhile.
 #   bench-scripts/io-model.sh              # RATE=20000 DURATION=6 ROUNDS=3
 set -euo pipefail
@@ -39,17 +41,21 @@ run_one() { # system -> prints µs per datagram
   t1=$(proc_ticks "$pid")
   kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   done=$(field 'd["completed"]' <"$WORK/$sys.json")
+  field 'd["latency_us"]["p50"], d["latency_us"]["p99"], d["latency_us"]["p999"]' <"$WORK/$sys.json" >"$WORK/$sys.lat"
   python3 -c "print(($t1 - $t0) / $(getconf CLK_TCK) * 1e6 / (2 * $done))"
 }
 
 taskset -c 0 "$S" responder --listen $RESPONDER --workers 1 2>/dev/null & PIDS+=($!)
 sleep 0.5
 declare -A RESULTS=([bare]="" [glommio]="" [sipshard]="")
+declare -A P50=() P99=() P999=()
 for round in $(seq "$ROUNDS"); do
   for sys in bare glommio sipshard; do
     us=$(run_one $sys)
     echo "[io-model] round $round $sys: $us µs/datagram" >&2
     RESULTS[$sys]+="$us "
+    read -r p50 p99 p999 <"$WORK/$sys.lat"
+    P50[$sys]+="$p50 "; P99[$sys]+="$p99 "; P999[$sys]+="$p999 "
   done
 done
 bare=$(median ${RESULTS[bare]})
@@ -57,10 +63,11 @@ bare=$(median ${RESULTS[bare]})
   echo
   echo "### io-model.sh run of $(date -u +%Y-%m-%d) (commit $(git rev-parse --short HEAD), $RATE req/s, ${SECONDS_EACH} s, $ROUNDS rounds, median)"
   echo
-  echo "| system | CPU µs per forwarded datagram (runs) | × bare |"
-  echo "| --- | --- | --- |"
+  echo "| system | CPU µs per forwarded datagram (runs) | × bare | latency p50 / p99 / p99.9 µs (medians) |"
+  echo "| --- | --- | --- | --- |"
   for sys in bare glommio sipshard; do
     m=$(median ${RESULTS[$sys]})
-    printf '| %s | %.2f (%s) | %.2f |\n' "$sys" "$m" "$(printf '%.2f/' ${RESULTS[$sys]} | sed 's/\/$//')" "$(python3 -c "print($m / $bare)")"
+    printf '| %s | %.2f (%s) | %.2f | %s / %s / %s |\n' "$sys" "$m" "$(printf '%.2f/' ${RESULTS[$sys]} | sed 's/\/$//')" "$(python3 -c "print($m / $bare)")" \
+      "$(median ${P50[$sys]})" "$(median ${P99[$sys]})" "$(median ${P999[$sys]})"
   done
 } | tee -a "$ROOT/docs/benchmarks.md"
