@@ -57,6 +57,18 @@ impl Readiness {
             p.revents = libc::POLLIN;
         }
     }
+
+    /// Marks socket `k` drained (not ready until the next wait says so).
+    pub fn mark_drained(&mut self, k: usize) {
+        if let Some(p) = self.fds.get_mut(k) {
+            p.revents = 0;
+        }
+    }
+
+    /// True if any socket is marked ready.
+    pub fn any_ready(&self) -> bool {
+        (0..self.fds.len()).any(|k| self.is_ready(k))
+    }
 }
 
 #[cfg(test)]
@@ -77,5 +89,9 @@ mod tests {
         assert!(!r.is_ready(0) && r.is_ready(1));
         r.mark_all_ready();
         assert!(r.is_ready(0) && r.is_ready(1));
+        r.mark_drained(1);
+        assert!(r.is_ready(0) && !r.is_ready(1) && r.any_ready());
+        r.mark_drained(0);
+        assert!(!r.any_ready());
     }
 }

@@ -109,9 +109,10 @@ pub trait SocketHandler {
     fn tick(&mut self) {}
 }
 
-/// Serves `fds` from the calling thread until `stop` is set: drains each readable socket in
-/// batches (a partial batch means it is empty), sends what each batch produced, and blocks in
-/// one `poll(2)` over all of them while they are idle, waking at least every `tick` (for the
+/// Serves `fds` from the calling thread until `stop` is set: takes one batch from each
+/// readable socket in turn (so a socket that stays full cannot starve the others), sends what
+/// each batch produced, and once every socket has come back with a partial batch (it is
+/// empty), blocks in one `poll(2)` over all of them, waking at least every `tick` (for the
 /// stop flag and [`SocketHandler::tick`]). The thread runs nothing else meanwhile: this is
 /// for a shard whose only work is its sockets, where it parks as cheaply as a bare poll loop.
 pub fn serve_sockets(
@@ -128,27 +129,93 @@ pub fn serve_sockets(
             if !readiness.is_ready(k) {
                 continue;
             }
-            loop {
-                match batch.recv(fd) {
-                    Ok(n) => {
-                        handler.batch_start(k, n);
-                        for i in 0..n {
-                            handler.datagram(k, batch, i);
-                        }
-                        handler.flushed(&batch.flush());
-                        if n < batch.capacity() {
-                            break;
-                        }
+            match batch.recv(fd) {
+                Ok(n) => {
+                    handler.batch_start(k, n);
+                    for i in 0..n {
+                        handler.datagram(k, batch, i);
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    // Empty (WouldBlock), or an error to report later: poll again.
-                    Err(_) => break,
+                    handler.flushed(&batch.flush());
+                    if n < batch.capacity() {
+                        readiness.mark_drained(k);
+                    }
                 }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Empty (WouldBlock), or an error to report later: wait for it again.
+                Err(_) => readiness.mark_drained(k),
             }
         }
         handler.tick();
-        if readiness.wait(tick).is_err() {
+        if !readiness.any_ready() && readiness.wait(tick).is_err() {
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+    use std::sync::Arc;
+
+    /// Records which socket each datagram came from, in order; stops after `total`.
+    struct Recorder {
+        order: Vec<usize>,
+        total: usize,
+        stop: Arc<AtomicBool>,
+        deadline: std::time::Instant,
+    }
+
+    impl SocketHandler for Recorder {
+        fn datagram(&mut self, k: usize, _batch: &mut Batch, _i: usize) {
+            self.order.push(k);
+            if self.order.len() == self.total {
+                self.stop.store(true, Ordering::Release);
+            }
+        }
+
+        fn tick(&mut self) {
+            // A lost datagram must fail the test, not hang it.
+            if std::time::Instant::now() > self.deadline {
+                self.stop.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    #[test]
+    fn a_socket_that_stays_full_does_not_starve_the_other() {
+        let busy = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let quiet = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Far more than one batch waits on the busy socket before serving starts.
+        // (Within the default receive buffer: nothing may be dropped.)
+        const BUSY: usize = 200;
+        for _ in 0..BUSY {
+            sender.send_to(b"x", busy.local_addr().unwrap()).unwrap();
+        }
+        for _ in 0..3 {
+            sender.send_to(b"y", quiet.local_addr().unwrap()).unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut recorder = Recorder {
+            order: Vec::new(),
+            total: BUSY + 3,
+            stop: stop.clone(),
+            deadline: std::time::Instant::now() + Duration::from_secs(10),
+        };
+        let mut batch = Batch::new(32);
+        let fds = [busy.as_raw_fd(), quiet.as_raw_fd()];
+        serve_sockets(
+            &fds,
+            &mut batch,
+            &stop,
+            Duration::from_millis(5),
+            &mut recorder,
+        );
+        assert_eq!(recorder.order.len(), BUSY + 3);
+        // The quiet socket is served right after the busy one's first batch.
+        let first_quiet = recorder.order.iter().position(|&k| k == 1).unwrap();
+        assert_eq!(first_quiet, 32, "{:?}", &recorder.order[..40]);
     }
 }
