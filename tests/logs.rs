@@ -3,22 +3,15 @@
 //! counters (metrics, final summary) still count every drop; with `--log-format json`, every
 //! line of stderr is a JSON object.
 
+mod support;
+
 use sipshard::tools::ctl;
 use sipshard::tools::responder::Responder;
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
-
-/// One balancer at a time, so that a small machine is not oversubscribed.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use support::farm::{free_tcp_port, free_udp_port};
+use support::process::{loopback_addr, serial, BalancerProcess};
 
 /// Drop lines allowed per shard and reason in one window, and the window.
 const BURST: usize = 10;
@@ -28,127 +21,6 @@ const WINDOW: Duration = Duration::from_secs(10);
 const GARBAGE: u64 = 2000;
 /// Responses whose top Via is someone else's.
 const FOREIGN: u64 = 200;
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// A `sipshard balance` child whose stderr is collected by a thread (so a chatty child never
-/// blocks on a full pipe). Killed when dropped if still running.
-struct BalancerProcess {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    reader: Option<JoinHandle<()>>,
-}
-
-impl BalancerProcess {
-    fn spawn(args: &[String], log_env: &str) -> BalancerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sipshard"))
-            .arg("balance")
-            .args(args)
-            .env("SIPSHARD_LOG", log_env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match pipe.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => sink
-                        .lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n])),
-                }
-            }
-        });
-        BalancerProcess {
-            child,
-            stderr,
-            reader: Some(reader),
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on our own child, which has not been waited for yet (so its pid
-        // cannot have been reused); no memory effects.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
-        assert_eq!(rc, 0, "kill({signal}) failed");
-    }
-
-    /// Polls until the metrics endpoint answers (at most 20 s).
-    fn wait_ready(&mut self, metrics: SocketAddr) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("balancer exited early ({status}): {}", self.stderr());
-            }
-            if let Ok((200, _)) = ctl::request(metrics, "GET", "/metrics") {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "metrics endpoint not answering within 20 s: {}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits (at most `within`) for the exit; returns the status and the whole stderr.
-    fn wait_exit(&mut self, within: Duration) -> (ExitStatus, String) {
-        let deadline = Instant::now() + within;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("balancer did not exit within {within:?}: {}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        (status, self.stderr())
-    }
-}
-
-impl Drop for BalancerProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// `sipshard_drops_total` by (shard, reason), non-zero samples only.
 fn drops(metrics: SocketAddr) -> BTreeMap<(u64, String), u64> {
@@ -270,7 +142,10 @@ fn parse_json_drop(event: &serde_json::Value) -> Option<DropLine> {
 fn flood_is_counted_in_full_but_logged_within_budget(json: bool) {
     let _serial = serial();
     let responder = Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
-    let (listen, metrics) = (loopback(free_udp_port()), loopback(free_tcp_port()));
+    let (listen, metrics) = (
+        loopback_addr(free_udp_port()),
+        loopback_addr(free_tcp_port()),
+    );
     let mut args: Vec<String> = [
         "--listen",
         &listen.to_string(),
@@ -292,8 +167,8 @@ fn flood_is_counted_in_full_but_logged_within_budget(json: bool) {
     if json {
         args.extend(["--log-format".to_string(), "json".to_string()]);
     }
-    let mut balancer = BalancerProcess::spawn(&args, "debug");
-    balancer.wait_ready(metrics);
+    let mut balancer = BalancerProcess::spawn(&args, Some("debug"));
+    balancer.wait_ready(metrics, "/metrics");
     assert!(drops(metrics).is_empty(), "{:?}", drops(metrics));
 
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -315,7 +190,7 @@ fn flood_is_counted_in_full_but_logged_within_budget(json: bool) {
     let budget = BURST * windows;
     let counted = drops(metrics);
     balancer.signal(libc::SIGTERM);
-    let (status, stderr) = balancer.wait_exit(Duration::from_secs(10));
+    let (status, _, stderr) = balancer.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{status}: {stderr}");
     responder.stop();
 

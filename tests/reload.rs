@@ -2,47 +2,20 @@
 //! `POST /reload` under call load lose nothing, a reload adds and removes backends, and a bad
 //! file is refused with the running configuration kept.
 
+mod support;
+
 use sipshard::control::Status;
 use sipshard::tools::bench::engine::Mode;
 use sipshard::tools::bench::report::BenchReport;
 use sipshard::tools::bench::{run_load, Load};
 use sipshard::tools::ctl;
 use sipshard::tools::responder::{Responder, ResponderCounters};
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// The tests of this file each run a balancer with 2 pinned workers and real load: one at a
-/// time, so that a small machine is not oversubscribed.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
+use support::farm::{free_tcp_port, free_udp_port};
+use support::process::{loopback_addr, serial, BalancerProcess};
 
 /// A directory under the system temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -84,9 +57,9 @@ struct Ports {
 impl Ports {
     fn pick() -> Ports {
         Ports {
-            listen: loopback(free_udp_port()),
-            control: loopback(free_tcp_port()),
-            metrics: loopback(free_tcp_port()),
+            listen: loopback_addr(free_udp_port()),
+            control: loopback_addr(free_tcp_port()),
+            metrics: loopback_addr(free_tcp_port()),
         }
     }
 }
@@ -117,106 +90,9 @@ fn config_text(
     text
 }
 
-/// A `sipshard balance` child whose stderr is collected by a thread (so a chatty child never
-/// blocks on a full pipe). Killed when dropped if still running.
-struct BalancerProcess {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    reader: Option<JoinHandle<()>>,
-}
-
-impl BalancerProcess {
-    fn spawn(config: &Path) -> BalancerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sipshard"))
-            .arg("balance")
-            .arg("--config")
-            .arg(config)
-            .env_remove("SIPSHARD_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match pipe.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => sink
-                        .lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n])),
-                }
-            }
-        });
-        BalancerProcess {
-            child,
-            stderr,
-            reader: Some(reader),
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on our own child, which has not been waited for yet (so its pid
-        // cannot have been reused); no memory effects.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
-        assert_eq!(rc, 0, "kill({signal}) failed");
-    }
-
-    /// Polls until the control API answers `GET /status` (at most 20 s).
-    fn wait_ready(&mut self, control: SocketAddr) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("balancer exited early ({status}): {}", self.stderr());
-            }
-            if let Ok((200, _)) = ctl::request(control, "GET", "/status") {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "control API not answering within 20 s: {}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits (at most `within`) for the exit; returns the status and the whole stderr.
-    fn wait_exit(&mut self, within: Duration) -> (ExitStatus, String) {
-        let deadline = Instant::now() + within;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("balancer did not exit within {within:?}: {}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        (status, self.stderr())
-    }
-}
-
-impl Drop for BalancerProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// `--config PATH`.
+fn config_args(config: &Path) -> Vec<String> {
+    vec!["--config".into(), config.display().to_string()]
 }
 
 fn status(control: SocketAddr) -> Status {
@@ -318,9 +194,9 @@ fn reload_under_load_loses_nothing() {
     let ports = Ports::pick();
     let config = dir.0.join("balance.toml");
     write_atomically(&config, &config_text(&ports, &backends, 200, "initial"));
-    let mut balancer = BalancerProcess::spawn(&config);
-    balancer.wait_ready(ports.control);
-    let pid = balancer.child.id() as libc::pid_t;
+    let mut balancer = BalancerProcess::spawn(&config_args(&config), None);
+    balancer.wait_ready(ports.control, "/status");
+    let pid = balancer.pid();
 
     // 20 reloads, every ~250 ms, alternating SIGHUP and POST /reload; before each, the file
     // is rewritten with an equivalent configuration: same backends and weights in another
@@ -414,7 +290,7 @@ fn reload_under_load_loses_nothing() {
     });
     assert!(applied, "{:?}", status.shard_generations);
 
-    let (exit, stderr) = {
+    let (exit, _, stderr) = {
         balancer.signal(libc::SIGTERM);
         balancer.wait_exit(Duration::from_secs(10))
     };
@@ -476,8 +352,8 @@ fn reload_adds_and_removes_backends_and_a_bad_file_is_refused() {
         &config,
         &config_text(&ports, &[(a_addr, 1), (b_addr, 1)], 200, "two backends"),
     );
-    let mut balancer = BalancerProcess::spawn(&config);
-    balancer.wait_ready(ports.control);
+    let mut balancer = BalancerProcess::spawn(&config_args(&config), None);
+    balancer.wait_ready(ports.control, "/status");
     assert_eq!(status(ports.control).backends.len(), 2);
     // The third responder starts only now: the balancer child inherits every socket
     // descriptor of this process that lacks FD_CLOEXEC, and the responder's readiness
@@ -609,7 +485,7 @@ fn reload_adds_and_removes_backends_and_a_bad_file_is_refused() {
     );
 
     balancer.signal(libc::SIGTERM);
-    let (exit, stderr) = balancer.wait_exit(Duration::from_secs(10));
+    let (exit, _, stderr) = balancer.wait_exit(Duration::from_secs(10));
     assert!(exit.success(), "{exit}: {stderr}");
     assert!(stderr.contains("stopped;"), "{stderr}");
     let (a_seen, b_seen) = (a.stop(), b.stop());

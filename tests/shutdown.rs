@@ -1,146 +1,16 @@
 //! Graceful stop of a running `sipshard balance` (a child process) under call load: SIGTERM
 //! or SIGINT ends it with status 0 within 5 s, and its last log line sums up what it did.
 
+mod support;
+
 use sipshard::tools::bench::engine::Mode;
 use sipshard::tools::bench::{run_load, Load};
 use sipshard::tools::ctl;
 use sipshard::tools::responder::Responder;
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
-
-/// One balancer under load at a time, so that a small machine is not oversubscribed.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// A `sipshard balance` child whose stderr is collected by a thread (so a chatty child never
-/// blocks on a full pipe). Killed when dropped if still running.
-struct BalancerProcess {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    reader: Option<JoinHandle<()>>,
-}
-
-impl BalancerProcess {
-    fn spawn(args: &[String]) -> BalancerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sipshard"))
-            .arg("balance")
-            .args(args)
-            .env_remove("SIPSHARD_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match pipe.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => sink
-                        .lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n])),
-                }
-            }
-        });
-        BalancerProcess {
-            child,
-            stderr,
-            reader: Some(reader),
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on our own child, which has not been waited for yet (so its pid
-        // cannot have been reused); no memory effects.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
-        assert_eq!(rc, 0, "kill({signal}) failed");
-    }
-
-    /// Polls until the metrics endpoint answers (at most 20 s).
-    fn wait_ready(&mut self, metrics: SocketAddr) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("balancer exited early ({status}): {}", self.stderr());
-            }
-            if let Ok((200, _)) = ctl::request(metrics, "GET", "/metrics") {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "metrics endpoint not answering within 20 s: {}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Polls for the exit (at most `within`); returns the status, the time it took and the
-    /// whole stderr. Kills the child and fails if it does not exit in time.
-    fn wait_exit(&mut self, within: Duration) -> (ExitStatus, Duration, String) {
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > within {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("balancer did not exit within {within:?}: {}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let took = started.elapsed();
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        (status, took, self.stderr())
-    }
-}
-
-impl Drop for BalancerProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+use support::farm::{free_tcp_port, free_udp_port};
+use support::process::{loopback_addr, serial, BalancerProcess};
 
 /// The sum over shards of a per-shard counter in a scrape.
 fn per_shard_total(scrape: &str, name: &str) -> u64 {
@@ -171,7 +41,10 @@ fn stops_cleanly_under_load(signal: libc::c_int) {
     let responders: Vec<Responder> = (0..2)
         .map(|_| Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap())
         .collect();
-    let (listen, metrics) = (loopback(free_udp_port()), loopback(free_tcp_port()));
+    let (listen, metrics) = (
+        loopback_addr(free_udp_port()),
+        loopback_addr(free_tcp_port()),
+    );
     let mut args: Vec<String> = vec![
         "--listen".into(),
         listen.to_string(),
@@ -186,8 +59,8 @@ fn stops_cleanly_under_load(signal: libc::c_int) {
         args.push("--backend".into());
         args.push(r.addr().to_string());
     }
-    let mut balancer = BalancerProcess::spawn(&args);
-    balancer.wait_ready(metrics);
+    let mut balancer = BalancerProcess::spawn(&args, None);
+    balancer.wait_ready(metrics, "/metrics");
 
     let load = Load {
         target: listen,

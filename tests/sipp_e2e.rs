@@ -4,23 +4,18 @@
 //! call must reach one backend. The balancer probes the sipp servers with OPTIONS (sipp's
 //! `-aa` answers them) and must see them all up. Needs `sipp` (Debian package sip-tester; .ci/run installs it).
 
+mod support;
+
 use sipshard::config::{BalanceArgs, BalanceConfig};
 use sipshard::tools::balance::Balancer;
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use support::farm::free_udp_port;
 
 const CALLS: usize = 2000;
 const RATE: usize = 200;
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn scratch_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sipshard-sipp-{}", std::process::id()));

@@ -3,6 +3,7 @@
 
 pub mod farm;
 pub mod lab;
+pub mod process;
 
 use sipshard::sip::{self, BranchKey, Frame, Headers, RequestRewrite, TopViaRemoval, ViaPrefix};
 use std::net::SocketAddr;
