@@ -599,24 +599,14 @@ impl Layer {
             let origin = origin(item.span());
             match item.into_inner() {
                 Value::String(value) => Ok(Located { value, origin }),
-                other => Err(invalid(
-                    &origin,
-                    key,
-                    None,
-                    format!("expected a string, found {}", type_name(&other)),
-                )),
+                other => Err(wrong_type(&origin, key, "a string", "", &other)),
             }
         };
         let integer = |key: &'static str, item: Spanned<Value>| {
             let origin = origin(item.span());
             match item.into_inner() {
                 Value::Integer(value) => Ok(Located { value, origin }),
-                other => Err(invalid(
-                    &origin,
-                    key,
-                    None,
-                    format!("expected an integer, found {}", type_name(&other)),
-                )),
+                other => Err(wrong_type(&origin, key, "an integer", "", &other)),
             }
         };
         let wide = |located: Located<i64>| Located {
@@ -636,14 +626,12 @@ impl Layer {
                         match item {
                             Value::Integer(code) => codes.push(code.to_string()),
                             other => {
-                                return Err(invalid(
+                                return Err(wrong_type(
                                     &origin,
                                     key,
-                                    None,
-                                    format!(
-                                        "expected a list of status codes, found {} in the list",
-                                        type_name(&other)
-                                    ),
+                                    "a list of status codes",
+                                    " in the list",
+                                    &other,
                                 ))
                             }
                         }
@@ -651,14 +639,12 @@ impl Layer {
                     codes.join(",")
                 }
                 other => {
-                    return Err(invalid(
+                    return Err(wrong_type(
                         &origin,
                         key,
-                        None,
-                        format!(
-                            "expected \"any\" or a list of status codes, found {}",
-                            type_name(&other)
-                        ),
+                        "\"any\" or a list of status codes",
+                        "",
+                        &other,
                     ))
                 }
             };
@@ -701,14 +687,12 @@ impl Layer {
                             match item {
                                 Value::String(s) => values.push(s),
                                 other => {
-                                    return Err(invalid(
+                                    return Err(wrong_type(
                                         &list_origin,
                                         "listen",
-                                        None,
-                                        format!(
-                                        "expected a list of address strings, found {} in the list",
-                                        type_name(&other)
-                                    ),
+                                        "a list of address strings",
+                                        " in the list",
+                                        &other,
                                     ))
                                 }
                             }
@@ -716,14 +700,12 @@ impl Layer {
                         values
                     }
                     other => {
-                        return Err(invalid(
+                        return Err(wrong_type(
                             &list_origin,
                             "listen",
-                            None,
-                            format!(
-                                "expected a list of address strings, found {}",
-                                type_name(&other)
-                            ),
+                            "a list of address strings",
+                            "",
+                            &other,
                         ))
                     }
                 };
@@ -906,23 +888,48 @@ impl Layer {
 // ---------------------------------------------------------------------------------------------
 // One check per option, in the order `validate` runs them.
 
+/// A value of the wrong type: "expected EXPECTED, found TYPE[TAIL]".
+fn wrong_type(
+    origin: &Origin,
+    key: &'static str,
+    expected: &str,
+    tail: &str,
+    found: &Value,
+) -> ConfigError {
+    invalid(
+        origin,
+        key,
+        None,
+        format!("expected {expected}, found {}{tail}", type_name(found)),
+    )
+}
+
+/// A list that must hold at least one item; `why` says so when it does not.
+fn non_empty<T>(
+    list: Option<Located<Vec<T>>>,
+    key: &'static str,
+    why: &str,
+) -> Result<Located<Vec<T>>, ConfigError> {
+    match list {
+        Some(list) if !list.value.is_empty() => Ok(list),
+        given => Err(invalid(
+            &given.map_or(Origin::Default, |l| l.origin),
+            key,
+            None,
+            why.to_string(),
+        )),
+    }
+}
+
 /// At least one address, each an IP literal (not multicast/broadcast), no duplicates.
 fn check_listen(
     list: Option<Located<Vec<Located<String>>>>,
 ) -> Result<Vec<SocketAddr>, ConfigError> {
-    let list = list.unwrap_or(Located {
-        value: Vec::new(),
-        origin: Origin::Default,
-    });
-    if list.value.is_empty() {
-        return Err(invalid(
-            &list.origin,
-            "listen",
-            None,
-            "at least one address is required (--listen ADDR, or `listen` in the config file)"
-                .to_string(),
-        ));
-    }
+    let list = non_empty(
+        list,
+        "listen",
+        "at least one address is required (--listen ADDR, or `listen` in the config file)",
+    )?;
     let mut listen: Vec<SocketAddr> = Vec::with_capacity(list.value.len());
     for item in &list.value {
         let at = |reason: String| invalid(&item.origin, "listen", Some(&item.value), reason);
@@ -946,20 +953,12 @@ fn check_backends(
     list: Option<Located<Vec<RawBackend>>>,
     listen: &[SocketAddr],
 ) -> Result<Vec<CheckedBackend>, ConfigError> {
-    let list = list.unwrap_or(Located {
-        value: Vec::new(),
-        origin: Origin::Default,
-    });
-    if list.value.is_empty() {
-        return Err(invalid(
-            &list.origin,
-            "backend",
-            None,
-            "at least one backend is required (--backend ADDR, or a [[backend]] table in the \
-             config file)"
-                .to_string(),
-        ));
-    }
+    let list = non_empty(
+        list,
+        "backend",
+        "at least one backend is required (--backend ADDR, or a [[backend]] table in the \
+         config file)",
+    )?;
     let mut backends: Vec<CheckedBackend> = Vec::with_capacity(list.value.len());
     for raw in &list.value {
         let spec = &raw.spec;
