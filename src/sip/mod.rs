@@ -73,3 +73,21 @@ pub use start_line::StartLine;
 pub use uri::SipUri;
 pub use via::{Rport, Via};
 pub use via_stamp::ViaStamp;
+
+/// Test inputs around `sample`: itself, every truncation, and every one-byte change to one of
+/// `bytes` (for checking that a fast path never disagrees with the general parser).
+#[cfg(test)]
+pub(crate) fn one_byte_variants(sample: &[u8], bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut cases = vec![sample.to_vec()];
+    for len in 0..sample.len() {
+        cases.push(sample[..len].to_vec());
+    }
+    for pos in 0..sample.len() {
+        for &b in bytes {
+            let mut v = sample.to_vec();
+            v[pos] = b;
+            cases.push(v);
+        }
+    }
+    cases
+}

@@ -354,18 +354,7 @@ mod tests {
         ];
         let bytes = b" \t\r\n;:=,\"[]<>/.0aZ9-_~!%\x00\x7f\xff";
         for sample in samples {
-            let mut cases = vec![sample.to_vec()];
-            for len in 0..sample.len() {
-                cases.push(sample[..len].to_vec());
-            }
-            for pos in 0..sample.len() {
-                for &b in bytes {
-                    let mut v = sample.to_vec();
-                    v[pos] = b;
-                    cases.push(v);
-                }
-            }
-            for v in cases {
+            for v in crate::sip::one_byte_variants(sample, bytes) {
                 if let Some(plain) = Via::parse_plain(&v) {
                     assert_eq!(
                         Ok(plain),
