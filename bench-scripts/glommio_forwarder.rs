@@ -8,7 +8,9 @@
 //! Build: `cargo build --release --example glommio_forwarder`
 //! Run:   `target/release/examples/glommio_forwarder --listen 127.0.0.1:5060 --to 127.0.0.1:5090`
 
-use sipshard::net::{udp_socket, Batch, Payload, SocketOptions, HEADROOM};
+mod forwarder_common;
+
+use sipshard::net::Batch;
 use sipshard::shard::runtime;
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -17,30 +19,14 @@ use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-fn arg(name: &str) -> Option<SocketAddr> {
-    let args: Vec<String> = std::env::args().collect();
-    let i = args.iter().position(|a| a == name)?;
-    args.get(i + 1)?.parse().ok()
-}
-
 fn main() {
-    let (Some(listen), Some(to)) = (arg("--listen"), arg("--to")) else {
-        eprintln!("usage: glommio_forwarder --listen ADDR --to ADDR");
-        std::process::exit(2);
-    };
-    let options = SocketOptions {
-        reuse_port: false,
-        ..SocketOptions::default()
-    };
-    let front = udp_socket(listen, options).expect("bind --listen");
-    let back = udp_socket(SocketAddr::new(to.ip(), 0), options).expect("bind back socket");
+    let setup = forwarder_common::setup("glommio_forwarder");
     let stop = Arc::new(AtomicBool::new(false));
-    eprintln!("glommio_forwarder: {listen} -> {to}");
     let handle = runtime::spawn_shard(0, false, "glommio-forwarder", move || async move {
-        let (front_fd, back_fd) = (front.as_raw_fd(), back.as_raw_fd());
+        let fds = (setup.front.as_raw_fd(), setup.back.as_raw_fd());
         let client: Rc<Cell<Option<SocketAddr>>> = Rc::default();
-        let tasks = [(front_fd, true), (back_fd, false)].map(|(fd, from_front)| {
-            let (client, stop) = (client.clone(), stop.clone());
+        let tasks = [(fds.0, true), (fds.1, false)].map(|(fd, from_front)| {
+            let (client, stop, to) = (client.clone(), stop.clone(), setup.to);
             glommio::spawn_local(async move {
                 let mut batch = Batch::new(32);
                 runtime::serve(
@@ -48,19 +34,7 @@ fn main() {
                     &mut batch,
                     &stop,
                     |_| {},
-                    |batch, i| {
-                        let len = batch.datagram_len(i);
-                        let payload = Payload::Frame {
-                            start: HEADROOM,
-                            len,
-                        };
-                        if from_front {
-                            client.set(batch.source(i).or(client.get()));
-                            batch.send(i, back_fd, payload, to);
-                        } else if let Some(c) = client.get() {
-                            batch.send(i, front_fd, payload, c);
-                        }
-                    },
+                    |batch, i| forwarder_common::forward(batch, i, from_front, fds, to, &client),
                     |_| {},
                 )
                 .await
@@ -70,7 +44,7 @@ fn main() {
         for task in tasks {
             task.await;
         }
-        drop((front, back));
+        drop(setup);
     })
     .expect("executor starts");
     let _ = handle.join();
