@@ -23,18 +23,12 @@ pub fn eq_mask16(chunk: &[u8; 16], b: u8) -> u32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::{
-    __m128i, _mm_add_epi8, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
-    _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-};
-
+use super::find::load16;
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn load16(chunk: &[u8; 16]) -> __m128i {
-    // SAFETY: the pointer covers exactly the 16 readable bytes of `chunk`; unaligned loads
-    // are what `loadu` is for; SSE2 is part of the x86_64 baseline.
-    unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) }
-}
+use std::arch::x86_64::{
+    __m128i, _mm_add_epi8, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_movemask_epi8,
+    _mm_or_si128, _mm_set1_epi8,
+};
 
 /// Bytes in `lo..lo + n` (n < 128): shifted so the range starts at -128, then one signed
 /// comparison.

@@ -11,10 +11,10 @@ use std::arch::x86_64::{
     __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
 };
 
-/// Loads 16 bytes.
+/// Loads 16 bytes into an SSE2 register (shared by the sip layer's SIMD scans).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn load(chunk: &[u8; 16]) -> __m128i {
+pub(crate) fn load16(chunk: &[u8; 16]) -> __m128i {
     // SAFETY: the pointer covers exactly the 16 readable bytes of `chunk`; unaligned loads
     // are what `loadu` is for; SSE2 is part of the x86_64 baseline.
     unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) }
@@ -37,7 +37,7 @@ fn mask(v: __m128i, pats: &[__m128i]) -> u32 {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn find_any(s: &[u8], from: usize, bytes: &[u8]) -> Option<usize> {
-    let mut pats = [load(&[0; 16]); 3];
+    let mut pats = [load16(&[0; 16]); 3];
     for (p, &b) in pats.iter_mut().zip(bytes) {
         // SAFETY: SSE2 is part of the x86_64 baseline.
         *p = unsafe { _mm_set1_epi8(b as i8) };
@@ -45,7 +45,7 @@ fn find_any(s: &[u8], from: usize, bytes: &[u8]) -> Option<usize> {
     let pats = &pats[..bytes.len()];
     let mut i = from;
     while let Some(chunk) = s.get(i..i + 16) {
-        let m = mask(load(chunk.try_into().ok()?), pats);
+        let m = mask(load16(chunk.try_into().ok()?), pats);
         if m != 0 {
             return Some(i + m.trailing_zeros() as usize);
         }

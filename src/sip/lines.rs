@@ -8,9 +8,9 @@
 #![allow(unsafe_code)]
 
 #[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::{
-    __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
-};
+use super::find::load16;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set1_epi8};
 
 /// Width of the window of [`LineEnds`].
 const WINDOW: usize = 64;
@@ -80,14 +80,6 @@ fn lf_mask(s: &[u8]) -> u64 {
             lf_mask64(&window)
         }
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn load16(chunk: &[u8; 16]) -> __m128i {
-    // SAFETY: the pointer covers exactly the 16 readable bytes of `chunk`; unaligned loads
-    // are what `loadu` is for; SSE2 is part of the x86_64 baseline.
-    unsafe { _mm_loadu_si128(chunk.as_ptr().cast()) }
 }
 
 #[cfg(target_arch = "x86_64")]
