@@ -90,6 +90,19 @@ fn config_text(
     text
 }
 
+/// `sipshard ctl reload` succeeds (exit 0) and its answer contains `expected`.
+fn reload_says(control: SocketAddr, expected: &str) {
+    let out = ctl_cli(control, &["reload"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(expected), "{stdout}");
+}
+
 /// `--config PATH`.
 fn config_args(config: &Path) -> Vec<String> {
     vec!["--config".into(), config.display().to_string()]
@@ -366,18 +379,7 @@ fn reload_adds_and_removes_backends_and_a_bad_file_is_refused() {
     // Add the third backend: `sipshard ctl reload` says so and exits 0.
     let three = [(a_addr, 1), (b_addr, 1), (c_addr, 1)];
     write_atomically(&config, &config_text(&ports, &three, 200, "three backends"));
-    let out = ctl_cli(ports.control, &["reload"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("reloaded: 3 backend(s), 1 added, 0 removed"),
-        "{stdout}"
-    );
+    reload_says(ports.control, "reloaded: 3 backend(s), 1 added, 0 removed");
     // New calls reach all three (the responders' OPTIONS counts would include the
     // balancer's own probes, so calls are used and counted as INVITEs and requests).
     let report = run_load(&calls(ports.listen, 300.0, None, Some(300))).unwrap();
@@ -428,18 +430,7 @@ fn reload_adds_and_removes_backends_and_a_bad_file_is_refused() {
         &config,
         &config_text(&ports, &[(b_addr, 1), (a_addr, 1)], 200, "third removed"),
     );
-    let out = ctl_cli(ports.control, &["reload"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("reloaded: 2 backend(s), 0 added, 1 removed"),
-        "{stdout}"
-    );
+    reload_says(ports.control, "reloaded: 2 backend(s), 0 added, 1 removed");
     let c_seen = c.stop();
     assert!(
         c_seen.count("INVITE") > 0,
