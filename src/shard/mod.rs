@@ -318,6 +318,24 @@ impl ShardState {
         *self.backend_stats.borrow_mut() = update.backend_stats;
         self.stats.set_generation(update.generation);
     }
+
+    /// Counts `n` drops for `reason` (none: nothing) and logs them within the budget.
+    fn dropped(&self, reason: DropReason, n: u64, source: Option<SocketAddr>) {
+        if n > 0 {
+            self.stats.drop_n(reason, n);
+            log_drop(self, reason, source);
+        }
+    }
+
+    /// Counts a message to or from a backend in its per-backend counters.
+    fn tally(&self, tally: BackendTally) {
+        if let Some(backend) = self.backend_stats.borrow().get(usize::from(tally.index)) {
+            match tally.status {
+                0 => backend.request(),
+                status => backend.response(status),
+            }
+        }
+    }
 }
 
 impl ShardSetup {
@@ -392,16 +410,11 @@ impl runtime::SocketHandler for ShardHandler<'_> {
     }
 
     fn flushed(&mut self, report: &FlushReport) {
-        let stats = &self.state.stats;
-        stats.add_sent(report.sent);
-        stats.drop_n(DropReason::SendBufferFull, report.would_block);
-        stats.drop_n(DropReason::SendFailed, report.failed);
-        if report.would_block > 0 {
-            log_drop(self.state, DropReason::SendBufferFull, None);
-        }
-        if report.failed > 0 {
-            log_drop(self.state, DropReason::SendFailed, None);
-        }
+        self.state.stats.add_sent(report.sent);
+        self.state
+            .dropped(DropReason::SendBufferFull, report.would_block, None);
+        self.state
+            .dropped(DropReason::SendFailed, report.failed, None);
     }
 
     /// A published backend set is swapped in between two batches.
@@ -413,36 +426,16 @@ impl runtime::SocketHandler for ShardHandler<'_> {
 }
 
 fn handle_slot(batch: &mut Batch, i: usize, fd: RawFd, side: Side, state: &ShardState) {
-    let (stats, exits) = (&state.stats, &state.exits);
     if batch.truncated(i) {
-        stats.drop_n(DropReason::Truncated, 1);
-        log_drop(state, DropReason::Truncated, batch.source(i));
-        return;
+        return state.dropped(DropReason::Truncated, 1, batch.source(i));
     }
     let Some(source) = batch.source(i) else {
-        stats.drop_n(DropReason::BadSource, 1);
-        log_drop(state, DropReason::BadSource, None);
-        return;
+        return state.dropped(DropReason::BadSource, 1, None);
     };
     let len = batch.datagram_len(i);
     let (slot, reply) = batch.slot_mut(i);
     let verdict = state.forwarder.handle(side, slot, reply, len, source);
-    stats.record(&verdict);
-    if let Verdict::Drop(reason) = verdict {
-        log_drop(state, reason, Some(source));
-    }
-    if let Verdict::Forward {
-        backend: Some(tally),
-        ..
-    } = verdict
-    {
-        if let Some(backend) = state.backend_stats.borrow().get(usize::from(tally.index)) {
-            match tally.status {
-                0 => backend.request(),
-                status => backend.response(status),
-            }
-        }
-    }
+    state.stats.record(&verdict);
     // A slot sends at most one datagram here, so `send` always has room.
     match verdict {
         Verdict::Forward {
@@ -450,19 +443,19 @@ fn handle_slot(batch: &mut Batch, i: usize, fd: RawFd, side: Side, state: &Shard
             dest,
             start,
             len,
+            backend,
             ..
         } => {
-            batch.send(
-                i,
-                exits.fd(exit, dest, fd),
-                Payload::Frame { start, len },
-                dest,
-            );
+            if let Some(tally) = backend {
+                state.tally(tally);
+            }
+            let out = state.exits.fd(exit, dest, fd);
+            batch.send(i, out, Payload::Frame { start, len }, dest);
         }
         Verdict::Reply { dest, len, .. } => {
             batch.send(i, fd, Payload::Reply { offset: 0, len }, dest);
         }
-        Verdict::Drop(_) => {}
+        Verdict::Drop(reason) => log_drop(state, reason, Some(source)),
     }
 }
 

@@ -190,7 +190,8 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
-/// What one socket task did: owned by the task, summed across shards when reported.
+/// A shard's totals as read out of its live counters ([`super::ShardStats::read`]), summed
+/// across shards when reported.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Datagrams received.
@@ -208,21 +209,6 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// Tallies a verdict (failed sends are added from the batch's flush report).
-    pub fn record(&mut self, verdict: &Verdict) {
-        match *verdict {
-            Verdict::Forward { request: true, .. } => self.requests_forwarded += 1,
-            Verdict::Forward { request: false, .. } => self.responses_forwarded += 1,
-            Verdict::Reply { kind, .. } => self.replies[kind as usize] += 1,
-            Verdict::Drop(reason) => self.drops[reason as usize] += 1,
-        }
-    }
-
-    /// Tallies a drop.
-    pub fn drop_one(&mut self, reason: DropReason) {
-        self.drops[reason as usize] += 1;
-    }
-
     /// Adds `other` into `self`.
     pub fn add(&mut self, other: &Counters) {
         self.received += other.received;
