@@ -192,8 +192,6 @@ fn only_the_dead_backends_call_ids_move_spread_over_all_others_and_return() {
     // Back up: every Call-ID returns to where it was.
     backends[victim] = Some(RecordingBackend::start(addrs[victim], victim, seen.clone()));
     wait_for_state(&b, addrs[victim], "up", down_limit());
-    // Shards pick a published set up within UPDATE_POLL (5 ms); leave them ample time.
-    std::thread::sleep(Duration::from_millis(200));
     let returned = placement(public, &seen, &ids);
     let differ = ids.iter().filter(|id| returned[*id] != before[*id]).count();
     assert_eq!(

@@ -160,7 +160,6 @@ fn scraped_series_match_the_traffic_and_the_control_api_works() {
         (200, format!("{}: admin-disabled", addrs[0]).as_str())
     );
     wait_for_state(&b, addrs[0], "admin-disabled", Duration::from_secs(2));
-    std::thread::sleep(Duration::from_millis(100));
     let before = get("sipshard_backend_requests_total", &[&first]);
     let more = run_load(&options(public, 200)).unwrap();
     assert_eq!(more.completed, 200, "{more:?}");

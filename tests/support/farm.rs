@@ -38,8 +38,8 @@ pub fn balancer(args: &BalanceArgs) -> Balancer {
     Balancer::start(args, &config).expect("balancer starts")
 }
 
-/// Polls the control thread until `addr` is in `state` or `limit` passes; returns the time
-/// it took.
+/// Polls the control thread until `addr` is in `state` and every shard routes with the
+/// backend set last published, or `limit` passes; returns the time it took.
 pub fn wait_for_state(b: &Balancer, addr: SocketAddr, state: &str, limit: Duration) -> Duration {
     let started = Instant::now();
     loop {
@@ -50,7 +50,11 @@ pub fn wait_for_state(b: &Balancer, addr: SocketAddr, state: &str, limit: Durati
             .find(|s| s.addr == addr)
             .map(|s| s.state.clone())
             .unwrap_or_default();
-        if now == state {
+        let applied = status
+            .shard_generations
+            .iter()
+            .all(|&g| g == status.generation);
+        if now == state && applied {
             return started.elapsed();
         }
         assert!(
