@@ -39,6 +39,19 @@ where
         .map_err(|e| e.to_string())
 }
 
+/// The `n` datagrams just received: `on_datagram` for each, then one send of what they
+/// produced.
+fn handle_and_send(
+    batch: &mut Batch,
+    n: usize,
+    mut on_datagram: impl FnMut(&mut Batch, usize),
+) -> FlushReport {
+    for i in 0..n {
+        on_datagram(batch, i);
+    }
+    batch.flush()
+}
+
 /// Drains `fd` in batches of `batch`'s size while it has data, calling `on_datagram` for
 /// each datagram and sending what the slots produced after each batch; parks on glommio
 /// while the socket is idle; `on_flush` sees each batch's send report. Returns, with the
@@ -68,10 +81,7 @@ pub async fn serve(
             Ok(n) => {
                 drained = n < batch.capacity();
                 on_batch_start(n);
-                for i in 0..n {
-                    on_datagram(batch, i);
-                }
-                let report = batch.flush();
+                let report = handle_and_send(batch, n, &mut on_datagram);
                 on_flush(&report);
                 totals.sent += report.sent;
                 totals.would_block += report.would_block;
@@ -132,10 +142,9 @@ pub fn serve_sockets(
             match batch.recv(fd) {
                 Ok(n) => {
                     handler.batch_start(k, n);
-                    for i in 0..n {
-                        handler.datagram(k, batch, i);
-                    }
-                    handler.flushed(&batch.flush());
+                    let report =
+                        handle_and_send(batch, n, |batch, i| handler.datagram(k, batch, i));
+                    handler.flushed(&report);
                     if n < batch.capacity() {
                         readiness.mark_drained(k);
                     }
