@@ -2,7 +2,7 @@
 //! traffic, state and probe RTT, reloads, build info. Per-shard counters are summed per
 //! backend only here, when scraped.
 
-use super::controller::Status;
+use super::controller::{BackendStatus, Status};
 use crate::shard::{Counters, DropReason, ReplyKind};
 use std::fmt::Write as _;
 
@@ -23,6 +23,23 @@ const STATES: [&str; 4] = ["up", "down", "probing", "admin-disabled"];
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// One series per backend, `name{backend="ADDR"} VALUE`; a backend without a value is
+/// left out.
+fn per_backend(
+    out: &mut String,
+    backends: &[BackendStatus],
+    (name, kind): (&str, &str),
+    help: &str,
+    value: impl Fn(&BackendStatus) -> Option<String>,
+) {
+    family(out, name, kind, help);
+    for b in backends {
+        if let Some(v) = value(b) {
+            let _ = writeln!(out, "{name}{{backend=\"{}\"}} {v}", b.addr);
+        }
+    }
 }
 
 /// Renders one scrape.
@@ -100,19 +117,13 @@ pub fn render(view: &MetricsView<'_>) -> String {
     }
 
     let backends = &view.status.backends;
-    family(
+    per_backend(
         &mut out,
-        "sipshard_backend_requests_total",
-        "counter",
+        backends,
+        ("sipshard_backend_requests_total", "counter"),
         "Requests sent to the backend.",
+        |b| Some(b.requests.to_string()),
     );
-    for b in backends {
-        let _ = writeln!(
-            out,
-            "sipshard_backend_requests_total{{backend=\"{}\"}} {}",
-            b.addr, b.requests
-        );
-    }
     family(
         &mut out,
         "sipshard_backend_responses_total",
@@ -145,49 +156,27 @@ pub fn render(view: &MetricsView<'_>) -> String {
             );
         }
     }
-    family(
+    per_backend(
         &mut out,
-        "sipshard_backend_up",
-        "gauge",
+        backends,
+        ("sipshard_backend_up", "gauge"),
         "1 when the backend takes new calls.",
+        |b| Some(u8::from(b.state == "up").to_string()),
     );
-    for b in backends {
-        let _ = writeln!(
-            out,
-            "sipshard_backend_up{{backend=\"{}\"}} {}",
-            b.addr,
-            u8::from(b.state == "up")
-        );
-    }
-    family(
+    per_backend(
         &mut out,
-        "sipshard_backend_weight",
-        "gauge",
+        backends,
+        ("sipshard_backend_weight", "gauge"),
         "Configured weight.",
+        |b| Some(b.weight.to_string()),
     );
-    for b in backends {
-        let _ = writeln!(
-            out,
-            "sipshard_backend_weight{{backend=\"{}\"}} {}",
-            b.addr, b.weight
-        );
-    }
-    family(
+    per_backend(
         &mut out,
-        "sipshard_backend_probe_rtt_seconds",
-        "gauge",
+        backends,
+        ("sipshard_backend_probe_rtt_seconds", "gauge"),
         "Round-trip time of the last answered OPTIONS probe.",
+        |b| b.probe_rtt_ms.map(|ms| (ms / 1e3).to_string()),
     );
-    for b in backends {
-        if let Some(ms) = b.probe_rtt_ms {
-            let _ = writeln!(
-                out,
-                "sipshard_backend_probe_rtt_seconds{{backend=\"{}\"}} {}",
-                b.addr,
-                ms / 1e3
-            );
-        }
-    }
     family(
         &mut out,
         "sipshard_reloads_total",
