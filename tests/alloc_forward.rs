@@ -108,3 +108,60 @@ fn forwarding_makes_no_heap_allocation() {
         "heap allocations in 5000 forwarding decisions"
     );
 }
+
+/// The I/O around the decision: a batch received with kernel timestamps, each datagram's
+/// residence time recorded, the batch sent on. 0 allocations once the batch exists.
+#[test]
+fn batch_io_with_residence_time_makes_no_heap_allocation() {
+    use sipshard::net::{enable_rx_timestamps, udp_socket, Batch, Payload, SocketOptions};
+    use sipshard::shard::residence::{now_ns, ResidenceHistogram};
+    use std::os::fd::AsRawFd;
+
+    let options = SocketOptions {
+        reuse_port: false,
+        buffer_bytes: 1 << 20,
+    };
+    let bind = || udp_socket("127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let (balancer, peer) = (bind(), bind());
+    let balancer_addr = balancer.local_addr().unwrap().as_socket().unwrap();
+    let peer_addr = peer.local_addr().unwrap().as_socket().unwrap();
+    enable_rx_timestamps(balancer.as_raw_fd()).unwrap();
+    let mut batch = Batch::new(16).with_rx_timestamps();
+    let residence = ResidenceHistogram::default();
+    const ROUNDS: usize = 50;
+    const PER_ROUND: usize = 16;
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut handled = 0;
+    let allocations = allocations_during(|| {
+        for _ in 0..ROUNDS {
+            for _ in 0..PER_ROUND {
+                sender.send_to(INVITE, balancer_addr).unwrap();
+            }
+            let mut got = 0;
+            while got < PER_ROUND {
+                let Ok(n) = batch.recv(balancer.as_raw_fd()) else {
+                    continue;
+                };
+                for i in 0..n {
+                    let payload = Payload::Frame {
+                        start: HEADROOM,
+                        len: batch.datagram_len(i),
+                    };
+                    batch.send(i, balancer.as_raw_fd(), payload, peer_addr);
+                }
+                let report = batch.flush();
+                assert_eq!(report.sent, n as u64);
+                let done = now_ns();
+                for i in 0..n {
+                    residence.record(batch.rx_time_ns(i).expect("kernel timestamp"), done);
+                }
+                got += n;
+            }
+            handled += got;
+        }
+    });
+    assert_eq!(allocations, 0);
+    assert_eq!(handled, ROUNDS * PER_ROUND);
+    assert_eq!(residence.read().count(), (ROUNDS * PER_ROUND) as u64);
+    drop(peer);
+}

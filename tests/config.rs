@@ -1139,6 +1139,7 @@ fn probe_defaults_and_per_backend_overrides() {
     assert_eq!(c.probes[0].accept, Accept::AnyButServerError);
     assert_eq!((c.metrics, c.control), (None, None));
     assert_eq!((c.log_level.as_str(), c.log_json), ("info", false));
+    assert!(c.residence_time);
 
     // Flags; a timeout not given follows a shorter interval.
     let c = cli_ok(&with(&[
@@ -1158,7 +1159,10 @@ fn probe_defaults_and_per_backend_overrides() {
         "sipshard=debug",
         "--log-format",
         "JSON",
+        "--residence-time",
+        "Off",
     ]));
+    assert!(!c.residence_time);
     let p = &c.probes[0];
     assert_eq!(p.interval, Duration::from_millis(200));
     assert_eq!(p.timeout, Duration::from_millis(200));
@@ -1256,6 +1260,10 @@ fn probe_and_endpoint_errors() {
             &["--log-format", "xml"],
             &["--log-format", "expected text or json"],
         ),
+        (
+            &["--residence-time", "yes"],
+            &["--residence-time", "yes", "expected on or off"],
+        ),
     ];
     for (extra, parts) in cases {
         let e = cli_err(&with(extra));
@@ -1265,6 +1273,14 @@ fn probe_and_endpoint_errors() {
         (
             "probe_interval_ms = \"1s\"\n",
             &["line 2", "probe_interval_ms", "expected an integer"],
+        ),
+        (
+            "residence_time = 1\n",
+            &["line 2", "residence_time", "expected true, false"],
+        ),
+        (
+            "residence_time = \"maybe\"\n",
+            &["residence_time", "expected on or off"],
         ),
         (
             "probe_accept = [\"200\"]\n",
@@ -1321,4 +1337,20 @@ fn a_backends_own_interval_gets_the_default_timeout_unless_one_is_given() {
     let c = cli_ok(&["--config", file.path()]);
     assert_eq!(c.probes[0].timeout, Duration::from_millis(150));
     assert_eq!(c.probes[1].timeout, Duration::from_millis(150));
+}
+
+#[test]
+fn residence_time_is_a_switch_in_a_file() {
+    for (text, on) in [
+        ("false", false),
+        ("true", true),
+        ("\"off\"", false),
+        ("\"ON\"", true),
+    ] {
+        let c = BalanceConfig::from_toml_str(&format!(
+            "listen = \"10.0.0.1:5060\"\nworkers = 1\nresidence_time = {text}\n[[backend]]\naddr = \"10.0.0.2\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.residence_time, on, "{text}");
+    }
 }

@@ -100,6 +100,34 @@ fn scraped_series_match_the_traffic_and_the_control_api_works() {
         get("sipshard_received_total", &[]),
         (load.sent + load.received + 2) as f64
     );
+    // Every datagram received has its residence time in the histogram, dropped ones too.
+    let received = get("sipshard_received_total", &[]);
+    assert_eq!(get("sipshard_residence_seconds_count", &[]), received);
+    assert_eq!(
+        get("sipshard_residence_seconds_bucket", &["le=\"+Inf\""]),
+        received
+    );
+    assert!(get("sipshard_residence_seconds_sum", &[]) > 0.0);
+    // Cumulative buckets: never decreasing, and on loopback nothing stays a whole second.
+    for k in 0..workers {
+        let shard = format!("shard=\"{k}\"");
+        let mut buckets: Vec<(f64, f64)> = m
+            .iter()
+            .filter(|(s, _)| {
+                s.starts_with("sipshard_residence_seconds_bucket{") && s.contains(&shard)
+            })
+            .filter_map(|(s, &v)| {
+                let le = s.split("le=\"").nth(1)?.split('"').next()?;
+                Some((le.parse::<f64>().unwrap_or(f64::INFINITY), v))
+            })
+            .collect();
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert_eq!(buckets.len(), 26, "{buckets:?}");
+        assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "{buckets:?}");
+        let below_one_second = buckets[buckets.len() - 2];
+        assert_eq!(below_one_second.0, 1.0);
+        assert_eq!(below_one_second.1, buckets[buckets.len() - 1].1);
+    }
     assert_eq!(get("sipshard_drops_total", &["reason=\"keepalive\""]), 1.0);
     assert_eq!(get("sipshard_drops_total", &["reason=\"unparsable\""]), 1.0);
     assert_eq!(get("sipshard_drops_total", &[]), 2.0);
@@ -197,4 +225,33 @@ fn scraped_series_match_the_traffic_and_the_control_api_works() {
     for r in responders {
         r.stop();
     }
+}
+
+#[test]
+fn residence_time_off_leaves_the_histogram_out() {
+    let responder = Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
+    let args = BalanceArgs {
+        listen: vec![format!("127.0.0.1:{}", free_udp_port())],
+        backend: vec![responder.addr().to_string()],
+        workers: Some(1),
+        secret: Some("metrics".into()),
+        metrics: Some(format!("127.0.0.1:{}", free_tcp_port())),
+        probe_interval_ms: Some(0),
+        residence_time: Some("off".into()),
+        ..BalanceArgs::default()
+    };
+    let b = balancer(&args);
+    let load = run_load(&options(b.public_addrs()[0], 20)).unwrap();
+    assert_eq!(load.completed, 20, "{load:?}");
+    let m = scrape(b.metrics_addr().unwrap());
+    assert_eq!(sum(&m, "sipshard_received_total", &[]), 40.0);
+    assert!(
+        !m.keys().any(|k| k.starts_with("sipshard_residence")),
+        "{:?}",
+        m.keys()
+            .filter(|k| k.starts_with("sipshard_residence"))
+            .collect::<Vec<_>>()
+    );
+    b.stop();
+    responder.stop();
 }

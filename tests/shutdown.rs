@@ -114,6 +114,12 @@ fn stops_cleanly_under_load(signal: libc::c_int) {
     let received = summary_number(summary, "received ");
     let requests = summary_number(summary, "requests forwarded ");
     let responses = summary_number(summary, "responses forwarded ");
+    // Every datagram received is in the residence histogram.
+    assert_eq!(
+        summary_number(summary, "residence over "),
+        received,
+        "{summary}"
+    );
 
     let report = bench.join().unwrap().unwrap();
     eprintln!(

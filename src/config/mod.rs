@@ -87,6 +87,10 @@ pub struct BalanceArgs {
     /// Log format: text (default) or json.
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Measure each datagram's residence time (kernel receive timestamp to the end of its
+    /// send) into a histogram per shard: `on` (default) or `off`.
+    #[arg(long, value_name = "on|off")]
+    pub residence_time: Option<String>,
     /// Milliseconds between two OPTIONS probes of a backend (default 1000; 0 = no probes,
     /// the backend is always up).
     #[arg(long, value_name = "MS")]
@@ -123,6 +127,7 @@ impl fmt::Debug for BalanceArgs {
             .field("control", &self.control)
             .field("log_level", &self.log_level)
             .field("log_format", &self.log_format)
+            .field("residence_time", &self.residence_time)
             .field("probe_interval_ms", &self.probe_interval_ms)
             .field("probe_timeout_ms", &self.probe_timeout_ms)
             .field("probe_failures", &self.probe_failures)
@@ -174,6 +179,8 @@ pub struct BalanceConfig {
     pub log_level: String,
     /// Logs as JSON lines instead of text.
     pub log_json: bool,
+    /// Measure residence times (kernel receive timestamps).
+    pub residence_time: bool,
 }
 
 impl fmt::Debug for BalanceConfig {
@@ -200,6 +207,7 @@ impl fmt::Debug for BalanceConfig {
             .field("control", &self.control)
             .field("log_level", &self.log_level)
             .field("log_json", &self.log_json)
+            .field("residence_time", &self.residence_time)
             .finish()
     }
 }
@@ -377,6 +385,7 @@ struct Layer {
     control: Option<Located<String>>,
     log_level: Option<Located<String>>,
     log_format: Option<Located<String>>,
+    residence_time: Option<Located<String>>,
     probe: ProbeLayer,
 }
 
@@ -397,6 +406,7 @@ struct FileConfig {
     control: Option<Spanned<Value>>,
     log_level: Option<Spanned<Value>>,
     log_format: Option<Spanned<Value>>,
+    residence_time: Option<Spanned<Value>>,
     probe_interval_ms: Option<Spanned<Value>>,
     probe_timeout_ms: Option<Spanned<Value>>,
     probe_failures: Option<Spanned<Value>>,
@@ -405,7 +415,7 @@ struct FileConfig {
 }
 
 /// The top-level keys of the file.
-const FILE_KEYS: [&str; 17] = [
+const FILE_KEYS: [&str; 18] = [
     "listen",
     "backend",
     "internal",
@@ -418,6 +428,7 @@ const FILE_KEYS: [&str; 17] = [
     "control",
     "log_level",
     "log_format",
+    "residence_time",
     "probe_interval_ms",
     "probe_timeout_ms",
     "probe_failures",
@@ -578,6 +589,7 @@ impl Layer {
             control: args.control.clone().map(cli),
             log_level: args.log_level.clone().map(cli),
             log_format: args.log_format.clone().map(cli),
+            residence_time: args.residence_time.clone().map(cli),
             probe: ProbeLayer {
                 interval_ms: args.probe_interval_ms.map(|n| int(i128::from(n))),
                 timeout_ms: args.probe_timeout_ms.map(|n| int(i128::from(n))),
@@ -607,6 +619,24 @@ impl Layer {
             match item.into_inner() {
                 Value::Integer(value) => Ok(Located { value, origin }),
                 other => Err(wrong_type(&origin, key, "an integer", "", &other)),
+            }
+        };
+        // A switch: true/false, or "on"/"off" as on the command line.
+        let switch = |key: &'static str, item: Spanned<Value>| {
+            let origin = origin(item.span());
+            match item.into_inner() {
+                Value::String(value) => Ok(Located { value, origin }),
+                Value::Boolean(on) => Ok(Located {
+                    value: if on { "on" } else { "off" }.to_string(),
+                    origin,
+                }),
+                other => Err(wrong_type(
+                    &origin,
+                    key,
+                    "true, false, \"on\" or \"off\"",
+                    "",
+                    &other,
+                )),
             }
         };
         let wide = |located: Located<i64>| Located {
@@ -791,6 +821,10 @@ impl Layer {
                 .log_format
                 .map(|v| string("log_format", v))
                 .transpose()?,
+            residence_time: file
+                .residence_time
+                .map(|v| switch("residence_time", v))
+                .transpose()?,
             probe: probe_layer(
                 [
                     file.probe_interval_ms,
@@ -819,6 +853,7 @@ impl Layer {
             control: over.control.or(self.control),
             log_level: over.log_level.or(self.log_level),
             log_format: over.log_format.or(self.log_format),
+            residence_time: over.residence_time.or(self.residence_time),
             probe: self.probe.merge(over.probe),
         }
     }
@@ -863,6 +898,7 @@ impl Layer {
         }
         let log_level = check_log_level(self.log_level.as_ref())?;
         let log_json = check_log_format(self.log_format.as_ref())?;
+        let residence_time = check_on_off(self.residence_time.as_ref(), "residence_time", true)?;
         // Last: the random secret costs a read.
         let (secret, secret_is_random) = check_secret(self.secret.as_ref())?;
         Ok(BalanceConfig {
@@ -881,6 +917,7 @@ impl Layer {
             control,
             log_level,
             log_json,
+            residence_time,
         })
     }
 }
@@ -1249,6 +1286,25 @@ fn check_log_format(item: Option<&Located<String>>) -> Result<bool, ConfigError>
             "log_format",
             Some(&i.value),
             "expected text or json".to_string(),
+        )),
+    }
+}
+
+/// `on` or `off` (`default` when not given).
+fn check_on_off(
+    item: Option<&Located<String>>,
+    key: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match item.map(|i| (i, i.value.trim().to_ascii_lowercase())) {
+        None => Ok(default),
+        Some((_, v)) if v == "on" => Ok(true),
+        Some((_, v)) if v == "off" => Ok(false),
+        Some((i, _)) => Err(invalid(
+            &i.origin,
+            key,
+            Some(&i.value),
+            "expected on or off".to_string(),
         )),
     }
 }

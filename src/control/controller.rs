@@ -326,7 +326,7 @@ impl ControlState {
         };
         let mut notes = Vec::new();
         let old = &self.config;
-        let restart_only: [(&str, bool); 9] = [
+        let restart_only: [(&str, bool); 10] = [
             ("listen", new.listen != old.listen),
             (
                 "internal",
@@ -349,6 +349,7 @@ impl ControlState {
                 "log",
                 new.log_level != old.log_level || new.log_json != old.log_json,
             ),
+            ("residence_time", new.residence_time != old.residence_time),
         ];
         for (key, changed) in restart_only {
             if changed {
@@ -425,8 +426,14 @@ impl ControlState {
 
     fn metrics(&self) -> String {
         let shards: Vec<_> = self.shards.iter().map(|s| s.read()).collect();
+        let residence: Vec<_> = if self.config.residence_time {
+            self.shards.iter().map(|s| s.residence.read()).collect()
+        } else {
+            Vec::new()
+        };
         metrics::render(&MetricsView {
             shards: &shards,
+            residence: &residence,
             status: &self.status(),
         })
     }

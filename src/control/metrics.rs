@@ -3,6 +3,7 @@
 //! backend only here, when scraped.
 
 use super::controller::{BackendStatus, Status};
+use crate::shard::residence::Residence;
 use crate::shard::{Counters, DropReason, ReplyKind};
 use std::fmt::Write as _;
 
@@ -10,12 +11,21 @@ use std::fmt::Write as _;
 pub struct MetricsView<'a> {
     /// Each shard's counters, by shard index.
     pub shards: &'a [Counters],
+    /// Each shard's residence histogram, by shard index (empty when not measured).
+    pub residence: &'a [Residence],
     /// Backends and reloads.
     pub status: &'a Status,
 }
 
 /// A per-shard counter: name, help, and how to read it.
 type ShardSeries = (&'static str, &'static str, fn(&Counters) -> u64);
+
+/// The `le` bounds of the residence histogram exposed, µs (each is a bucket edge of
+/// [`crate::shard::residence`], so the counts are exact).
+const RESIDENCE_LE_US: [u64; 25] = [
+    2, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1_000, 2_500, 5_000, 10_000,
+    25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+];
 
 /// The states a backend can be in, as label values.
 const STATES: [&str; 4] = ["up", "down", "probing", "admin-disabled"];
@@ -39,6 +49,35 @@ fn per_backend(
         if let Some(v) = value(b) {
             let _ = writeln!(out, "{name}{{backend=\"{}\"}} {v}", b.addr);
         }
+    }
+}
+
+/// The residence-time histogram, one per shard.
+fn residence(out: &mut String, shards: &[Residence]) {
+    let name = "sipshard_residence_seconds";
+    family(
+        out,
+        name,
+        "histogram",
+        "Time from the kernel's receive timestamp of a datagram to the end of the send of its batch.",
+    );
+    for (k, r) in shards.iter().enumerate() {
+        for le in RESIDENCE_LE_US {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{shard=\"{k}\",le=\"{}\"}} {}",
+                le as f64 / 1e6,
+                r.below_us(le)
+            );
+        }
+        let count = r.count();
+        let _ = writeln!(out, "{name}_bucket{{shard=\"{k}\",le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum{{shard=\"{k}\"}} {}",
+            r.sum_ns() as f64 / 1e9
+        );
+        let _ = writeln!(out, "{name}_count{{shard=\"{k}\"}} {count}");
     }
 }
 
@@ -114,6 +153,10 @@ pub fn render(view: &MetricsView<'_>) -> String {
                 c.dropped(reason)
             );
         }
+    }
+
+    if !view.residence.is_empty() {
+        residence(&mut out, view.residence);
     }
 
     let backends = &view.status.backends;

@@ -21,6 +21,9 @@ pub const MAX_DATAGRAM: usize = 65535;
 const SLOT_LEN: usize = HEADROOM + MAX_DATAGRAM + TAILROOM;
 /// Size of one reply buffer.
 pub const REPLY_LEN: usize = 8192;
+/// Control buffer of one receive slot, in 8-byte words: room for one
+/// `SCM_TIMESTAMPNS_NEW` message (`CMSG_SPACE(16)` = 32 bytes on 64-bit Linux).
+const CONTROL_WORDS: usize = 4;
 
 /// What a slot sends, once processed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +73,11 @@ pub struct Batch {
     headers: Vec<libc::mmsghdr>,
     received: usize,
     outgoing: Vec<Option<Outgoing>>,
+    /// Control buffers of the receive slots (empty unless receive timestamps are on).
+    controls: Vec<u64>,
+    /// Kernel receive time of each datagram of the batch, ns since the Unix epoch; 0 when
+    /// the datagram came without one.
+    rx_times: Vec<u64>,
 }
 
 /// An all-zero `mmsghdr`, to be pointed at buffers before use.
@@ -106,7 +114,18 @@ impl Batch {
             headers: (0..entries).map(|_| empty_header()).collect(),
             received: 0,
             outgoing: vec![None; entries],
+            controls: Vec::new(),
+            rx_times: Vec::new(),
         }
+    }
+
+    /// Also collects each datagram's kernel receive time, which the sockets must report
+    /// (see [`enable_rx_timestamps`](super::enable_rx_timestamps)); read it with
+    /// [`Batch::rx_time_ns`].
+    pub fn with_rx_timestamps(mut self) -> Self {
+        self.controls = vec![0; self.capacity * CONTROL_WORDS];
+        self.rx_times = vec![0; self.capacity];
+        self
     }
 
     /// Receives up to a batch of datagrams without blocking. `Ok(0)` never happens:
@@ -123,6 +142,11 @@ impl Batch {
             };
             let namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             self.point_header(i, namelen);
+            if !self.controls.is_empty() {
+                let h = &mut self.headers[i].msg_hdr;
+                h.msg_control = self.controls[i * CONTROL_WORDS..].as_mut_ptr().cast();
+                h.msg_controllen = CONTROL_WORDS * 8;
+            }
         }
         // SAFETY: every header points at live buffers owned by self (names, one iovec each,
         // slot memory of MAX_DATAGRAM bytes); the kernel writes at most that much.
@@ -139,7 +163,26 @@ impl Batch {
             return Err(io::Error::last_os_error());
         }
         self.received = n as usize;
+        if !self.controls.is_empty() {
+            for i in 0..self.received {
+                self.rx_times[i] = rx_time_of(&self.headers[i].msg_hdr);
+            }
+        }
         Ok(self.received)
+    }
+
+    /// True if the batch collects receive timestamps.
+    pub fn collects_rx_times(&self) -> bool {
+        !self.controls.is_empty()
+    }
+
+    /// Kernel receive time of datagram `i` of the last batch, ns since the Unix epoch
+    /// (`CLOCK_REALTIME`); `None` unless the batch collects timestamps and the kernel gave one.
+    pub fn rx_time_ns(&self, i: usize) -> Option<u64> {
+        self.rx_times[..self.received.min(self.rx_times.len())]
+            .get(i)
+            .copied()
+            .filter(|&t| t != 0)
     }
 
     /// Most datagrams one `recv` takes.
@@ -272,6 +315,34 @@ impl Batch {
     }
 }
 
+/// The `SCM_TIMESTAMPNS_NEW` time in a received message's control data, ns since the Unix
+/// epoch; 0 if there is none.
+fn rx_time_of(h: &libc::msghdr) -> u64 {
+    // SAFETY: `h` was filled by recvmmsg: msg_control/msg_controllen describe the control
+    // data the kernel wrote into our buffer, which the CMSG_* macros walk within bounds.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(h);
+        while !cmsg.is_null() {
+            let c = &*cmsg;
+            if c.cmsg_level == libc::SOL_SOCKET
+                && c.cmsg_type == libc::SO_TIMESTAMPNS_NEW
+                && c.cmsg_len as usize >= libc::CMSG_LEN(16) as usize
+            {
+                // struct __kernel_timespec { i64 tv_sec; i64 tv_nsec; }, possibly unaligned.
+                let data = libc::CMSG_DATA(cmsg).cast::<[i64; 2]>().read_unaligned();
+                let (secs, nanos) = (data[0], data[1]);
+                return u64::try_from(secs)
+                    .ok()
+                    .and_then(|s| s.checked_mul(1_000_000_000))
+                    .and_then(|ns| ns.checked_add(u64::try_from(nanos).ok()?))
+                    .unwrap_or(0);
+            }
+            cmsg = libc::CMSG_NXTHDR(h, cmsg);
+        }
+    }
+    0
+}
+
 /// Sends every prepared header on `fd` with `sendmmsg`, retrying briefly while the socket's
 /// send buffer is full and skipping a datagram the kernel refuses.
 pub(crate) fn send_all(fd: RawFd, headers: &mut [libc::mmsghdr]) -> FlushReport {
@@ -318,6 +389,42 @@ mod tests {
     use super::*;
     use crate::net::socket::{udp_socket, SocketOptions};
     use std::os::fd::AsRawFd;
+
+    #[test]
+    fn kernel_receive_times_come_with_the_batch_when_asked() {
+        let options = SocketOptions {
+            reuse_port: false,
+            buffer_bytes: 1 << 20,
+        };
+        let a = udp_socket("127.0.0.1:0".parse().unwrap(), options).unwrap();
+        let a_addr = a.local_addr().unwrap().as_socket().unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let now = || crate::shard::residence::now_ns();
+
+        // Without the socket option or the batch's control buffers: no time.
+        let mut plain = Batch::new(4);
+        sender.send_to(b"a", a_addr).unwrap();
+        assert_eq!(plain.recv(a.as_raw_fd()).unwrap(), 1);
+        assert_eq!(
+            (plain.collects_rx_times(), plain.rx_time_ns(0)),
+            (false, None)
+        );
+
+        crate::net::enable_rx_timestamps(a.as_raw_fd()).unwrap();
+        let mut batch = Batch::new(4).with_rx_timestamps();
+        assert!(batch.collects_rx_times());
+        let before = now();
+        for _ in 0..3 {
+            sender.send_to(b"b", a_addr).unwrap();
+        }
+        assert_eq!(batch.recv(a.as_raw_fd()).unwrap(), 3);
+        let after = now();
+        for i in 0..3 {
+            let t = batch.rx_time_ns(i).expect("a receive time");
+            assert!(before <= t && t <= after, "{before} <= {t} <= {after}");
+        }
+        assert_eq!(batch.rx_time_ns(3), None);
+    }
 
     #[test]
     fn receives_a_batch_and_sends_frames_and_replies() {

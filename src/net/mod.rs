@@ -12,5 +12,5 @@ pub mod waiter;
 pub use batch::{Batch, FlushReport, Payload, HEADROOM, MAX_DATAGRAM, REPLY_LEN, TAILROOM};
 pub use outbox::{Outbox, OUTBOX_DATAGRAM};
 pub use readiness::Readiness;
-pub use socket::{reuseport_group, udp_socket, SocketOptions};
+pub use socket::{enable_rx_timestamps, reuseport_group, udp_socket, SocketOptions};
 pub use waiter::readiness_waiter;

@@ -56,3 +56,26 @@ pub fn reuseport_group(addr: SocketAddr, count: usize) -> io::Result<(Vec<Socket
     }
     Ok((sockets, bound))
 }
+
+/// Asks the kernel to stamp each datagram `fd` receives with its arrival time
+/// (`SO_TIMESTAMPNS_NEW`, `CLOCK_REALTIME`), which a [`Batch`](super::Batch) made
+/// [`with_rx_timestamps`](super::Batch::with_rx_timestamps) collects.
+#[allow(unsafe_code)]
+pub fn enable_rx_timestamps(fd: std::os::fd::RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a live c_int and the length passed is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS_NEW,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -6,13 +6,16 @@
 
 pub mod forward;
 pub mod publish;
+pub mod residence;
 pub mod runtime;
 pub mod stats;
 pub mod verdict;
 
 use crate::balance::backends::{Backend, Snapshot};
 use crate::logging::LogLimiter;
-use crate::net::{reuseport_group, udp_socket, Batch, FlushReport, Payload, SocketOptions};
+use crate::net::{
+    enable_rx_timestamps, reuseport_group, udp_socket, Batch, FlushReport, Payload, SocketOptions,
+};
 use crate::sip::BranchKey;
 use forward::{Advertised, Forwarder, Side};
 use publish::{Publisher, ShardUpdate};
@@ -62,6 +65,8 @@ pub struct PlaneConfig {
     pub retry_after: u32,
     /// Maglev table size.
     pub table_size: u32,
+    /// Measure each datagram's residence time ([`residence`]).
+    pub residence_time: bool,
 }
 
 /// Why the data plane did not start.
@@ -151,6 +156,15 @@ impl Plane {
         }
         self.stats.iter().map(|s| s.read()).collect()
     }
+}
+
+/// The residence histograms of `shards`, summed.
+pub fn residence_total(shards: &[Arc<ShardStats>]) -> residence::Residence {
+    let mut total = residence::Residence::default();
+    for s in shards {
+        total.add(&s.residence.read());
+    }
+    total
 }
 
 /// The sum of per-shard counters.
@@ -244,6 +258,7 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
             internal: internal.clone(),
             secret: config.secret.clone(),
             retry_after: config.retry_after,
+            residence_time: config.residence_time,
             stop: stop.clone(),
         };
         let handle = runtime::spawn_shard(k, config.pin, "sipshard", move || shard.run())
@@ -272,6 +287,7 @@ struct ShardSetup {
     internal: Vec<SocketAddr>,
     secret: Vec<u8>,
     retry_after: u32,
+    residence_time: bool,
     stop: Arc<AtomicBool>,
 }
 
@@ -377,6 +393,16 @@ impl ShardSetup {
             Side::Internal,
         ));
         let fds: Vec<RawFd> = sockets.iter().map(|&(fd, _)| fd).collect();
+        let mut batch = Batch::new(BATCH);
+        if self.residence_time {
+            match fds.iter().try_for_each(|&fd| enable_rx_timestamps(fd)) {
+                Ok(()) => batch = batch.with_rx_timestamps(),
+                Err(e) => tracing::warn!(
+                    shard = self.index,
+                    "no receive timestamps ({e}): residence time not measured"
+                ),
+            }
+        }
         let mut handler = ShardHandler {
             state: &state,
             sockets,
@@ -384,7 +410,6 @@ impl ShardSetup {
         };
         // The shard's only work is its sockets: it parks in poll(2), which costs less per
         // wake-up than glommio's io_uring park (docs/benchmarks.md, "The I/O model").
-        let mut batch = Batch::new(BATCH);
         runtime::serve_sockets(&fds, &mut batch, &self.stop, UPDATE_POLL, &mut handler);
         // The public sockets close here; the internal ones when the last shard lets go.
         drop(self.public_sockets);
@@ -409,7 +434,15 @@ impl runtime::SocketHandler for ShardHandler<'_> {
         handle_slot(batch, i, fd, side, self.state);
     }
 
-    fn flushed(&mut self, report: &FlushReport) {
+    fn flushed(&mut self, batch: &Batch, report: &FlushReport) {
+        if batch.collects_rx_times() {
+            let done = residence::now_ns();
+            for i in 0..batch.len() {
+                if let Some(rx) = batch.rx_time_ns(i) {
+                    self.state.stats.residence.record(rx, done);
+                }
+            }
+        }
         self.state.stats.add_sent(report.sent);
         self.state
             .dropped(DropReason::SendBufferFull, report.would_block, None);

@@ -113,8 +113,8 @@ pub trait SocketHandler {
     fn batch_start(&mut self, _k: usize, _n: usize) {}
     /// Datagram `i` of the batch, from socket `k`: decide, queue sends in `batch`.
     fn datagram(&mut self, k: usize, batch: &mut Batch, i: usize);
-    /// The batch was sent.
-    fn flushed(&mut self, _report: &FlushReport) {}
+    /// The batch was sent (`batch` still tells what was received).
+    fn flushed(&mut self, _batch: &Batch, _report: &FlushReport) {}
     /// Called at least every `tick` (and after each round of draining).
     fn tick(&mut self) {}
 }
@@ -144,7 +144,7 @@ pub fn serve_sockets(
                     handler.batch_start(k, n);
                     let report =
                         handle_and_send(batch, n, |batch, i| handler.datagram(k, batch, i));
-                    handler.flushed(&report);
+                    handler.flushed(batch, &report);
                     if n < batch.capacity() {
                         readiness.mark_drained(k);
                     }

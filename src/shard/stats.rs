@@ -5,6 +5,7 @@
 //! with another writer). Readers (a scrape, the final summary) load them relaxed and sum
 //! across shards only when asked.
 
+use super::residence::ResidenceHistogram;
 use super::verdict::{Counters, DropReason, ReplyKind, Verdict};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -24,6 +25,8 @@ pub struct ShardStats {
     replies: [AtomicU64; ReplyKind::COUNT],
     drops: [AtomicU64; DropReason::COUNT],
     generation: AtomicU64,
+    /// Residence times of the datagrams this shard handled.
+    pub residence: ResidenceHistogram,
 }
 
 impl ShardStats {

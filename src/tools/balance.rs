@@ -33,6 +33,7 @@ pub fn plane_config(config: &BalanceConfig) -> PlaneConfig {
         secret: config.secret.clone(),
         retry_after: config.retry_after,
         table_size: config.table_size,
+        residence_time: config.residence_time,
     }
 }
 
@@ -141,12 +142,18 @@ pub fn run(args: &BalanceArgs) -> ExitCode {
         control = %balancer.control_addr().map(|a| a.to_string()).unwrap_or_default(),
         "sipshard balance started"
     );
+    let shard_stats = balancer.plane.shard_stats();
     let total = balancer.wait();
     signal_handle.close();
     if let Ok(thread) = signal_thread {
         let _ = thread.join();
     }
-    tracing::info!("stopped; {}", summary(&total));
+    let residence = if config.residence_time {
+        format!("; {}", shard::residence_total(&shard_stats).summary())
+    } else {
+        String::new()
+    };
+    tracing::info!("stopped; {}{residence}", summary(&total));
     ExitCode::SUCCESS
 }
 

@@ -48,6 +48,7 @@ pub fn run() -> ExitCode {
         secret: b"demo".to_vec(),
         retry_after: 5,
         table_size: crate::balance::DEFAULT_TABLE_SIZE,
+        residence_time: true,
     }) {
         Ok(p) => p,
         Err(e) => return fail(&e.to_string()),

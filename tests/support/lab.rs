@@ -56,6 +56,7 @@ impl Lab {
             secret: SECRET.to_vec(),
             retry_after: 7,
             table_size: 65537,
+            residence_time: true,
         };
         Lab {
             plane: start(&config).unwrap(),
