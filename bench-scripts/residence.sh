@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The latency a forwarder adds, measured on the forwarder itself, side by side in one run,
+# alternating, at one offered rate (default 40 k req/s: about half of sipshard's max rate
+# on this machine, see compare.sh):
+#   bare         - bare_forwarder --residence: recvmmsg/sendmmsg, no SIP (the yardstick)
+#   sipshard     - sipshard balance, 1 worker, probes off, residence time on (the default)
+#   sipshard-off - the same with --residence-time off: what the measurement itself costs
+# Residence time = from the kernel's receive timestamp of a datagram (SO_TIMESTAMPNS) to the
+# end of the sendmmsg of its batch: queueing in the socket, the wake-up, the work, the send.
+# The generator's latency (request -> 200, two passes through the forwarder plus the
+# generator's and responder's own queueing on core 0) is printed beside it.
+# Each system is pinned to core 1; generator (sipshard bench, OPTIONS) and responder on
+# core 0. ROUNDS rounds (default 3), medians; the table goes to docs/benchmarks.md.
+# Nothing else should run on the machine meanwhile.
+#   bench-scripts/residence.sh            # RATE=40000 DURATION=6 ROUNDS=3
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+ROUNDS=${ROUNDS:-3}
+RATE=${RATE:-40000}
+SECONDS_EACH=${DURATION:-6}
+SYSTEMS="bare sipshard sipshard-off"
+source "$ROOT/bench-scripts/lib.sh"
+cargo build --release --bin sipshard --example bare_forwarder >/dev/null 2>&1
+S=$ROOT/target/release/sipshard
+EX=$ROOT/target/release/examples
+RESPONDER=127.0.0.1:5490
+WORK=$(mktemp -d /tmp/sipshard-residence.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+# residence LOG -> "p50 p99 p999" (µs, upper bucket edges) from the last summary line in LOG
+residence() {
+  python3 - "$1" <<'EOF'
+import re, sys
+lines = [l for l in open(sys.argv[1], errors="replace") if "residence over" in l]
+m = re.search(r"p50 <(\d+)us p99 <(\d+)us p99\.9 <(\d+)us", lines[-1]) if lines else None
+print(" ".join(m.groups()) if m else "- - -")
+EOF
+}
+
+run_one() { # system -> prints "cpu_us_per_datagram gen_p50 gen_p99 gen_p999 res_p50 res_p99 res_p999"
+  local sys=$1 target pid t0 t1 done port
+  case $sys in
+    bare) port=5460; taskset -c 1 "$EX/bare_forwarder" --listen 127.0.0.1:$port --to $RESPONDER --residence 2>"$WORK/$sys.log" & pid=$! ;;
+    sipshard) port=5470; taskset -c 1 "$S" balance --listen 127.0.0.1:$port --backend $RESPONDER --workers 1 --secret res --probe-interval-ms 0 2>"$WORK/$sys.log" & pid=$! ;;
+    sipshard-off) port=5480; taskset -c 1 "$S" balance --listen 127.0.0.1:$port --backend $RESPONDER --workers 1 --secret res --probe-interval-ms 0 --residence-time off 2>"$WORK/$sys.log" & pid=$! ;;
+  esac
+  target=127.0.0.1:$port
+  PIDS+=("$pid")
+  sleep 1
+  t0=$(proc_ticks "$pid")
+  taskset -c 0 "$S" bench --target $target --mode messages --rate "$RATE" --duration "$SECONDS_EACH" --quiet --json >"$WORK/$sys.json" 2>/dev/null || true
+  t1=$(proc_ticks "$pid")
+  # The bare forwarder prints its histogram every second; sipshard when it stops.
+  [ "$sys" = bare ] && sleep 1.5
+  kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  done=$(field 'd["completed"]' <"$WORK/$sys.json")
+  echo "$(python3 -c "print(f'{($t1 - $t0) / $(getconf CLK_TCK) * 1e6 / max(2 * $done, 1):.2f}')")" \
+    "$(field 'd["latency_us"]["p50"], d["latency_us"]["p99"], d["latency_us"]["p999"]' <"$WORK/$sys.json" | tr -d '(),')" \
+    "$(residence "$WORK/$sys.log")"
+}
+
+taskset -c 0 "$S" responder --listen $RESPONDER --workers 1 2>/dev/null & PIDS+=($!)
+sleep 0.5
+declare -A COL=()
+for round in $(seq "$ROUNDS"); do
+  for sys in $SYSTEMS; do
+    read -r cpu g50 g99 g999 r50 r99 r999 <<<"$(run_one $sys)"
+    echo "[residence] round $round $sys: cpu $cpu µs/datagram, generator p50/p99/p99.9 $g50/$g99/$g999 µs, residence p50/p99/p99.9 <$r50/<$r99/<$r999 µs" >&2
+    for c in cpu g50 g99 g999 r50 r99 r999; do COL[$sys,$c]+="${!c} "; done
+  done
+done
+{
+  echo
+  echo "### residence.sh run of $(date -u +%Y-%m-%d) (commit $(git rev-parse --short HEAD), $RATE req/s, ${SECONDS_EACH} s, $ROUNDS rounds, median)"
+  echo
+  echo "| system | residence p50 / p99 / p99.9 µs (upper bucket edge; runs of p99) | generator latency p50 / p99 / p99.9 µs | CPU µs per forwarded datagram (runs) |"
+  echo "| --- | --- | --- | --- |"
+  for sys in $SYSTEMS; do
+    med() { median ${COL[$sys,$1]}; }
+    printf '| %s | %s / %s / %s (%s) | %s / %s / %s | %s (%s) |\n' "$sys" \
+      "$(med r50)" "$(med r99)" "$(med r999)" "$(echo ${COL[$sys,r99]} | tr ' ' '/')" \
+      "$(med g50)" "$(med g99)" "$(med g999)" "$(med cpu)" "$(echo ${COL[$sys,cpu]} | tr ' ' '/')"
+  done
+} | tee -a "$ROOT/docs/benchmarks.md"
