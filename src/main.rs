@@ -16,7 +16,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the load balancer in front of a farm of SIP servers.
-    Balance(BalanceArgs),
+    // Boxed: the balancer's options are far larger than the other commands'.
+    Balance(Box<BalanceArgs>),
     /// Run a fast SIP responder (a backend for tests and benchmarks).
     Responder(ResponderArgs),
     /// Drive SIP load at a target and report throughput and latency.

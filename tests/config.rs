@@ -1140,6 +1140,7 @@ fn probe_defaults_and_per_backend_overrides() {
     assert_eq!((c.metrics, c.control), (None, None));
     assert_eq!((c.log_level.as_str(), c.log_json), ("info", false));
     assert!(c.residence_time);
+    assert_eq!(c.steering, sipshard::net::Steering::Random);
 
     // Flags; a timeout not given follows a shorter interval.
     let c = cli_ok(&with(&[
@@ -1161,8 +1162,11 @@ fn probe_defaults_and_per_backend_overrides() {
         "JSON",
         "--residence-time",
         "Off",
+        "--steering",
+        "flow",
     ]));
     assert!(!c.residence_time);
+    assert_eq!(c.steering, sipshard::net::Steering::Flow);
     let p = &c.probes[0];
     assert_eq!(p.interval, Duration::from_millis(200));
     assert_eq!(p.timeout, Duration::from_millis(200));
@@ -1261,6 +1265,10 @@ fn probe_and_endpoint_errors() {
             &["--log-format", "expected text or json"],
         ),
         (
+            &["--steering", "round-robin"],
+            &["--steering", "round-robin", "expected random or flow"],
+        ),
+        (
             &["--residence-time", "yes"],
             &["--residence-time", "yes", "expected on or off"],
         ),
@@ -1273,6 +1281,10 @@ fn probe_and_endpoint_errors() {
         (
             "probe_interval_ms = \"1s\"\n",
             &["line 2", "probe_interval_ms", "expected an integer"],
+        ),
+        (
+            "steering = \"hash\"\n",
+            &["line 2", "steering", "expected random or flow"],
         ),
         (
             "residence_time = 1\n",
@@ -1348,9 +1360,10 @@ fn residence_time_is_a_switch_in_a_file() {
         ("\"ON\"", true),
     ] {
         let c = BalanceConfig::from_toml_str(&format!(
-            "listen = \"10.0.0.1:5060\"\nworkers = 1\nresidence_time = {text}\n[[backend]]\naddr = \"10.0.0.2\"\n"
+            "listen = \"10.0.0.1:5060\"\nworkers = 1\nresidence_time = {text}\nsteering = \"FLOW\"\n[[backend]]\naddr = \"10.0.0.2\"\n"
         ))
         .unwrap();
         assert_eq!(c.residence_time, on, "{text}");
+        assert_eq!(c.steering, sipshard::net::Steering::Flow);
     }
 }

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 mod probe;
 
 use crate::control::health::ProbePolicy;
+use crate::net::Steering;
 pub use probe::parse_accept;
 use probe::ProbeLayer;
 use serde::Deserialize;
@@ -91,6 +92,11 @@ pub struct BalanceArgs {
     /// send) into a histogram per shard: `on` (default) or `off`.
     #[arg(long, value_name = "on|off")]
     pub residence_time: Option<String>,
+    /// How datagrams to a public address are spread over the shards: `random` (default;
+    /// any shard takes any datagram, so one busy peer spreads over every core) or `flow`
+    /// (the kernel's hash of addresses and ports: each peer sticks to one shard).
+    #[arg(long, value_name = "random|flow")]
+    pub steering: Option<String>,
     /// Milliseconds between two OPTIONS probes of a backend (default 1000; 0 = no probes,
     /// the backend is always up).
     #[arg(long, value_name = "MS")]
@@ -128,6 +134,7 @@ impl fmt::Debug for BalanceArgs {
             .field("log_level", &self.log_level)
             .field("log_format", &self.log_format)
             .field("residence_time", &self.residence_time)
+            .field("steering", &self.steering)
             .field("probe_interval_ms", &self.probe_interval_ms)
             .field("probe_timeout_ms", &self.probe_timeout_ms)
             .field("probe_failures", &self.probe_failures)
@@ -181,6 +188,8 @@ pub struct BalanceConfig {
     pub log_json: bool,
     /// Measure residence times (kernel receive timestamps).
     pub residence_time: bool,
+    /// How datagrams to a public address are spread over the shards.
+    pub steering: Steering,
 }
 
 impl fmt::Debug for BalanceConfig {
@@ -208,6 +217,7 @@ impl fmt::Debug for BalanceConfig {
             .field("log_level", &self.log_level)
             .field("log_json", &self.log_json)
             .field("residence_time", &self.residence_time)
+            .field("steering", &self.steering)
             .finish()
     }
 }
@@ -386,6 +396,7 @@ struct Layer {
     log_level: Option<Located<String>>,
     log_format: Option<Located<String>>,
     residence_time: Option<Located<String>>,
+    steering: Option<Located<String>>,
     probe: ProbeLayer,
 }
 
@@ -407,6 +418,7 @@ struct FileConfig {
     log_level: Option<Spanned<Value>>,
     log_format: Option<Spanned<Value>>,
     residence_time: Option<Spanned<Value>>,
+    steering: Option<Spanned<Value>>,
     probe_interval_ms: Option<Spanned<Value>>,
     probe_timeout_ms: Option<Spanned<Value>>,
     probe_failures: Option<Spanned<Value>>,
@@ -415,7 +427,7 @@ struct FileConfig {
 }
 
 /// The top-level keys of the file.
-const FILE_KEYS: [&str; 18] = [
+const FILE_KEYS: [&str; 19] = [
     "listen",
     "backend",
     "internal",
@@ -429,6 +441,7 @@ const FILE_KEYS: [&str; 18] = [
     "log_level",
     "log_format",
     "residence_time",
+    "steering",
     "probe_interval_ms",
     "probe_timeout_ms",
     "probe_failures",
@@ -590,6 +603,7 @@ impl Layer {
             log_level: args.log_level.clone().map(cli),
             log_format: args.log_format.clone().map(cli),
             residence_time: args.residence_time.clone().map(cli),
+            steering: args.steering.clone().map(cli),
             probe: ProbeLayer {
                 interval_ms: args.probe_interval_ms.map(|n| int(i128::from(n))),
                 timeout_ms: args.probe_timeout_ms.map(|n| int(i128::from(n))),
@@ -825,6 +839,7 @@ impl Layer {
                 .residence_time
                 .map(|v| switch("residence_time", v))
                 .transpose()?,
+            steering: file.steering.map(|v| string("steering", v)).transpose()?,
             probe: probe_layer(
                 [
                     file.probe_interval_ms,
@@ -854,6 +869,7 @@ impl Layer {
             log_level: over.log_level.or(self.log_level),
             log_format: over.log_format.or(self.log_format),
             residence_time: over.residence_time.or(self.residence_time),
+            steering: over.steering.or(self.steering),
             probe: self.probe.merge(over.probe),
         }
     }
@@ -899,6 +915,7 @@ impl Layer {
         let log_level = check_log_level(self.log_level.as_ref())?;
         let log_json = check_log_format(self.log_format.as_ref())?;
         let residence_time = check_on_off(self.residence_time.as_ref(), "residence_time", true)?;
+        let steering = check_steering(self.steering.as_ref())?;
         // Last: the random secret costs a read.
         let (secret, secret_is_random) = check_secret(self.secret.as_ref())?;
         Ok(BalanceConfig {
@@ -918,6 +935,7 @@ impl Layer {
             log_level,
             log_json,
             residence_time,
+            steering,
         })
     }
 }
@@ -1286,6 +1304,21 @@ fn check_log_format(item: Option<&Located<String>>) -> Result<bool, ConfigError>
             "log_format",
             Some(&i.value),
             "expected text or json".to_string(),
+        )),
+    }
+}
+
+/// `random` (default) or `flow`.
+fn check_steering(item: Option<&Located<String>>) -> Result<Steering, ConfigError> {
+    match item.map(|i| (i, i.value.trim().to_ascii_lowercase())) {
+        None => Ok(Steering::default()),
+        Some((_, v)) if v == "random" => Ok(Steering::Random),
+        Some((_, v)) if v == "flow" => Ok(Steering::Flow),
+        Some((i, _)) => Err(invalid(
+            &i.origin,
+            "steering",
+            Some(&i.value),
+            "expected random or flow".to_string(),
         )),
     }
 }

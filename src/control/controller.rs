@@ -326,7 +326,7 @@ impl ControlState {
         };
         let mut notes = Vec::new();
         let old = &self.config;
-        let restart_only: [(&str, bool); 10] = [
+        let restart_only: [(&str, bool); 11] = [
             ("listen", new.listen != old.listen),
             (
                 "internal",
@@ -350,6 +350,7 @@ impl ControlState {
                 new.log_level != old.log_level || new.log_json != old.log_json,
             ),
             ("residence_time", new.residence_time != old.residence_time),
+            ("steering", new.steering != old.steering),
         ];
         for (key, changed) in restart_only {
             if changed {

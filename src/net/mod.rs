@@ -7,10 +7,12 @@ pub mod outbox;
 pub mod readiness;
 pub mod sockaddr;
 pub mod socket;
+pub mod steering;
 pub mod waiter;
 
 pub use batch::{Batch, FlushReport, Payload, HEADROOM, MAX_DATAGRAM, REPLY_LEN, TAILROOM};
 pub use outbox::{Outbox, OUTBOX_DATAGRAM};
 pub use readiness::Readiness;
 pub use socket::{enable_rx_timestamps, reuseport_group, udp_socket, SocketOptions};
+pub use steering::{spread_randomly, Steering};
 pub use waiter::readiness_waiter;

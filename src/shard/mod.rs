@@ -14,7 +14,8 @@ pub mod verdict;
 use crate::balance::backends::{Backend, Snapshot};
 use crate::logging::LogLimiter;
 use crate::net::{
-    enable_rx_timestamps, reuseport_group, udp_socket, Batch, FlushReport, Payload, SocketOptions,
+    enable_rx_timestamps, reuseport_group, spread_randomly, udp_socket, Batch, FlushReport,
+    Payload, SocketOptions, Steering,
 };
 use crate::sip::BranchKey;
 use forward::{Advertised, Forwarder, Side};
@@ -67,6 +68,8 @@ pub struct PlaneConfig {
     pub table_size: u32,
     /// Measure each datagram's residence time ([`residence`]).
     pub residence_time: bool,
+    /// How datagrams to a public address are spread over the shards.
+    pub steering: Steering,
 }
 
 /// Why the data plane did not start.
@@ -95,6 +98,14 @@ pub enum StartError {
         shard: usize,
         /// glommio's error.
         message: String,
+    },
+    /// The random spread over the shards could not be set up.
+    #[error("cannot spread {addr} over the shards (--steering flow does without): {source}")]
+    Steering {
+        /// The listen address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
     },
     /// Nothing to do.
     #[error("at least one worker, listen address and backend are needed")]
@@ -227,6 +238,14 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
                 addr: listen,
                 source,
             })?;
+        if config.steering == Steering::Random && group.len() > 1 {
+            spread_randomly(group[0].as_raw_fd(), group.len()).map_err(|source| {
+                StartError::Steering {
+                    addr: listen,
+                    source,
+                }
+            })?;
+        }
         for (sockets, socket) in public_sockets.iter_mut().zip(group) {
             sockets.push(socket);
         }

@@ -34,6 +34,7 @@ pub fn plane_config(config: &BalanceConfig) -> PlaneConfig {
         retry_after: config.retry_after,
         table_size: config.table_size,
         residence_time: config.residence_time,
+        steering: config.steering,
     }
 }
 

@@ -49,6 +49,7 @@ pub fn run() -> ExitCode {
         retry_after: 5,
         table_size: crate::balance::DEFAULT_TABLE_SIZE,
         residence_time: true,
+        steering: crate::net::Steering::Random,
     }) {
         Ok(p) => p,
         Err(e) => return fail(&e.to_string()),

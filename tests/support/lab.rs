@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use sipshard::balance::backends::Backend;
+use sipshard::net::Steering;
 use sipshard::shard::{start, Counters, Plane, PlaneConfig};
 use sipshard::sip::{self, HeaderName, Headers};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -40,6 +41,11 @@ fn socket(ip: IpAddr) -> UdpSocket {
 impl Lab {
     /// A balancer with `workers` shards in front of one backend of `weight`.
     pub fn new(ipv6: bool, workers: usize, weight: u32) -> Lab {
+        Lab::with_steering(ipv6, workers, weight, Steering::Random)
+    }
+
+    /// [`Lab::new`] with the given spread of public datagrams over the shards.
+    pub fn with_steering(ipv6: bool, workers: usize, weight: u32, steering: Steering) -> Lab {
         let ip = loopback(ipv6);
         let backend = socket(ip);
         let config = PlaneConfig {
@@ -57,6 +63,7 @@ impl Lab {
             retry_after: 7,
             table_size: 65537,
             residence_time: true,
+            steering,
         };
         Lab {
             plane: start(&config).unwrap(),

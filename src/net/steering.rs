@@ -1,0 +1,124 @@
+//! Which socket of an SO_REUSEPORT group the kernel gives a datagram to. By default the
+//! kernel hashes the 4-tuple, so every datagram of one peer (one SIP trunk, one source port)
+//! lands on the same socket, hence the same shard. A stateless balancer can let any shard
+//! take any datagram, so sipshard can instead attach a classic BPF program to the group that
+//! picks a socket at random for each datagram: one busy trunk then spreads over every core.
+
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::RawFd;
+
+/// How datagrams arriving on a public address are spread over the shards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Steering {
+    /// Each datagram to a shard drawn at random: even one peer spreads over every shard.
+    #[default]
+    Random,
+    /// The kernel's hash of the source and destination addresses and ports: each peer
+    /// sticks to one shard.
+    Flow,
+}
+
+impl Steering {
+    /// The name used in the configuration.
+    pub fn label(self) -> &'static str {
+        match self {
+            Steering::Random => "random",
+            Steering::Flow => "flow",
+        }
+    }
+}
+
+/// Makes the SO_REUSEPORT group of `fd` (any socket of the group, already bound) hand each
+/// datagram to one of its first `group_size` sockets at random
+/// (`SO_ATTACH_REUSEPORT_CBPF`: `A = random(); A %= group_size; return A`).
+pub fn spread_randomly(fd: RawFd, group_size: usize) -> io::Result<()> {
+    let size = u32::try_from(group_size)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "group size"))?;
+    let op = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let mut program = [
+        // A = a random 32-bit number (an ancillary load, not packet data).
+        op(
+            libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
+            (libc::SKF_AD_OFF + libc::SKF_AD_RANDOM) as u32,
+        ),
+        op(libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K, size),
+        op(libc::BPF_RET | libc::BPF_A, 0),
+    ];
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: `fprog` points at `program`, alive for the call; the kernel copies it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            (&fprog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::reuseport_group;
+    use std::os::fd::AsRawFd;
+
+    /// Datagrams each socket of the group holds, after `count` from one source.
+    fn spread(steer: bool, count: usize) -> Vec<usize> {
+        let (group, addr) = reuseport_group("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        if steer {
+            spread_randomly(group[0].as_raw_fd(), group.len()).unwrap();
+        }
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..count {
+            sender.send_to(b"x", addr).unwrap();
+        }
+        let mut buf = [0u8; 8];
+        group
+            .into_iter()
+            .map(|s| {
+                let s: std::net::UdpSocket = s.into();
+                let mut n = 0;
+                // Non-blocking: the loop ends once the socket is empty.
+                while s.recv(&mut buf).is_ok() {
+                    n += 1;
+                }
+                n
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_source_spreads_over_the_group_only_when_steered() {
+        let flow = spread(false, 300);
+        assert_eq!(flow.iter().sum::<usize>(), 300);
+        assert_eq!(flow.iter().filter(|&&n| n > 0).count(), 1, "{flow:?}");
+        let random = spread(true, 300);
+        assert_eq!(random.iter().sum::<usize>(), 300);
+        // Each socket gets about 100; below 50 has a probability of ~1e-9.
+        assert!(random.iter().all(|&n| n >= 50), "{random:?}");
+    }
+
+    #[test]
+    fn an_empty_group_is_refused() {
+        let (group, _) = reuseport_group("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+        assert!(spread_randomly(group[0].as_raw_fd(), 0).is_err());
+    }
+}
