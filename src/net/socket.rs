@@ -43,8 +43,22 @@ pub fn udp_socket(addr: SocketAddr, options: SocketOptions) -> io::Result<Socket
 /// `count` sockets in one SO_REUSEPORT group on `addr`. Port 0 picks an ephemeral port
 /// with the first bind and shares it with the rest. Returns the sockets and the bound
 /// address.
+///
+/// A fixed port already bound by another process is an error (`AddrInUse`), not a group
+/// silently shared with it: the SO_REUSEPORT group would otherwise take the other process's
+/// sockets in, and the two would split the traffic.
 pub fn reuseport_group(addr: SocketAddr, count: usize) -> io::Result<(Vec<Socket>, SocketAddr)> {
     let options = SocketOptions::default();
+    if addr.port() != 0 {
+        // A plain bind fails if anything holds the address, SO_REUSEPORT or not.
+        drop(udp_socket(
+            addr,
+            SocketOptions {
+                reuse_port: false,
+                ..options
+            },
+        )?);
+    }
     let first = udp_socket(addr, options)?;
     let bound = first
         .local_addr()?
@@ -77,5 +91,21 @@ pub fn enable_rx_timestamps(fd: std::os::fd::RawFd) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fixed_port_held_by_another_group_is_refused() {
+        let (first, bound) = reuseport_group("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        assert_eq!(first.len(), 2);
+        let e = reuseport_group(bound, 2).expect_err("a second group on the port");
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        drop(first);
+        let (again, _) = reuseport_group(bound, 2).unwrap();
+        assert_eq!(again.len(), 2);
     }
 }
