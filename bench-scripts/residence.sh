@@ -12,7 +12,7 @@
 # Each system is pinned to core 1; generator (sipshard bench, OPTIONS) and responder on
 # core 0. ROUNDS rounds (default 3), medians; the table goes to docs/benchmarks.md.
 # Nothing else should run on the machine meanwhile.
-#   bench-scripts/residence.sh            # RATE=40000 DURATION=6 ROUNDS=3
+#   bench-scripts/residence.sh            # RATE=40000 DURATION=6 ROUNDS=3 [SEND_INTERVAL_US=N: the generator's pacing]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -51,7 +51,7 @@ run_one() { # system -> prints "cpu_us_per_datagram gen_p50 gen_p99 gen_p999 res
   PIDS+=("$pid")
   sleep 1
   t0=$(proc_ticks "$pid")
-  taskset -c 0 "$S" bench --target $target --mode messages --rate "$RATE" --duration "$SECONDS_EACH" --quiet --json >"$WORK/$sys.json" 2>/dev/null || true
+  taskset -c 0 "$S" bench --target $target --mode messages --rate "$RATE" --duration "$SECONDS_EACH" ${SEND_INTERVAL_US:+--send-interval-us $SEND_INTERVAL_US} --quiet --json >"$WORK/$sys.json" 2>/dev/null || true
   t1=$(proc_ticks "$pid")
   # The bare forwarder prints its histogram every second; sipshard when it stops.
   [ "$sys" = bare ] && sleep 1.5

@@ -22,6 +22,7 @@ fn load(target: SocketAddr, mode: Mode, rate: f64, count: u64, workers: usize) -
         timeout: Duration::from_secs(5),
         pin: None,
         progress: false,
+        send_interval: None,
     }
 }
 

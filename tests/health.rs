@@ -51,6 +51,7 @@ fn calls(target: SocketAddr, rate: f64, seconds: f64) -> Load {
         timeout: Duration::from_secs(8),
         pin: None,
         progress: false,
+        send_interval: None,
     }
 }
 

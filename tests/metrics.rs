@@ -49,6 +49,7 @@ fn options(target: SocketAddr, count: u64) -> Load {
         timeout: Duration::from_secs(5),
         pin: None,
         progress: false,
+        send_interval: None,
     }
 }
 

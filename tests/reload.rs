@@ -170,6 +170,7 @@ fn calls(target: SocketAddr, rate: f64, duration: Option<Duration>, count: Optio
         timeout: Duration::from_secs(20),
         pin: None,
         progress: false,
+        send_interval: None,
     }
 }
 

@@ -74,6 +74,7 @@ fn stops_cleanly_under_load(signal: libc::c_int) {
         timeout: Duration::from_secs(2),
         pin: None,
         progress: false,
+        send_interval: None,
     };
     let bench = std::thread::spawn(move || run_load(&load));
 

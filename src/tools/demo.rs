@@ -73,6 +73,7 @@ pub fn run() -> ExitCode {
         timeout: Duration::from_secs(5),
         pin: None,
         progress: false,
+        send_interval: None,
     });
     let balancer = plane.stop();
     let invites: Vec<u64> = responders

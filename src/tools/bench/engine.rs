@@ -29,8 +29,11 @@ const T2: Duration = Duration::from_secs(4);
 /// Requests in flight tracked at once (a ring; a request still open when its slot comes
 /// round again counts as timed out).
 const RING: usize = 1 << 18;
-/// How often the offered rate is serviced.
-const TICK: Duration = Duration::from_millis(1);
+/// New requests per send that the default pacing aims at.
+const SEND_BURST: f64 = 8.0;
+/// Bounds of the default time between two sends of new requests.
+const SEND_INTERVAL_MIN: Duration = Duration::from_micros(100);
+const SEND_INTERVAL_MAX: Duration = Duration::from_millis(1);
 /// How often retransmissions and timeouts are serviced.
 const TIMER_SCAN: Duration = Duration::from_millis(20);
 
@@ -56,6 +59,8 @@ pub struct WorkerLoad {
     pub mode: Mode,
     /// Offered requests (messages) or calls per second, for this worker.
     pub rate: f64,
+    /// Time between two sends of new requests.
+    pub send_interval: Duration,
     /// Stop offering after this long.
     pub duration: Option<Duration>,
     /// Stop offering after this many.
@@ -395,6 +400,18 @@ impl Worker {
     }
 }
 
+/// The default time between two sends of new requests at `rate` per second: about
+/// [`SEND_BURST`] requests a send, within 100 µs..1 ms. (A burst of a whole millisecond's
+/// requests at once would queue behind itself in every hop and inflate the latencies the
+/// tool measures.)
+pub fn send_interval(rate: f64) -> Duration {
+    let ideal = SEND_BURST / rate.max(1.0);
+    Duration::from_secs_f64(ideal.clamp(
+        SEND_INTERVAL_MIN.as_secs_f64(),
+        SEND_INTERVAL_MAX.as_secs_f64(),
+    ))
+}
+
 /// Starts a worker on its own executor; it runs the load to completion (offer, then wait
 /// for what is open, up to the timeout) and returns its histograms.
 pub fn spawn(
@@ -470,6 +487,7 @@ pub fn spawn(
                 })
                 .detach()
             };
+            let tick = worker.borrow().load.send_interval;
             let mut outbox = Outbox::new(64);
             let started = Instant::now();
             let mut last_scan = started;
@@ -499,7 +517,7 @@ pub fn spawn(
                         break;
                     }
                 }
-                glommio::timer::sleep(TICK).await;
+                glommio::timer::sleep(tick).await;
             }
             stop.store(true, Ordering::Release);
             if let Some(report) = receiver.await {

@@ -53,6 +53,11 @@ pub struct BenchArgs {
     /// No progress lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Microseconds between two sends of new requests or calls, per worker (default: about
+    /// 8 per send, between 100 and 1000 µs, so the offered rate is smooth at the scale of
+    /// the latencies measured).
+    #[arg(long, value_name = "US")]
+    pub send_interval_us: Option<u64>,
 }
 
 /// Bench modes.
@@ -87,6 +92,8 @@ pub struct Load {
     pub pin: Option<usize>,
     /// Print a progress line every second.
     pub progress: bool,
+    /// Time between two sends of new requests, per worker (`None`: [`engine::send_interval`]).
+    pub send_interval: Option<Duration>,
 }
 
 impl Load {
@@ -119,6 +126,13 @@ impl Load {
                 Mode::Messages(method)
             }
         };
+        let send_interval = match a.send_interval_us {
+            Some(0) => return Err("--send-interval-us: 0 is not allowed".into()),
+            Some(us) if us > 1_000_000 => {
+                return Err(format!("--send-interval-us: {us} is more than 1000000"))
+            }
+            us => us.map(Duration::from_micros),
+        };
         let local = a.local.unwrap_or_else(|| {
             let ip = if a.target.ip().is_loopback() {
                 a.target.ip()
@@ -140,6 +154,7 @@ impl Load {
             timeout: Duration::from_secs_f64(a.timeout),
             pin: a.pin,
             progress: !a.quiet,
+            send_interval,
         })
     }
 }
@@ -166,6 +181,9 @@ pub fn run_load(load: &Load) -> Result<BenchReport, String> {
                 local: SocketAddr::new(load.local.ip(), local_port),
                 mode: load.mode.clone(),
                 rate: load.rate / load.workers as f64,
+                send_interval: load
+                    .send_interval
+                    .unwrap_or_else(|| engine::send_interval(load.rate / load.workers as f64)),
                 duration: load.duration,
                 count: load.count.map(share),
                 timeout: load.timeout,
@@ -266,5 +284,45 @@ pub fn run(args: &BenchArgs) -> ExitCode {
             eprintln!("sipshard bench: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    fn load(argv: &[&str]) -> Result<Load, String> {
+        let full = ["bench", "--target", "127.0.0.1:5060"]
+            .iter()
+            .chain(argv)
+            .copied();
+        Load::from_args(&Wrapper::try_parse_from(full).unwrap().args)
+    }
+
+    #[test]
+    fn pacing_defaults_to_small_sends_and_can_be_set() {
+        assert_eq!(load(&[]).unwrap().send_interval, None);
+        assert_eq!(engine::send_interval(40_000.0), Duration::from_micros(200));
+        assert_eq!(engine::send_interval(1_000.0), Duration::from_millis(1));
+        assert_eq!(engine::send_interval(10.0), Duration::from_millis(1));
+        assert_eq!(engine::send_interval(1e6), Duration::from_micros(100));
+        let set = load(&["--send-interval-us", "250"]).unwrap();
+        assert_eq!(set.send_interval, Some(Duration::from_micros(250)));
+        for (bad, says) in [("0", "0 is not allowed"), ("2000000", "more than 1000000")] {
+            let e = load(&["--send-interval-us", bad]).unwrap_err();
+            assert!(
+                e.starts_with("--send-interval-us") && e.contains(says),
+                "{e}"
+            );
+        }
+        let e = load(&["--rate", "0"]).unwrap_err();
+        assert!(e.starts_with("--rate"), "{e}");
     }
 }
