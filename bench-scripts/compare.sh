@@ -12,7 +12,9 @@
 #     forwarder) with loss <= 0.1%, stepping the rate up;
 #   - CPU per forwarded datagram: (user+sys CPU seconds of the system's processes) /
 #     (datagrams forwarded), at a fixed rate below everyone's saturation;
-#   - latency (request -> 200) p50/p99/p99.9 at 50% of sipshard's max rate.
+#   - latency (request -> 200) p50/p99/p99.9 at 50% of sipshard's max rate, and for bare and
+#     sipshard the residence time measured on the forwarder itself (kernel receive timestamp
+#     to the end of the batch's send; the bare forwarder measures it only in this phase).
 # ROUNDS rounds (default 3), medians reported; the table goes to docs/benchmarks.md.
 # Needs root (sysctl, apt-get). Nothing else should run on the machine meanwhile.
 #   bench-scripts/compare.sh             # full run (~10 minutes)
@@ -49,9 +51,9 @@ start_responder() {
   echo $! >"$WORK/responder.pid"
 }
 
-start_system() {
+start_system() { # system [extra flag for bare]
   case $1 in
-    bare) taskset -c $SUT_CORE "$BARE" --listen 127.0.0.1:${PORT[bare]} --to $RESPONDER 2>"$WORK/bare.log" & ;;
+    bare) taskset -c $SUT_CORE "$BARE" --listen 127.0.0.1:${PORT[bare]} --to $RESPONDER ${2:-} 2>"$WORK/bare.log" & ;;
     kam) taskset -c $SUT_CORE kamailio -f "$WORK/kamailio.cfg" -DD -E -m 256 -M 16 -x fm -P "$WORK/kam.pidfile" 2>"$WORK/kam.log" & ;;
     sipshard) taskset -c $SUT_CORE "$SIPSHARD" balance --listen 127.0.0.1:${PORT[sipshard]} --backend $RESPONDER --workers 1 --secret compare 2>"$WORK/sipshard.log" & ;;
   esac
@@ -116,7 +118,18 @@ cpu_per_datagram() {
 
 latency() { bench "$2" 5 "${PORT[$1]}" | field "f\"{d['latency_us']['p50']} {d['latency_us']['p99']} {d['latency_us']['p999']}\""; }
 
-declare -A MAX CPU LAT
+# residence SYSTEM -> "p50 p99 p999" µs (upper bucket edges) from the last summary line of
+# its log (the bare forwarder prints one every second, sipshard one when it stops)
+residence() {
+  python3 - "$WORK/$1.log" <<'PY'
+import re, sys
+lines = [l for l in open(sys.argv[1], errors="replace") if "residence over" in l]
+m = re.search(r"p50 <(\d+)us p99 <(\d+)us p99\.9 <(\d+)us", lines[-1]) if lines else None
+print(" ".join(m.groups()) if m else "- - -")
+PY
+}
+
+declare -A MAX CPU LAT RES
 start_responder
 for round in $(seq "$ROUNDS"); do
   for system in $SYSTEMS; do
@@ -129,21 +142,26 @@ for round in $(seq "$ROUNDS"); do
   half=$(( ${MAX[sipshard,$round]} / 2 ))
   [ "$half" -gt 0 ] || half=$((CPU_RATE / 2))
   for system in $SYSTEMS; do
-    start_system $system
+    start_system $system --residence
     LAT[$system,$round]=$(latency $system $half)
+    [ "$system" = bare ] && sleep 1.5
     stop_system $system
+    RES[$system,$round]=$(residence $system)
+    log "round $round: $system at $half req/s: latency ${LAT[$system,$round]}, residence ${RES[$system,$round]}"
   done
 done
 
-declare -A MED_MAX MED_CPU MED_P50 MED_P99 MED_P999
+declare -A MED_MAX MED_CPU MED_P50 MED_P99 MED_P999 MED_R50 MED_R99 MED_R999
 for system in $SYSTEMS; do
-  maxes=(); cpus=(); p50=(); p99=(); p999=()
+  maxes=(); cpus=(); p50=(); p99=(); p999=(); r50=(); r99=(); r999=()
   for round in $(seq "$ROUNDS"); do
     maxes+=("${MAX[$system,$round]}"); cpus+=("${CPU[$system,$round]}")
     read -r a b c <<<"${LAT[$system,$round]}"; p50+=("$a"); p99+=("$b"); p999+=("$c")
+    read -r a b c <<<"${RES[$system,$round]}"; r50+=("$a"); r99+=("$b"); r999+=("$c")
   done
   MED_MAX[$system]=$(median "${maxes[@]}"); MED_CPU[$system]=$(median "${cpus[@]}")
   MED_P50[$system]=$(median "${p50[@]}"); MED_P99[$system]=$(median "${p99[@]}"); MED_P999[$system]=$(median "${p999[@]}")
+  MED_R50[$system]=$(median "${r50[@]}"); MED_R99[$system]=$(median "${r99[@]}"); MED_R999[$system]=$(median "${r999[@]}")
   log "$system: max ${MAX_LIST:-} ${maxes[*]} | cpu ${cpus[*]}"
 done
 
@@ -152,12 +170,13 @@ systems = [("bare", "bare recvmmsg/sendmmsg forwarder"), ("kam", "Kamailio 5.6 (
 mx = {s: float(v) for s, v in zip(["bare","kam","sipshard"], "${MED_MAX[bare]} ${MED_MAX[kam]} ${MED_MAX[sipshard]}".split())}
 cpu = {s: float(v) for s, v in zip(["bare","kam","sipshard"], "${MED_CPU[bare]} ${MED_CPU[kam]} ${MED_CPU[sipshard]}".split())}
 lat = {"bare": "${MED_P50[bare]} ${MED_P99[bare]} ${MED_P999[bare]}", "kam": "${MED_P50[kam]} ${MED_P99[kam]} ${MED_P999[kam]}", "sipshard": "${MED_P50[sipshard]} ${MED_P99[sipshard]} ${MED_P999[sipshard]}"}
+res = {"bare": "${MED_R50[bare]} ${MED_R99[bare]} ${MED_R999[bare]}", "kam": "- - -", "sipshard": "${MED_R50[sipshard]} ${MED_R99[sipshard]} ${MED_R999[sipshard]}"}
 top = float("${RATES}".split()[-1])
-print("| system | max req/s at ≤0.1% loss | CPU µs per forwarded datagram | × bare | latency p50 / p99 / p99.9 (µs) at 50% of sipshard's max |")
-print("| --- | --- | --- | --- | --- |")
+print("| system | max req/s at ≤0.1% loss | CPU µs per forwarded datagram | × bare | latency p50 / p99 / p99.9 (µs) at 50% of sipshard's max | residence on the forwarder p50 / p99 / p99.9 (µs, bucket edge), same run |")
+print("| --- | --- | --- | --- | --- | --- |")
 for key, name in systems:
     m = f"{mx[key]:.0f}" + (" (≥: the highest rate tried)" if mx[key] >= top else "")
-    print(f"| {name} | {m} | {cpu[key]:.2f} | {cpu[key]/cpu['bare']:.2f} | {' / '.join(lat[key].split())} |")
+    print(f"| {name} | {m} | {cpu[key]:.2f} | {cpu[key]/cpu['bare']:.2f} | {' / '.join(lat[key].split())} | {' / '.join(res[key].split())} |")
 print()
 print(f"sipshard vs Kamailio: {cpu['kam']/cpu['sipshard']:.2f}× less CPU per datagram; max rate {mx['sipshard']/max(mx['kam'],1):.2f}×; sipshard's max rate is {mx['sipshard']/max(mx['bare'],1)*100:.0f}% of the bare forwarder's.")
 EOF
