@@ -14,7 +14,8 @@
 #     (datagrams forwarded), at a fixed rate below everyone's saturation;
 #   - latency (request -> 200) p50/p99/p99.9 at 50% of sipshard's max rate, and for bare and
 #     sipshard the residence time measured on the forwarder itself (kernel receive timestamp
-#     to the end of the batch's send; the bare forwarder measures it only in this phase).
+#     to the end of the batch's send; the bare forwarder measures it only in this phase;
+#     net.core.netdev_tstamp_prequeue=0 for the run, see residence.sh).
 # ROUNDS rounds (default 3), medians reported; the table goes to docs/benchmarks.md.
 # Needs root (sysctl, apt-get). Nothing else should run on the machine meanwhile.
 #   bench-scripts/compare.sh             # full run (~10 minutes)
@@ -33,7 +34,8 @@ RESPONDER=127.0.0.1:5090
 declare -A PORT=([bare]=5060 [kam]=5070 [sipshard]=5080)
 SYSTEMS="bare kam sipshard"
 WORK=$(mktemp -d /tmp/sipshard-compare.XXXXXX)
-trap 'stop_all; rm -rf "$WORK"' EXIT
+PREQUEUE=$(sysctl -n net.core.netdev_tstamp_prequeue)
+trap 'stop_all; rm -rf "$WORK"; sysctl -qw net.core.netdev_tstamp_prequeue="$PREQUEUE"' EXIT
 
 log() { echo "[compare] $*" >&2; }
 
@@ -42,6 +44,7 @@ cargo build --release --bin sipshard --example bare_forwarder >/dev/null 2>&1
 SIPSHARD=$ROOT/target/release/sipshard
 BARE=$ROOT/target/release/examples/bare_forwarder
 sysctl -qw net.core.rmem_max=8388608 net.core.wmem_max=8388608 || true
+sysctl -qw net.core.netdev_tstamp_prequeue=0 || true
 
 source "$ROOT/bench-scripts/lib.sh"
 kamailio_config "$WORK/kamailio.cfg" ${PORT[kam]} $RESPONDER "$WORK/dispatcher.list"

@@ -7,6 +7,10 @@
 #   sipshard-off - the same with --residence-time off: what the measurement itself costs
 # Residence time = from the kernel's receive timestamp of a datagram (SO_TIMESTAMPNS) to the
 # end of the sendmmsg of its batch: queueing in the socket, the wake-up, the work, the send.
+# On loopback the kernel would stamp a datagram when the sender's core queues it for
+# delivery (net.core.netdev_tstamp_prequeue=1, the default, right for a NIC), so its wait
+# behind the generator's own work on core 0 would count; the script sets the sysctl to 0
+# for the run (stamped when delivered to the forwarder's socket) and restores it.
 # The generator's latency (request -> 200, two passes through the forwarder plus the
 # generator's and responder's own queueing on core 0) is printed beside it.
 # Each system is pinned to core 1; generator (sipshard bench, OPTIONS) and responder on
@@ -27,7 +31,9 @@ EX=$ROOT/target/release/examples
 RESPONDER=127.0.0.1:5490
 WORK=$(mktemp -d /tmp/sipshard-residence.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+PREQUEUE=$(sysctl -n net.core.netdev_tstamp_prequeue)
+sysctl -qw net.core.netdev_tstamp_prequeue=0
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; sysctl -qw net.core.netdev_tstamp_prequeue="$PREQUEUE"; }
 trap cleanup EXIT
 
 # residence LOG -> "p50 p99 p999" (µs, upper bucket edges) from the last summary line in LOG
