@@ -2,6 +2,7 @@
 //! (RFC 4475 §3.1.2: Date with a zone other than GMT, overlarge Retry-After, 4-digit
 //! Warning codes), and the scalar single-value headers it does act on.
 
+use super::classes::all_visible;
 use super::params::CommaValues;
 use super::scan::{parse_decimal, skip_ws, token_end, trim};
 
@@ -66,8 +67,7 @@ pub fn parse_cseq(v: &[u8]) -> Option<(u32, &[u8])> {
 
 /// `Call-ID: word ["@" word]` (§20.8): non-empty, visible ASCII, no white space.
 pub fn call_id_ok(v: &[u8]) -> bool {
-    // A fold without early exit: it vectorises.
-    !v.is_empty() && v.iter().fold(true, |ok, &b| ok & (0x21..0x7f).contains(&b))
+    !v.is_empty() && all_visible(v)
 }
 
 /// `Max-Forwards: 1*DIGIT` in 0..=255 (§20.22).

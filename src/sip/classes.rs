@@ -121,6 +121,34 @@ pub fn uri_end(s: &[u8], pos: usize) -> usize {
 
 /// Bit i set where `chunk[i]` is a token character: alphanumeric or one of
 /// `-.!%*_+` `` ` `` `'~`.
+/// True if every byte of `s` is visible ASCII (`VCHAR`, 0x21..=0x7e), as a Call-ID is
+/// written. From 16 bytes on, whole 16-byte chunks and then the last 16 bytes (overlapping
+/// the chunks), so no byte is checked singly.
+#[inline]
+pub fn all_visible(s: &[u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(last) = s.last_chunk::<16>() {
+        let (chunks, _) = s.as_chunks::<16>();
+        return chunks
+            .iter()
+            .chain([last])
+            .fold(0xffff, |all, c| all & visible_mask16(c))
+            == 0xffff;
+    }
+    s.iter().fold(true, |ok, &b| ok & is_visible(b))
+}
+
+#[inline(always)]
+fn is_visible(b: u8) -> bool {
+    (0x21..0x7f).contains(&b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn visible_mask16(chunk: &[u8; 16]) -> u32 {
+    movemask(in_range(load16(chunk), 0x21, 0x7f - 0x21))
+}
+
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn token_mask16(chunk: &[u8; 16]) -> u32 {
@@ -185,6 +213,20 @@ mod tests {
         let chunk = *b"Via: a:b\r\n:xyz:::";
         let m = eq_mask16(chunk.first_chunk::<16>().unwrap(), b':');
         assert_eq!(m, 1 << 3 | 1 << 6 | 1 << 10 | 1 << 14 | 1 << 15);
+    }
+
+    #[test]
+    fn visible_bytes() {
+        for b in 0..=255u8 {
+            for len in [1, 5, 15, 16, 17, 31, 32, 33, 40] {
+                for pos in [0, len / 2, len - 1] {
+                    let mut s = vec![b'a'; len];
+                    s[pos] = b;
+                    assert_eq!(all_visible(&s), is_visible(b), "byte {b} at {pos} of {len}");
+                }
+            }
+        }
+        assert!(all_visible(b""));
     }
 
     #[test]
