@@ -197,7 +197,7 @@ pub fn parse_with<'b, 'h, const N: usize>(
     let mut driver = Driver::new(buf, true, checks);
     driver.run(storage)?;
     let headers: &'h [Header<'b>] = storage;
-    driver.into_message(headers)
+    driver.to_message(headers)
 }
 
 /// Parses as much as possible with the proxy's checks, recording the first error but
@@ -603,8 +603,11 @@ impl<'b> Driver<'b> {
         Ok(())
     }
 
-    fn into_message<'h>(self, headers: &'h [Header<'b>]) -> Result<Message<'b, 'h>, ParseError> {
-        let f = self.fields;
+    /// The message, built in the caller's return slot: borrowing the driver (not moving it)
+    /// spares a copy of its fields.
+    #[inline(always)]
+    fn to_message<'h>(&self, headers: &'h [Header<'b>]) -> Result<Message<'b, 'h>, ParseError> {
+        let f = &self.fields;
         let missing = ParseError::Missing;
         Ok(Message {
             buf: self.buf,
