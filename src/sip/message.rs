@@ -12,7 +12,7 @@ use super::header_name::HeaderName;
 use super::lines::LineEnds;
 use super::name_addr::NameAddr;
 use super::params::CommaValues;
-use super::scan::{is_ws, offset_in, trim};
+use super::scan::{offset_in, trim};
 use super::start_line::StartLine;
 use super::uri::check_request_uri;
 use super::via::Via;
@@ -318,9 +318,10 @@ fn header_name(buf: &[u8], pos: usize) -> Option<(HeaderName, usize, usize)> {
 #[inline(always)]
 fn trim_value(v: &[u8]) -> &[u8] {
     match v {
+        // A byte above SP is not white space; a control byte takes the general `trim`.
         [b' ', rest @ ..]
-            if rest.first().is_some_and(|&b| !is_ws(b))
-                && rest.last().is_some_and(|&b| !is_ws(b)) =>
+            if rest.first().is_some_and(|&b| b > b' ')
+                && rest.last().is_some_and(|&b| b > b' ') =>
         {
             rest
         }
@@ -426,8 +427,8 @@ impl<'b> Driver<'b> {
             && f.call_id.is_some()
             && f.from.is_some()
             && f.to.is_some()
-            && match (f.start, f.cseq) {
-                (Some(StartLine::Request { method, .. }), Some(cseq)) => cseq.method == method,
+            && match (&f.start, &f.cseq) {
+                (Some(StartLine::Request { method, .. }), Some(cseq)) => cseq.method == *method,
                 (_, cseq) => cseq.is_some(),
             };
         if complete {
