@@ -205,9 +205,12 @@ fn token_mask16(chunk: &[u8; 16]) -> u32 {
 fn uri_mask16(chunk: &[u8; 16]) -> u32 {
     let v = load16(chunk);
     let visible = in_range(v, 0x21, 0x7f - 0x21);
+    // `b | 2` is `>` only for `<` and `>`, and `^` only for `\` and `^`; `{ | }` are a range.
+    // SAFETY: SSE2 register operations only; SSE2 is part of the x86_64 baseline.
+    let folded = or(v, unsafe { _mm_set1_epi8(2) });
     let excluded = or(
-        or(or(eq(v, b'"'), eq(v, b'<')), or(eq(v, b'>'), eq(v, b'\\'))),
-        or(or(eq(v, b'^'), eq(v, b'{')), or(eq(v, b'|'), eq(v, b'}'))),
+        or(eq(v, b'"'), in_range(v, b'{', 3)),
+        or(eq(folded, b'>'), eq(folded, b'^')),
     );
     // SAFETY: SSE2 register operations only; SSE2 is part of the x86_64 baseline.
     movemask(unsafe { _mm_andnot_si128(excluded, visible) })
