@@ -2,6 +2,7 @@
 //! (RFC 4475 §3.1.2: Date with a zone other than GMT, overlarge Retry-After, 4-digit
 //! Warning codes), and the scalar single-value headers it does act on.
 
+use super::classes::all_visible;
 use super::params::CommaValues;
 use super::scan::{parse_decimal, skip_ws, token_end, trim};
 
@@ -50,11 +51,30 @@ pub fn warning_ok(v: &[u8]) -> bool {
 
 /// `CSeq: 1*DIGIT LWS Method` (§20.16) → (number, method).
 pub fn parse_cseq(v: &[u8]) -> Option<(u32, &[u8])> {
-    let digits_end = v
-        .iter()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(v.len());
-    let number = parse_decimal(&v[..digits_end], CSEQ_MAX)? as u32;
+    // The digits, accumulated as they are found; up to 10 fit in a u64 without overflow
+    // (longer runs, as with leading zeros, go through `parse_decimal`).
+    let mut digits_end = 0;
+    let mut value = 0u64;
+    while let Some(d) = v
+        .get(digits_end)
+        .map(|b| b.wrapping_sub(b'0'))
+        .filter(|&d| d < 10)
+    {
+        value = value * 10 + u64::from(d);
+        digits_end += 1;
+        if digits_end > 10 {
+            digits_end += v[digits_end..]
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(v.len() - digits_end);
+            value = parse_decimal(&v[..digits_end], CSEQ_MAX)?;
+            break;
+        }
+    }
+    if digits_end == 0 || value > CSEQ_MAX {
+        return None;
+    }
+    let number = value as u32;
     let method_start = skip_ws(v, digits_end);
     if method_start == digits_end {
         return None;
@@ -66,18 +86,24 @@ pub fn parse_cseq(v: &[u8]) -> Option<(u32, &[u8])> {
 
 /// `Call-ID: word ["@" word]` (§20.8): non-empty, visible ASCII, no white space.
 pub fn call_id_ok(v: &[u8]) -> bool {
-    // A fold without early exit: it vectorises.
-    !v.is_empty() && v.iter().fold(true, |ok, &b| ok & (0x21..0x7f).contains(&b))
+    !v.is_empty() && all_visible(v)
 }
 
 /// `Max-Forwards: 1*DIGIT` in 0..=255 (§20.22).
 pub fn parse_max_forwards(v: &[u8]) -> Option<u8> {
-    parse_decimal(trim(v), 255).map(|n| n as u8)
+    decimal_trimmed(v, 255).map(|n| n as u8)
 }
 
 /// `Content-Length: 1*DIGIT` (§20.14), bounded by the largest datagram.
 pub fn parse_content_length(v: &[u8]) -> Option<u32> {
-    parse_decimal(trim(v), u64::from(u32::MAX)).map(|n| n as u32)
+    decimal_trimmed(v, u64::from(u32::MAX)).map(|n| n as u32)
+}
+
+/// `parse_decimal(trim(v), max)`, without the trim when `v` is digits only (as a parsed
+/// header value is): a value with surrounding white space fails the first try.
+#[inline]
+fn decimal_trimmed(v: &[u8], max: u64) -> Option<u64> {
+    parse_decimal(v, max).or_else(|| parse_decimal(trim(v), max))
 }
 
 #[cfg(test)]
@@ -90,6 +116,43 @@ mod tests {
         assert!(!date_ok(b"Fri, 01 Jan 2010 16:00:00 EST"));
         assert!(!date_ok(b"Fri, 1 Jan 2010 16:00:00 GMT"));
         assert!(!date_ok(b""));
+    }
+
+    /// The accumulating digit loop of `parse_cseq` agrees with the plain definition.
+    #[test]
+    fn cseq_agrees_with_definition() {
+        fn reference(v: &[u8]) -> Option<(u32, &[u8])> {
+            let digits_end = v
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(v.len());
+            let number = parse_decimal(&v[..digits_end], CSEQ_MAX)? as u32;
+            let method_start = skip_ws(v, digits_end);
+            if method_start == digits_end {
+                return None;
+            }
+            let method_end = token_end(v, method_start);
+            (method_end > method_start && method_end == v.len())
+                .then(|| (number, &v[method_start..method_end]))
+        }
+        let samples: [&[u8]; 6] = [
+            b"1 INVITE",
+            b"2147483647 ACK",
+            b"0000000000000000009 BYE",
+            b"99999999999 X",
+            b"4294967296 REGISTER",
+            b"12345678901234567890123 A",
+        ];
+        for sample in samples {
+            for v in crate::sip::one_byte_variants(sample, b" \t\r\n09aZ-!") {
+                assert_eq!(
+                    parse_cseq(&v),
+                    reference(&v),
+                    "{:?}",
+                    String::from_utf8_lossy(&v)
+                );
+            }
+        }
     }
 
     #[test]

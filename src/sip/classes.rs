@@ -4,7 +4,7 @@
 
 #![allow(unsafe_code)]
 
-use super::scan::{is_token, is_uri_char};
+use super::scan::{is_host_char, is_token, is_uri_char};
 
 /// Bit i set where `chunk[i] == b`.
 #[inline(always)]
@@ -121,6 +121,64 @@ pub fn uri_end(s: &[u8], pos: usize) -> usize {
 
 /// Bit i set where `chunk[i]` is a token character: alphanumeric or one of
 /// `-.!%*_+` `` ` `` `'~`.
+/// End of the run of host-name characters (letters, digits, `-`, `.`) starting at `pos`:
+/// a host name or an IPv4 address.
+#[inline]
+pub fn host_end(s: &[u8], pos: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        run_end(s, pos, host_mask16, is_host_char)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut i = pos;
+        while i < s.len() && is_host_char(s[i]) {
+            i += 1;
+        }
+        i
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn host_mask16(chunk: &[u8; 16]) -> u32 {
+    let v = load16(chunk);
+    // SAFETY: SSE2 register operations only; SSE2 is part of the x86_64 baseline.
+    let lower = or(v, unsafe { _mm_set1_epi8(0x20) });
+    let letters = in_range(lower, b'a', 26);
+    let digits = in_range(v, b'0', 10);
+    let dash_dot = in_range(v, b'-', 2);
+    movemask(or(letters, or(digits, dash_dot)))
+}
+
+/// True if every byte of `s` is visible ASCII (`VCHAR`, 0x21..=0x7e), as a Call-ID is
+/// written. From 16 bytes on, whole 16-byte chunks and then the last 16 bytes (overlapping
+/// the chunks), so no byte is checked singly.
+#[inline]
+pub fn all_visible(s: &[u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(last) = s.last_chunk::<16>() {
+        let (chunks, _) = s.as_chunks::<16>();
+        return chunks
+            .iter()
+            .chain([last])
+            .fold(0xffff, |all, c| all & visible_mask16(c))
+            == 0xffff;
+    }
+    s.iter().fold(true, |ok, &b| ok & is_visible(b))
+}
+
+#[inline(always)]
+fn is_visible(b: u8) -> bool {
+    (0x21..0x7f).contains(&b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn visible_mask16(chunk: &[u8; 16]) -> u32 {
+    movemask(in_range(load16(chunk), 0x21, 0x7f - 0x21))
+}
+
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn token_mask16(chunk: &[u8; 16]) -> u32 {
@@ -147,9 +205,12 @@ fn token_mask16(chunk: &[u8; 16]) -> u32 {
 fn uri_mask16(chunk: &[u8; 16]) -> u32 {
     let v = load16(chunk);
     let visible = in_range(v, 0x21, 0x7f - 0x21);
+    // `b | 2` is `>` only for `<` and `>`, and `^` only for `\` and `^`; `{ | }` are a range.
+    // SAFETY: SSE2 register operations only; SSE2 is part of the x86_64 baseline.
+    let folded = or(v, unsafe { _mm_set1_epi8(2) });
     let excluded = or(
-        or(or(eq(v, b'"'), eq(v, b'<')), or(eq(v, b'>'), eq(v, b'\\'))),
-        or(or(eq(v, b'^'), eq(v, b'{')), or(eq(v, b'|'), eq(v, b'}'))),
+        or(eq(v, b'"'), in_range(v, b'{', 3)),
+        or(eq(folded, b'>'), eq(folded, b'^')),
     );
     // SAFETY: SSE2 register operations only; SSE2 is part of the x86_64 baseline.
     movemask(unsafe { _mm_andnot_si128(excluded, visible) })
@@ -185,6 +246,26 @@ mod tests {
         let chunk = *b"Via: a:b\r\n:xyz:::";
         let m = eq_mask16(chunk.first_chunk::<16>().unwrap(), b':');
         assert_eq!(m, 1 << 3 | 1 << 6 | 1 << 10 | 1 << 14 | 1 << 15);
+    }
+
+    #[test]
+    fn host_runs() {
+        check_run(host_end, is_host_char);
+        assert_eq!(host_end(b"192.0.2.1:5060", 0), 9);
+    }
+
+    #[test]
+    fn visible_bytes() {
+        for b in 0..=255u8 {
+            for len in [1, 5, 15, 16, 17, 31, 32, 33, 40] {
+                for pos in [0, len / 2, len - 1] {
+                    let mut s = vec![b'a'; len];
+                    s[pos] = b;
+                    assert_eq!(all_visible(&s), is_visible(b), "byte {b} at {pos} of {len}");
+                }
+            }
+        }
+        assert!(all_visible(b""));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::header_name::HeaderName;
 use super::lines::LineEnds;
 use super::name_addr::NameAddr;
 use super::params::CommaValues;
-use super::scan::{is_ws, offset_in, trim};
+use super::scan::{offset_in, trim};
 use super::start_line::StartLine;
 use super::uri::check_request_uri;
 use super::via::Via;
@@ -197,7 +197,7 @@ pub fn parse_with<'b, 'h, const N: usize>(
     let mut driver = Driver::new(buf, true, checks);
     driver.run(storage)?;
     let headers: &'h [Header<'b>] = storage;
-    driver.into_message(headers)
+    driver.to_message(headers)
 }
 
 /// Parses as much as possible with the proxy's checks, recording the first error but
@@ -318,9 +318,10 @@ fn header_name(buf: &[u8], pos: usize) -> Option<(HeaderName, usize, usize)> {
 #[inline(always)]
 fn trim_value(v: &[u8]) -> &[u8] {
     match v {
+        // A byte above SP is not white space; a control byte takes the general `trim`.
         [b' ', rest @ ..]
-            if rest.first().is_some_and(|&b| !is_ws(b))
-                && rest.last().is_some_and(|&b| !is_ws(b)) =>
+            if rest.first().is_some_and(|&b| b > b' ')
+                && rest.last().is_some_and(|&b| b > b' ') =>
         {
             rest
         }
@@ -400,9 +401,9 @@ impl<'b> Driver<'b> {
             storage
                 .try_push(header)
                 .map_err(|_| ParseError::TooManyHeaders)?;
-            if self.full || name.used_by_proxy() {
-                self.header(header)?;
-            }
+            // Headers a proxy does not use fall through to `Ok(())` there (or to the full
+            // checks), the same as testing `name.used_by_proxy()` first, one test fewer.
+            self.header(header)?;
             pos = nl + 1;
         };
 
@@ -426,8 +427,8 @@ impl<'b> Driver<'b> {
             && f.call_id.is_some()
             && f.from.is_some()
             && f.to.is_some()
-            && match (f.start, f.cseq) {
-                (Some(StartLine::Request { method, .. }), Some(cseq)) => cseq.method == method,
+            && match (&f.start, &f.cseq) {
+                (Some(StartLine::Request { method, .. }), Some(cseq)) => cseq.method == *method,
                 (_, cseq) => cseq.is_some(),
             };
         if complete {
@@ -603,8 +604,11 @@ impl<'b> Driver<'b> {
         Ok(())
     }
 
-    fn into_message<'h>(self, headers: &'h [Header<'b>]) -> Result<Message<'b, 'h>, ParseError> {
-        let f = self.fields;
+    /// The message, built in the caller's return slot: borrowing the driver (not moving it)
+    /// spares a copy of its fields.
+    #[inline(always)]
+    fn to_message<'h>(&self, headers: &'h [Header<'b>]) -> Result<Message<'b, 'h>, ParseError> {
+        let f = &self.fields;
         let missing = ParseError::Missing;
         Ok(Message {
             buf: self.buf,

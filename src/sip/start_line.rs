@@ -49,7 +49,10 @@ fn looks_like_version(s: &[u8]) -> bool {
 }
 
 fn starts_with_sip_slash(s: &[u8]) -> bool {
-    s.len() >= 4 && s[..4].eq_ignore_ascii_case(b"SIP/")
+    // One word: the letters folded to lower case (only `S`/`s` fold onto `s`, and so on),
+    // the `/` exact.
+    s.first_chunk::<4>()
+        .is_some_and(|w| u32::from_le_bytes(*w) | 0x0020_2020 == u32::from_le_bytes(*b"sip/"))
 }
 
 impl<'a> StartLine<'a> {
@@ -168,6 +171,22 @@ mod tests {
             })
         );
         assert!(StartLine::parse(b"SIP/2.0 200").is_ok());
+    }
+
+    #[test]
+    fn sip_slash_word_compare() {
+        for pos in 0..4 {
+            for b in 0..=255u8 {
+                let mut v = *b"SIP/2.0 200 OK";
+                v[pos] = b;
+                assert_eq!(
+                    starts_with_sip_slash(&v),
+                    v[..4].eq_ignore_ascii_case(b"SIP/"),
+                    "{v:?}"
+                );
+            }
+        }
+        assert!(!starts_with_sip_slash(b"SIP"));
     }
 
     #[test]

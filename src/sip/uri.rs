@@ -12,6 +12,12 @@ pub struct BadUri;
 /// Length of a valid scheme at the start of `uri` (`ALPHA *(ALPHA / DIGIT / "+" / "-" / ".")`
 /// followed by `:`), not counting the colon.
 pub fn scheme_len(uri: &[u8]) -> Option<usize> {
+    // The usual `sip:` in one comparison: the letters folded to lower case, the colon exact.
+    if let Some(head) = uri.first_chunk::<4>() {
+        if u32::from_le_bytes(*head) | 0x0020_2020 == u32::from_le_bytes(*b"sip:") {
+            return Some(3);
+        }
+    }
     let first = *uri.first()?;
     if !first.is_ascii_alphabetic() {
         return None;
@@ -156,6 +162,31 @@ impl<'a> SipUri<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-word `sip:` check agrees with the scheme grammar for every one-byte change.
+    #[test]
+    fn scheme_fast_path() {
+        let reference = |uri: &[u8]| {
+            let first = *uri.first()?;
+            if !first.is_ascii_alphabetic() {
+                return None;
+            }
+            let n = uri
+                .iter()
+                .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))?;
+            (uri[n] == b':').then_some(n)
+        };
+        for sample in [&b"sip:a@b"[..], b"SIPS:x", b"tel:+1"] {
+            for pos in 0..5 {
+                for b in 0..=255u8 {
+                    let mut uri = sample.to_vec();
+                    uri[pos] = b;
+                    assert_eq!(scheme_len(&uri), reference(&uri), "{uri:?}");
+                    assert_eq!(scheme_len(&uri[..4]), reference(&uri[..4]), "{uri:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn full_sip_uri() {

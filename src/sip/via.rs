@@ -1,9 +1,8 @@
 //! One Via header value (RFC 3261 §20.42, §25.1 `via-parm`), RFC 3581 `rport` included.
 
-use super::classes::token_end;
+use super::classes::{host_end, token_end};
 use super::header_name::eq_lowercase;
 use super::params::{BadParams, Params};
-use super::scan;
 use super::scan::{is_host_char, is_token_str, is_ws, parse_decimal, skip_ws};
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -75,28 +74,35 @@ impl<'a> Via<'a> {
         if !eq_lowercase(proto, b"sip/2.0/") {
             return None;
         }
-        let transport_end = scan::token_end(s, 8);
+        let transport_end = token_end(s, 8);
         if transport_end == 8 || s.get(transport_end) != Some(&b' ') {
             return None;
         }
         let transport = &s[8..transport_end];
         let host_start = transport_end + 1;
-        let mut i = host_start;
-        while i < s.len() && is_host_char(s[i]) {
-            i += 1;
-        }
+        let mut i = host_end(s, host_start);
         if i == host_start {
             return None;
         }
         let host = &s[host_start..i];
         let mut port = None;
         if s.get(i) == Some(&b':') {
+            // One to five digits; longer runs (leading zeros, or too large) are left to
+            // the general parser.
             let digits_start = i + 1;
             i = digits_start;
-            while i < s.len() && s[i].is_ascii_digit() {
+            let mut v = 0u32;
+            while let Some(d) = s.get(i).map(|b| b.wrapping_sub(b'0')).filter(|&d| d < 10) {
+                v = v * 10 + u32::from(d);
                 i += 1;
+                if i - digits_start > 5 {
+                    return None;
+                }
             }
-            port = Some(parse_decimal(&s[digits_start..i], 65535)? as u16);
+            if i == digits_start || v > 65535 {
+                return None;
+            }
+            port = Some(v as u16);
         }
         let mut via = Via {
             value,
@@ -115,7 +121,7 @@ impl<'a> Via<'a> {
                 return None;
             }
             let name_start = i + 1;
-            let name_end = scan::token_end(s, name_start);
+            let name_end = token_end(s, name_start);
             if name_end == name_start {
                 return None;
             }

@@ -62,7 +62,22 @@ impl ViaStamp {
 
     /// Adds this stamp's edits (offsets from the start of the datagram).
     pub fn push_edits<'e>(&'e self, edits: &mut Edits<'e>) -> Result<(), RewriteError> {
-        self.edits().into_iter().try_for_each(|e| edits.push(e))
+        // As `edits()` lists them, without building that list.
+        if let Some((at, text)) = &self.rport {
+            edits.push(Edit {
+                at: *at,
+                remove: 0,
+                insert: text,
+            })?;
+        }
+        if let Some((at, remove, text)) = &self.received {
+            edits.push(Edit {
+                at: *at,
+                remove: *remove,
+                insert: text,
+            })?;
+        }
+        Ok(())
     }
 
     /// The edits as a fixed list, in ascending offset order, for copying a line with them.
