@@ -93,6 +93,7 @@ fn calls_complete_through_the_balancer() {
         table_size: 65537,
         residence_time: true,
         steering: sipshard::net::Steering::Random,
+        busy_poll: std::time::Duration::ZERO,
     })
     .unwrap();
     let report = run_load(&load(plane.public_addrs()[0], Mode::Calls, 2000.0, 1000, 1)).unwrap();

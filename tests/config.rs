@@ -1141,6 +1141,7 @@ fn probe_defaults_and_per_backend_overrides() {
     assert_eq!((c.log_level.as_str(), c.log_json), ("info", false));
     assert!(c.residence_time);
     assert_eq!(c.steering, sipshard::net::Steering::Random);
+    assert_eq!(c.busy_poll, Duration::ZERO);
 
     // Flags; a timeout not given follows a shorter interval.
     let c = cli_ok(&with(&[
@@ -1164,7 +1165,10 @@ fn probe_defaults_and_per_backend_overrides() {
         "Off",
         "--steering",
         "flow",
+        "--busy-poll-us",
+        "50",
     ]));
+    assert_eq!(c.busy_poll, Duration::from_micros(50));
     assert!(!c.residence_time);
     assert_eq!(c.steering, sipshard::net::Steering::Flow);
     let p = &c.probes[0];
@@ -1265,6 +1269,10 @@ fn probe_and_endpoint_errors() {
             &["--log-format", "expected text or json"],
         ),
         (
+            &["--busy-poll-us", "10001"],
+            &["--busy-poll-us", "10001", "expected 0 to 10000"],
+        ),
+        (
             &["--steering", "round-robin"],
             &["--steering", "round-robin", "expected random or flow"],
         ),
@@ -1281,6 +1289,14 @@ fn probe_and_endpoint_errors() {
         (
             "probe_interval_ms = \"1s\"\n",
             &["line 2", "probe_interval_ms", "expected an integer"],
+        ),
+        (
+            "busy_poll_us = \"50\"\n",
+            &["line 2", "busy_poll_us", "expected an integer"],
+        ),
+        (
+            "busy_poll_us = -1\n",
+            &["line 2", "busy_poll_us", "expected 0 to 10000"],
         ),
         (
             "steering = \"hash\"\n",

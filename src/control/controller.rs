@@ -326,7 +326,7 @@ impl ControlState {
         };
         let mut notes = Vec::new();
         let old = &self.config;
-        let restart_only: [(&str, bool); 11] = [
+        let restart_only: [(&str, bool); 12] = [
             ("listen", new.listen != old.listen),
             (
                 "internal",
@@ -351,6 +351,7 @@ impl ControlState {
             ),
             ("residence_time", new.residence_time != old.residence_time),
             ("steering", new.steering != old.steering),
+            ("busy_poll_us", new.busy_poll != old.busy_poll),
         ];
         for (key, changed) in restart_only {
             if changed {

@@ -70,6 +70,8 @@ pub struct PlaneConfig {
     pub residence_time: bool,
     /// How datagrams to a public address are spread over the shards.
     pub steering: Steering,
+    /// How long an idle shard polls without blocking before it parks (zero: it parks at once).
+    pub busy_poll: Duration,
 }
 
 /// Why the data plane did not start.
@@ -278,6 +280,7 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
             secret: config.secret.clone(),
             retry_after: config.retry_after,
             residence_time: config.residence_time,
+            busy_poll: config.busy_poll,
             stop: stop.clone(),
         };
         let handle = runtime::spawn_shard(k, config.pin, "sipshard", move || shard.run())
@@ -307,6 +310,7 @@ struct ShardSetup {
     secret: Vec<u8>,
     retry_after: u32,
     residence_time: bool,
+    busy_poll: Duration,
     stop: Arc<AtomicBool>,
 }
 
@@ -429,7 +433,14 @@ impl ShardSetup {
         };
         // The shard's only work is its sockets: it parks in poll(2), which costs less per
         // wake-up than glommio's io_uring park (docs/benchmarks.md, "The I/O model").
-        runtime::serve_sockets(&fds, &mut batch, &self.stop, UPDATE_POLL, &mut handler);
+        runtime::serve_sockets(
+            &fds,
+            &mut batch,
+            &self.stop,
+            UPDATE_POLL,
+            self.busy_poll,
+            &mut handler,
+        );
         // The public sockets close here; the internal ones when the last shard lets go.
         drop(self.public_sockets);
     }

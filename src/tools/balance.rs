@@ -35,6 +35,7 @@ pub fn plane_config(config: &BalanceConfig) -> PlaneConfig {
         table_size: config.table_size,
         residence_time: config.residence_time,
         steering: config.steering,
+        busy_poll: config.busy_poll,
     }
 }
 

@@ -50,6 +50,7 @@ pub fn run() -> ExitCode {
         table_size: crate::balance::DEFAULT_TABLE_SIZE,
         residence_time: true,
         steering: crate::net::Steering::Random,
+        busy_poll: std::time::Duration::ZERO,
     }) {
         Ok(p) => p,
         Err(e) => return fail(&e.to_string()),

@@ -64,6 +64,7 @@ impl Lab {
             table_size: 65537,
             residence_time: true,
             steering,
+            busy_poll: std::time::Duration::ZERO,
         };
         Lab {
             plane: start(&config).unwrap(),
