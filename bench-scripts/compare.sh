@@ -54,11 +54,11 @@ start_responder() {
   echo $! >"$WORK/responder.pid"
 }
 
-start_system() { # system [extra flag for bare]
+start_system() { # system [--residence: measure residence times (bare and sipshard)]
   case $1 in
     bare) taskset -c $SUT_CORE "$BARE" --listen 127.0.0.1:${PORT[bare]} --to $RESPONDER ${2:-} 2>"$WORK/bare.log" & ;;
     kam) taskset -c $SUT_CORE kamailio -f "$WORK/kamailio.cfg" -DD -E -m 256 -M 16 -x fm -P "$WORK/kam.pidfile" 2>"$WORK/kam.log" & ;;
-    sipshard) taskset -c $SUT_CORE "$SIPSHARD" balance --listen 127.0.0.1:${PORT[sipshard]} --backend $RESPONDER --workers 1 --secret compare 2>"$WORK/sipshard.log" & ;;
+    sipshard) taskset -c $SUT_CORE "$SIPSHARD" balance --listen 127.0.0.1:${PORT[sipshard]} --backend $RESPONDER --workers 1 --secret compare ${2:+--residence-time on} 2>"$WORK/sipshard.log" & ;;
   esac
   echo $! >"$WORK/$1.pid"
   sleep 1

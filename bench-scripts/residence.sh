@@ -3,9 +3,9 @@
 # alternating, at one offered rate (default 40 k req/s: about half of sipshard's max rate
 # on this machine, see compare.sh):
 #   bare         - bare_forwarder --residence: recvmmsg/sendmmsg, no SIP (the yardstick)
-#   sipshard     - sipshard balance, 1 worker, probes off, residence time on (the default)
-#   sipshard-off - the same with --residence-time off: what the measurement itself costs
-#   sipshard-busy - sipshard with --busy-poll-us BUSY_POLL_US (default 200): an idle shard
+#   sipshard     - sipshard balance, 1 worker, probes off, --residence-time on
+#   sipshard-off - the same with residence time off (the default): what measuring costs
+#   sipshard-busy - sipshard (on) with --busy-poll-us BUSY_POLL_US (default 200): an idle shard
 #                  spins that long before it parks, so no wake-up latency within the window
 # Residence time = from the kernel's receive timestamp of a datagram (SO_TIMESTAMPNS) to the
 # end of the sendmmsg of its batch: queueing in the socket, the wake-up, the work, the send.
@@ -53,8 +53,8 @@ run_one() { # system -> prints "cpu_us_per_datagram gen_p50 gen_p99 gen_p999 res
   local sys=$1 target pid t0 t1 done port
   case $sys in
     bare) port=5460; taskset -c 1 "$EX/bare_forwarder" --listen 127.0.0.1:$port --to $RESPONDER --residence 2>"$WORK/$sys.log" & pid=$! ;;
-    sipshard) port=5470; taskset -c 1 "$S" balance --listen 127.0.0.1:$port --backend $RESPONDER --workers 1 --secret res --probe-interval-ms 0 2>"$WORK/$sys.log" & pid=$! ;;
-    sipshard-busy) port=5450; taskset -c 1 "$S" balance --listen 127.0.0.1:$port --backend $RESPONDER --workers 1 --secret res --probe-interval-ms 0 --busy-poll-us "$BUSY_POLL_US" 2>"$WORK/$sys.log" & pid=$! ;;
+    sipshard) port=5470; taskset -c 1 "$S" balance --listen 127.0.0.1:$port --backend $RESPONDER --workers 1 --secret res --probe-interval-ms 0 --residence-time on 2>"$WORK/$sys.log" & pid=$! ;;
+    sipshard-busy) port=5450; taskset -c 1 "$S" balance --listen 127.0.0.1:$port --backend $RESPONDER --workers 1 --secret res --probe-interval-ms 0 --residence-time on --busy-poll-us "$BUSY_POLL_US" 2>"$WORK/$sys.log" & pid=$! ;;
     sipshard-off) port=5480; taskset -c 1 "$S" balance --listen 127.0.0.1:$port --backend $RESPONDER --workers 1 --secret res --probe-interval-ms 0 --residence-time off 2>"$WORK/$sys.log" & pid=$! ;;
   esac
   target=127.0.0.1:$port

@@ -1139,7 +1139,7 @@ fn probe_defaults_and_per_backend_overrides() {
     assert_eq!(c.probes[0].accept, Accept::AnyButServerError);
     assert_eq!((c.metrics, c.control), (None, None));
     assert_eq!((c.log_level.as_str(), c.log_json), ("info", false));
-    assert!(c.residence_time);
+    assert!(!c.residence_time);
     assert_eq!(c.steering, sipshard::net::Steering::Random);
     assert_eq!(c.busy_poll, Duration::ZERO);
 
@@ -1162,14 +1162,14 @@ fn probe_defaults_and_per_backend_overrides() {
         "--log-format",
         "JSON",
         "--residence-time",
-        "Off",
+        "On",
         "--steering",
         "flow",
         "--busy-poll-us",
         "50",
     ]));
     assert_eq!(c.busy_poll, Duration::from_micros(50));
-    assert!(!c.residence_time);
+    assert!(c.residence_time);
     assert_eq!(c.steering, sipshard::net::Steering::Flow);
     let p = &c.probes[0];
     assert_eq!(p.interval, Duration::from_millis(200));

@@ -68,6 +68,7 @@ fn scraped_series_match_the_traffic_and_the_control_api_works() {
         metrics: Some(format!("127.0.0.1:{}", free_tcp_port())),
         control: Some(format!("127.0.0.1:{}", free_tcp_port())),
         probe_interval_ms: Some(100),
+        residence_time: Some("on".into()),
         ..BalanceArgs::default()
     };
     let b = balancer(&args);
@@ -229,7 +230,7 @@ fn scraped_series_match_the_traffic_and_the_control_api_works() {
 }
 
 #[test]
-fn residence_time_off_leaves_the_histogram_out() {
+fn residence_time_off_by_default_leaves_the_histogram_out() {
     let responder = Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
     let args = BalanceArgs {
         listen: vec![format!("127.0.0.1:{}", free_udp_port())],
@@ -238,7 +239,6 @@ fn residence_time_off_leaves_the_histogram_out() {
         secret: Some("metrics".into()),
         metrics: Some(format!("127.0.0.1:{}", free_tcp_port())),
         probe_interval_ms: Some(0),
-        residence_time: Some("off".into()),
         ..BalanceArgs::default()
     };
     let b = balancer(&args);

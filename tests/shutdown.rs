@@ -54,6 +54,8 @@ fn stops_cleanly_under_load(signal: libc::c_int) {
         "shutdown-test".into(),
         "--metrics".into(),
         metrics.to_string(),
+        "--residence-time".into(),
+        "on".into(),
     ];
     for r in &responders {
         args.push("--backend".into());

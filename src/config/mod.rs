@@ -90,7 +90,8 @@ pub struct BalanceArgs {
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
     /// Measure each datagram's residence time (kernel receive timestamp to the end of its
-    /// send) into a histogram per shard: `on` (default) or `off`.
+    /// send) into a histogram per shard: `on` or `off` (default; on costs about 4% more CPU
+    /// per datagram, the kernel's timestamp and its copy to the shard).
     #[arg(long, value_name = "on|off")]
     pub residence_time: Option<String>,
     /// How datagrams to a public address are spread over the shards: `random` (default;
@@ -934,7 +935,7 @@ impl Layer {
         }
         let log_level = check_log_level(self.log_level.as_ref())?;
         let log_json = check_log_format(self.log_format.as_ref())?;
-        let residence_time = check_on_off(self.residence_time.as_ref(), "residence_time", true)?;
+        let residence_time = check_on_off(self.residence_time.as_ref(), "residence_time", false)?;
         let steering = check_steering(self.steering.as_ref())?;
         let busy_poll = check_busy_poll(self.busy_poll_us.as_ref())?;
         // Last: the random secret costs a read.

@@ -48,7 +48,7 @@ pub fn run() -> ExitCode {
         secret: b"demo".to_vec(),
         retry_after: 5,
         table_size: crate::balance::DEFAULT_TABLE_SIZE,
-        residence_time: true,
+        residence_time: false,
         steering: crate::net::Steering::Random,
         busy_poll: std::time::Duration::ZERO,
     }) {
