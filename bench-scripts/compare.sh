@@ -34,8 +34,7 @@ RESPONDER=127.0.0.1:5090
 declare -A PORT=([bare]=5060 [kam]=5070 [sipshard]=5080)
 SYSTEMS="bare kam sipshard"
 WORK=$(mktemp -d /tmp/sipshard-compare.XXXXXX)
-PREQUEUE=$(sysctl -n net.core.netdev_tstamp_prequeue)
-trap 'stop_all; rm -rf "$WORK"; sysctl -qw net.core.netdev_tstamp_prequeue="$PREQUEUE"' EXIT
+trap 'stop_all; rm -rf "$WORK"; unstamp' EXIT
 
 log() { echo "[compare] $*" >&2; }
 
@@ -44,9 +43,9 @@ cargo build --release --bin sipshard --example bare_forwarder >/dev/null 2>&1
 SIPSHARD=$ROOT/target/release/sipshard
 BARE=$ROOT/target/release/examples/bare_forwarder
 sysctl -qw net.core.rmem_max=8388608 net.core.wmem_max=8388608 || true
-sysctl -qw net.core.netdev_tstamp_prequeue=0 || true
 
 source "$ROOT/bench-scripts/lib.sh"
+stamp_at_socket
 kamailio_config "$WORK/kamailio.cfg" ${PORT[kam]} $RESPONDER "$WORK/dispatcher.list"
 
 start_responder() {
@@ -121,16 +120,6 @@ cpu_per_datagram() {
 
 latency() { bench "$2" 5 "${PORT[$1]}" | field "f\"{d['latency_us']['p50']} {d['latency_us']['p99']} {d['latency_us']['p999']}\""; }
 
-# residence SYSTEM -> "p50 p99 p999" µs (upper bucket edges) from the last summary line of
-# its log (the bare forwarder prints one every second, sipshard one when it stops)
-residence() {
-  python3 - "$WORK/$1.log" <<'PY'
-import re, sys
-lines = [l for l in open(sys.argv[1], errors="replace") if "residence over" in l]
-m = re.search(r"p50 <(\d+)us p99 <(\d+)us p99\.9 <(\d+)us", lines[-1]) if lines else None
-print(" ".join(m.groups()) if m else "- - -")
-PY
-}
 
 declare -A MAX CPU LAT RES
 start_responder
@@ -149,7 +138,7 @@ for round in $(seq "$ROUNDS"); do
     LAT[$system,$round]=$(latency $system $half)
     [ "$system" = bare ] && sleep 1.5
     stop_system $system
-    RES[$system,$round]=$(residence $system)
+    RES[$system,$round]=$(residence_of "$WORK/$system.log")
     log "round $round: $system at $half req/s: latency ${LAT[$system,$round]}, residence ${RES[$system,$round]}"
   done
 done

@@ -37,3 +37,26 @@ field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 # proc_ticks PID : user + system CPU of a process so far, in clock ticks (getconf CLK_TCK);
 # fields 14 and 15 of /proc/PID/stat, counted after the command name in parentheses.
 proc_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+
+# residence_of LOG : "p50 p99 p999" (µs, upper bucket edges) from the last residence summary
+# line in LOG (sipshard prints one when it stops, bare_forwarder --residence every second);
+# "- - -" when there is none.
+residence_of() {
+  python3 - "$1" <<'PY'
+import re, sys
+lines = [l for l in open(sys.argv[1], errors="replace") if "residence over" in l]
+m = re.search(r"p50 <(\d+)us p99 <(\d+)us p99\.9 <(\d+)us", lines[-1]) if lines else None
+print(" ".join(m.groups()) if m else "- - -")
+PY
+}
+
+# stamp_at_socket / unstamp: on loopback the kernel stamps a datagram when the sender's core
+# queues it (net.core.netdev_tstamp_prequeue=1, the default, right for a NIC), so its wait
+# behind the generator's own work would count as residence; stamp_at_socket sets the sysctl
+# to 0 (stamped when delivered toward the forwarder's socket) and remembers the old value,
+# which unstamp restores (call it from the script's EXIT trap).
+stamp_at_socket() {
+  PREQUEUE=$(sysctl -n net.core.netdev_tstamp_prequeue)
+  sysctl -qw net.core.netdev_tstamp_prequeue=0 || true
+}
+unstamp() { [ -z "${PREQUEUE:-}" ] || sysctl -qw net.core.netdev_tstamp_prequeue="$PREQUEUE" || true; }

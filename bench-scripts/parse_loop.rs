@@ -6,12 +6,13 @@
 //! Modes: `invite`, `ok200` (parse only), `insert_via` (parse + branch + our Via, as the
 //! `request/parse_insert_via` bench), `forward` (`request/parse_full_forward_rewrite`).
 
-use sipshard::sip::{self, BranchKey, Frame, Headers, RequestRewrite, ViaPrefix};
-use std::hint::black_box;
+mod wire_ops;
 
-const INVITE: &[u8] = include_bytes!("../tests/data/messages/invite.sip");
+use sipshard::sip::{self, BranchKey, Headers, ViaPrefix};
+use std::hint::black_box;
+use wire_ops::{rewrite_invite, INVITE, ROOM};
+
 const OK200: &[u8] = include_bytes!("../tests/data/messages/ok200.sip");
-const ROOM: usize = 512;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -31,21 +32,8 @@ fn main() {
                 total += black_box(m.len);
             }
             "insert_via" | "forward" => {
-                buf[ROOM..ROOM + INVITE.len()].copy_from_slice(black_box(INVITE));
-                let rw = {
-                    let mut headers = Headers::<32>::new();
-                    let m = sip::parse(&buf[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
-                    let mut rw = RequestRewrite::new(&m);
-                    rw.add_via(&prefix, key.branch(&m).as_bytes()).unwrap();
-                    if mode == "forward" {
-                        rw.stamp_source(&m, source);
-                        rw.forward_max_forwards(&m).unwrap();
-                    }
-                    rw
-                };
-                let mut frame = Frame::new(&mut buf, ROOM, INVITE.len());
-                rw.apply(&mut frame).unwrap();
-                total += black_box(frame.len());
+                let source = (mode == "forward").then_some(source);
+                total += black_box(rewrite_invite(&mut buf, &prefix, &key, source));
             }
             other => panic!("unknown mode {other}"),
         }

@@ -34,20 +34,10 @@ EX=$ROOT/target/release/examples
 RESPONDER=127.0.0.1:5490
 WORK=$(mktemp -d /tmp/sipshard-residence.XXXXXX)
 PIDS=()
-PREQUEUE=$(sysctl -n net.core.netdev_tstamp_prequeue)
-sysctl -qw net.core.netdev_tstamp_prequeue=0
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; sysctl -qw net.core.netdev_tstamp_prequeue="$PREQUEUE"; }
+stamp_at_socket
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; unstamp; }
 trap cleanup EXIT
 
-# residence LOG -> "p50 p99 p999" (µs, upper bucket edges) from the last summary line in LOG
-residence() {
-  python3 - "$1" <<'EOF'
-import re, sys
-lines = [l for l in open(sys.argv[1], errors="replace") if "residence over" in l]
-m = re.search(r"p50 <(\d+)us p99 <(\d+)us p99\.9 <(\d+)us", lines[-1]) if lines else None
-print(" ".join(m.groups()) if m else "- - -")
-EOF
-}
 
 run_one() { # system -> prints "cpu_us_per_datagram gen_p50 gen_p99 gen_p999 res_p50 res_p99 res_p999"
   local sys=$1 target pid t0 t1 done port
@@ -69,7 +59,7 @@ run_one() { # system -> prints "cpu_us_per_datagram gen_p50 gen_p99 gen_p999 res
   done=$(field 'd["completed"]' <"$WORK/$sys.json")
   echo "$(python3 -c "print(f'{($t1 - $t0) / $(getconf CLK_TCK) * 1e6 / max(2 * $done, 1):.2f}')")" \
     "$(field 'd["latency_us"]["p50"], d["latency_us"]["p99"], d["latency_us"]["p999"]' <"$WORK/$sys.json" | tr -d '(),')" \
-    "$(residence "$WORK/$sys.log")"
+    "$(residence_of "$WORK/$sys.log")"
 }
 
 taskset -c 0 "$S" responder --listen $RESPONDER --workers 1 2>/dev/null & PIDS+=($!)

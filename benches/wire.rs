@@ -3,13 +3,15 @@
 //! Run: `cargo bench --bench wire`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use sipshard::sip::{self, BranchKey, Frame, Headers, RequestRewrite, TopViaRemoval, ViaPrefix};
+use sipshard::sip::{self, BranchKey, Frame, Headers, TopViaRemoval, ViaPrefix};
 use std::hint::black_box;
 use std::net::SocketAddr;
 
-const INVITE: &[u8] = include_bytes!("../tests/data/messages/invite.sip");
+#[path = "../bench-scripts/wire_ops.rs"]
+mod wire_ops;
+use wire_ops::{rewrite_invite, INVITE, ROOM};
+
 const OK200: &[u8] = include_bytes!("../tests/data/messages/ok200.sip");
-const ROOM: usize = 512;
 
 fn buffer_with(msg: &[u8]) -> Vec<u8> {
     let mut buf = vec![0u8; ROOM + msg.len() + ROOM];
@@ -50,36 +52,10 @@ fn insert_via(c: &mut Criterion) {
         })
     });
     g.bench_function("parse_insert_via", |b| {
-        b.iter(|| {
-            buf[ROOM..ROOM + INVITE.len()].copy_from_slice(black_box(INVITE));
-            let rw = {
-                let mut headers = Headers::<32>::new();
-                let m = sip::parse(&buf[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
-                let mut rw = RequestRewrite::new(&m);
-                rw.add_via(&prefix, key.branch(&m).as_bytes()).unwrap();
-                rw
-            };
-            let mut frame = Frame::new(&mut buf, ROOM, INVITE.len());
-            rw.apply(&mut frame).unwrap();
-            black_box(frame.len())
-        })
+        b.iter(|| black_box(rewrite_invite(&mut buf, &prefix, &key, None)))
     });
     g.bench_function("parse_full_forward_rewrite", |b| {
-        b.iter(|| {
-            buf[ROOM..ROOM + INVITE.len()].copy_from_slice(black_box(INVITE));
-            let rw = {
-                let mut headers = Headers::<32>::new();
-                let m = sip::parse(&buf[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
-                let mut rw = RequestRewrite::new(&m);
-                rw.add_via(&prefix, key.branch(&m).as_bytes()).unwrap();
-                rw.stamp_source(&m, source);
-                rw.forward_max_forwards(&m).unwrap();
-                rw
-            };
-            let mut frame = Frame::new(&mut buf, ROOM, INVITE.len());
-            rw.apply(&mut frame).unwrap();
-            black_box(frame.len())
-        })
+        b.iter(|| black_box(rewrite_invite(&mut buf, &prefix, &key, Some(source))))
     });
     g.finish();
 }

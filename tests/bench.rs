@@ -12,17 +12,10 @@ use std::time::Duration;
 
 fn load(target: SocketAddr, mode: Mode, rate: f64, count: u64, workers: usize) -> Load {
     Load {
-        target,
-        mode,
-        rate,
-        duration: None,
         count: Some(count),
         workers,
-        local: "127.0.0.1:0".parse().unwrap(),
         timeout: Duration::from_secs(5),
-        pin: None,
-        progress: false,
-        send_interval: None,
+        ..Load::new(target, mode, rate)
     }
 }
 

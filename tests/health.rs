@@ -41,17 +41,9 @@ fn down_limit() -> Duration {
 
 fn calls(target: SocketAddr, rate: f64, seconds: f64) -> Load {
     Load {
-        target,
-        mode: Mode::Calls,
-        rate,
         duration: Some(Duration::from_secs_f64(seconds)),
-        count: None,
-        workers: 1,
-        local: "127.0.0.1:0".parse().unwrap(),
         timeout: Duration::from_secs(8),
-        pin: None,
-        progress: false,
-        send_interval: None,
+        ..Load::new(target, Mode::Calls, rate)
     }
 }
 

@@ -39,17 +39,9 @@ fn sum(samples: &HashMap<String, f64>, name: &str, labels: &[&str]) -> f64 {
 
 fn options(target: SocketAddr, count: u64) -> Load {
     Load {
-        target,
-        mode: Mode::Messages("OPTIONS".into()),
-        rate: 500.0,
-        duration: None,
         count: Some(count),
-        workers: 1,
-        local: "127.0.0.1:0".parse().unwrap(),
         timeout: Duration::from_secs(5),
-        pin: None,
-        progress: false,
-        send_interval: None,
+        ..Load::new(target, Mode::Messages("OPTIONS".into()), 500.0)
     }
 }
 

@@ -159,18 +159,11 @@ fn ctl_cli(control: SocketAddr, args: &[&str]) -> Output {
 
 fn calls(target: SocketAddr, rate: f64, duration: Option<Duration>, count: Option<u64>) -> Load {
     Load {
-        target,
-        mode: Mode::Calls,
-        rate,
         duration,
         count,
-        workers: 1,
-        local: "127.0.0.1:0".parse().unwrap(),
         // Calls retransmit (T1 doubling), so a lost datagram costs time, not the call.
         timeout: Duration::from_secs(20),
-        pin: None,
-        progress: false,
-        send_interval: None,
+        ..Load::new(target, Mode::Calls, rate)
     }
 }
 

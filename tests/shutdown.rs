@@ -65,18 +65,10 @@ fn stops_cleanly_under_load(signal: libc::c_int) {
     balancer.wait_ready(metrics, "/metrics");
 
     let load = Load {
-        target: listen,
-        mode: Mode::Calls,
-        rate: 1000.0,
         duration: Some(Duration::from_secs(4)),
-        count: None,
-        workers: 1,
-        local: "127.0.0.1:0".parse().unwrap(),
         // Calls cut by the stop time out; keep that short.
         timeout: Duration::from_secs(2),
-        pin: None,
-        progress: false,
-        send_interval: None,
+        ..Load::new(listen, Mode::Calls, 1000.0)
     };
     let bench = std::thread::spawn(move || run_load(&load));
 

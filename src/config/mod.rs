@@ -934,9 +934,24 @@ impl Layer {
             }
         }
         let log_level = check_log_level(self.log_level.as_ref())?;
-        let log_json = check_log_format(self.log_format.as_ref())?;
-        let residence_time = check_on_off(self.residence_time.as_ref(), "residence_time", false)?;
-        let steering = check_steering(self.steering.as_ref())?;
+        let log_json = check_choice(
+            self.log_format.as_ref(),
+            "log_format",
+            &[("text", false), ("json", true)],
+            false,
+        )?;
+        let residence_time = check_choice(
+            self.residence_time.as_ref(),
+            "residence_time",
+            &[("on", true), ("off", false)],
+            false,
+        )?;
+        let steering = check_choice(
+            self.steering.as_ref(),
+            "steering",
+            &[("random", Steering::Random), ("flow", Steering::Flow)],
+            Steering::default(),
+        )?;
         let busy_poll = check_busy_poll(self.busy_poll_us.as_ref())?;
         // Last: the random secret costs a read.
         let (secret, secret_is_random) = check_secret(self.secret.as_ref())?;
@@ -1316,18 +1331,29 @@ fn check_log_level(item: Option<&Located<String>>) -> Result<String, ConfigError
     }
 }
 
-/// `text` (default) or `json`; true for json.
-fn check_log_format(item: Option<&Located<String>>) -> Result<bool, ConfigError> {
-    match item.map(|i| (i, i.value.trim().to_ascii_lowercase())) {
-        None => Ok(false),
-        Some((_, f)) if f == "text" => Ok(false),
-        Some((_, f)) if f == "json" => Ok(true),
-        Some((i, _)) => Err(invalid(
-            &i.origin,
-            "log_format",
-            Some(&i.value),
-            "expected text or json".to_string(),
-        )),
+/// One of a few words, in any case: the value paired with the word given, `default` when
+/// the key is absent. The error lists the words.
+fn check_choice<T: Copy>(
+    item: Option<&Located<String>>,
+    key: &'static str,
+    choices: &[(&str, T)],
+    default: T,
+) -> Result<T, ConfigError> {
+    let Some(item) = item else {
+        return Ok(default);
+    };
+    let word = item.value.trim().to_ascii_lowercase();
+    match choices.iter().find(|(w, _)| *w == word) {
+        Some(&(_, value)) => Ok(value),
+        None => {
+            let words: Vec<&str> = choices.iter().map(|&(w, _)| w).collect();
+            Err(invalid(
+                &item.origin,
+                key,
+                Some(&item.value),
+                format!("expected {}", words.join(" or ")),
+            ))
+        }
     }
 }
 
@@ -1346,40 +1372,6 @@ fn check_busy_poll(item: Option<&Located<i128>>) -> Result<Duration, ConfigError
             "busy_poll_us",
             Some(&i.value.to_string()),
             format!("expected 0 to {MAX_BUSY_POLL_US} (microseconds)"),
-        )),
-    }
-}
-
-/// `random` (default) or `flow`.
-fn check_steering(item: Option<&Located<String>>) -> Result<Steering, ConfigError> {
-    match item.map(|i| (i, i.value.trim().to_ascii_lowercase())) {
-        None => Ok(Steering::default()),
-        Some((_, v)) if v == "random" => Ok(Steering::Random),
-        Some((_, v)) if v == "flow" => Ok(Steering::Flow),
-        Some((i, _)) => Err(invalid(
-            &i.origin,
-            "steering",
-            Some(&i.value),
-            "expected random or flow".to_string(),
-        )),
-    }
-}
-
-/// `on` or `off` (`default` when not given).
-fn check_on_off(
-    item: Option<&Located<String>>,
-    key: &'static str,
-    default: bool,
-) -> Result<bool, ConfigError> {
-    match item.map(|i| (i, i.value.trim().to_ascii_lowercase())) {
-        None => Ok(default),
-        Some((_, v)) if v == "on" => Ok(true),
-        Some((_, v)) if v == "off" => Ok(false),
-        Some((i, _)) => Err(invalid(
-            &i.origin,
-            key,
-            Some(&i.value),
-            "expected on or off".to_string(),
         )),
     }
 }

@@ -81,6 +81,28 @@ fn residence(out: &mut String, shards: &[Residence]) {
     }
 }
 
+/// A per-shard counter split by one more label: `name{shard="K",label="..."} VALUE` for
+/// every shard and every (label value, key) in `kinds`.
+fn per_shard_by<K: Copy, const N: usize>(
+    out: &mut String,
+    shards: &[Counters],
+    (name, help): (&str, &str),
+    label: &str,
+    kinds: [(&str, K); N],
+    value: impl Fn(&Counters, K) -> u64,
+) {
+    family(out, name, "counter", help);
+    for (k, c) in shards.iter().enumerate() {
+        for (label_value, kind) in kinds {
+            let _ = writeln!(
+                out,
+                "{name}{{shard=\"{k}\",{label}=\"{label_value}\"}} {}",
+                value(c, kind)
+            );
+        }
+    }
+}
+
 /// Renders one scrape.
 pub fn render(view: &MetricsView<'_>) -> String {
     let mut out = String::with_capacity(8192);
@@ -122,38 +144,25 @@ pub fn render(view: &MetricsView<'_>) -> String {
             let _ = writeln!(out, "{name}{{shard=\"{k}\"}} {}", get(c));
         }
     }
-    family(
+    per_shard_by(
         &mut out,
-        "sipshard_replies_total",
-        "counter",
-        "Stateless replies sent, by status.",
+        view.shards,
+        (
+            "sipshard_replies_total",
+            "Stateless replies sent, by status.",
+        ),
+        "reply",
+        ReplyKind::ALL.map(|k| (k.label(), k)),
+        Counters::replied,
     );
-    for (k, c) in view.shards.iter().enumerate() {
-        for kind in ReplyKind::ALL {
-            let _ = writeln!(
-                out,
-                "sipshard_replies_total{{shard=\"{k}\",reply=\"{}\"}} {}",
-                kind.label(),
-                c.replied(kind)
-            );
-        }
-    }
-    family(
+    per_shard_by(
         &mut out,
-        "sipshard_drops_total",
-        "counter",
-        "Datagrams dropped, by reason.",
+        view.shards,
+        ("sipshard_drops_total", "Datagrams dropped, by reason."),
+        "reason",
+        DropReason::ALL.map(|r| (r.label(), r)),
+        Counters::dropped,
     );
-    for (k, c) in view.shards.iter().enumerate() {
-        for reason in DropReason::ALL {
-            let _ = writeln!(
-                out,
-                "sipshard_drops_total{{shard=\"{k}\",reason=\"{}\"}} {}",
-                reason.label(),
-                c.dropped(reason)
-            );
-        }
-    }
 
     if !view.residence.is_empty() {
         residence(&mut out, view.residence);

@@ -388,16 +388,24 @@ pub(crate) fn send_all(fd: RawFd, headers: &mut [libc::mmsghdr]) -> FlushReport 
 mod tests {
     use super::*;
     use crate::net::socket::{udp_socket, SocketOptions};
+    use socket2::Socket;
+    use std::net::SocketAddr;
     use std::os::fd::AsRawFd;
 
-    #[test]
-    fn kernel_receive_times_come_with_the_batch_when_asked() {
+    /// A non-blocking socket on an ephemeral loopback port, and its address.
+    fn bound() -> (Socket, SocketAddr) {
         let options = SocketOptions {
             reuse_port: false,
             buffer_bytes: 1 << 20,
         };
-        let a = udp_socket("127.0.0.1:0".parse().unwrap(), options).unwrap();
-        let a_addr = a.local_addr().unwrap().as_socket().unwrap();
+        let socket = udp_socket("127.0.0.1:0".parse().unwrap(), options).unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        (socket, addr)
+    }
+
+    #[test]
+    fn kernel_receive_times_come_with_the_batch_when_asked() {
+        let (a, a_addr) = bound();
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let now = || crate::shard::residence::now_ns();
 
@@ -428,14 +436,8 @@ mod tests {
 
     #[test]
     fn receives_a_batch_and_sends_frames_and_replies() {
-        let options = SocketOptions {
-            reuse_port: false,
-            buffer_bytes: 1 << 20,
-        };
-        let a = udp_socket("127.0.0.1:0".parse().unwrap(), options).unwrap();
-        let b = udp_socket("127.0.0.1:0".parse().unwrap(), options).unwrap();
-        let a_addr = a.local_addr().unwrap().as_socket().unwrap();
-        let b_addr = b.local_addr().unwrap().as_socket().unwrap();
+        let (a, a_addr) = bound();
+        let (b, b_addr) = bound();
         let mut batch = Batch::new(8);
         assert_eq!(
             batch.recv(a.as_raw_fd()).unwrap_err().kind(),

@@ -74,17 +74,27 @@ pub fn reuseport_group(addr: SocketAddr, count: usize) -> io::Result<(Vec<Socket
 /// Asks the kernel to stamp each datagram `fd` receives with its arrival time
 /// (`SO_TIMESTAMPNS_NEW`, `CLOCK_REALTIME`), which a [`Batch`](super::Batch) made
 /// [`with_rx_timestamps`](super::Batch::with_rx_timestamps) collects.
-#[allow(unsafe_code)]
 pub fn enable_rx_timestamps(fd: std::os::fd::RawFd) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: `on` is a live c_int and the length passed is its size.
+    set_socket_option(fd, libc::SO_TIMESTAMPNS_NEW, &(1 as libc::c_int))
+}
+
+/// `setsockopt(fd, SOL_SOCKET, name, value)` for an option socket2 does not offer.
+/// `T` must be the plain C type the kernel expects for `name`.
+#[allow(unsafe_code)]
+pub(crate) fn set_socket_option<T>(
+    fd: std::os::fd::RawFd,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: `value` is a live, initialised T for the whole call and the length passed is
+    // its size; the kernel only reads it (and copies what it keeps).
     let rc = unsafe {
         libc::setsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS_NEW,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if rc == 0 {

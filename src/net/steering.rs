@@ -4,8 +4,7 @@
 //! take any datagram, so sipshard can instead attach a classic BPF program to the group that
 //! picks a socket at random for each datagram: one busy trunk then spreads over every core.
 
-#![allow(unsafe_code)]
-
+use super::socket::set_socket_option;
 use std::io;
 use std::os::fd::RawFd;
 
@@ -18,16 +17,6 @@ pub enum Steering {
     /// The kernel's hash of the source and destination addresses and ports: each peer
     /// sticks to one shard.
     Flow,
-}
-
-impl Steering {
-    /// The name used in the configuration.
-    pub fn label(self) -> &'static str {
-        match self {
-            Steering::Random => "random",
-            Steering::Flow => "flow",
-        }
-    }
 }
 
 /// Makes the SO_REUSEPORT group of `fd` (any socket of the group, already bound) hand each
@@ -57,21 +46,8 @@ pub fn spread_randomly(fd: RawFd, group_size: usize) -> io::Result<()> {
         len: program.len() as u16,
         filter: program.as_mut_ptr(),
     };
-    // SAFETY: `fprog` points at `program`, alive for the call; the kernel copies it.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_REUSEPORT_CBPF,
-            (&fprog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    // `fprog` points at `program`, alive for the call; the kernel copies the program.
+    set_socket_option(fd, libc::SO_ATTACH_REUSEPORT_CBPF, &fprog)
 }
 
 #[cfg(test)]

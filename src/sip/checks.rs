@@ -74,7 +74,12 @@ pub fn parse_cseq(v: &[u8]) -> Option<(u32, &[u8])> {
     if digits_end == 0 || value > CSEQ_MAX {
         return None;
     }
-    let number = value as u32;
+    cseq_method(v, digits_end, value as u32)
+}
+
+/// The rest of a CSeq value whose number ends at `digits_end`: LWS, then a method token that
+/// ends the value.
+fn cseq_method(v: &[u8], digits_end: usize, number: u32) -> Option<(u32, &[u8])> {
     let method_start = skip_ws(v, digits_end);
     if method_start == digits_end {
         return None;
@@ -127,13 +132,7 @@ mod tests {
                 .position(|b| !b.is_ascii_digit())
                 .unwrap_or(v.len());
             let number = parse_decimal(&v[..digits_end], CSEQ_MAX)? as u32;
-            let method_start = skip_ws(v, digits_end);
-            if method_start == digits_end {
-                return None;
-            }
-            let method_end = token_end(v, method_start);
-            (method_end > method_start && method_end == v.len())
-                .then(|| (number, &v[method_start..method_end]))
+            cseq_method(v, digits_end, number)
         }
         let samples: [&[u8]; 6] = [
             b"1 INVITE",

@@ -81,10 +81,18 @@ fn run_end(
         }
         i += 16;
     }
+    scalar_run_end(s, i, in_class)
+}
+
+/// Index of the first byte at or after `pos` for which `in_class` is false, or `s.len()`
+/// (`pos` itself if it is past the end), one byte at a time.
+#[inline(always)]
+fn scalar_run_end(s: &[u8], pos: usize, in_class: impl Fn(u8) -> bool) -> usize {
+    let mut i = pos;
     while i < s.len() && in_class(s[i]) {
         i += 1;
     }
-    i.max(pos)
+    i
 }
 
 /// Index of the first byte at or after `pos` that is not a token character, or `s.len()`
@@ -111,16 +119,10 @@ pub fn uri_end(s: &[u8], pos: usize) -> usize {
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let mut i = pos;
-        while i < s.len() && is_uri_char(s[i]) {
-            i += 1;
-        }
-        i
+        scalar_run_end(s, pos, is_uri_char)
     }
 }
 
-/// Bit i set where `chunk[i]` is a token character: alphanumeric or one of
-/// `-.!%*_+` `` ` `` `'~`.
 /// End of the run of host-name characters (letters, digits, `-`, `.`) starting at `pos`:
 /// a host name or an IPv4 address.
 #[inline]
@@ -131,14 +133,11 @@ pub fn host_end(s: &[u8], pos: usize) -> usize {
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let mut i = pos;
-        while i < s.len() && is_host_char(s[i]) {
-            i += 1;
-        }
-        i
+        scalar_run_end(s, pos, is_host_char)
     }
 }
 
+/// Bit i set where `chunk[i]` is a host-name character (letter, digit, `-`, `.`).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn host_mask16(chunk: &[u8; 16]) -> u32 {
@@ -179,6 +178,8 @@ fn visible_mask16(chunk: &[u8; 16]) -> u32 {
     movemask(in_range(load16(chunk), 0x21, 0x7f - 0x21))
 }
 
+/// Bit i set where `chunk[i]` is a token character: alphanumeric or one of
+/// `-.!%*_+` `` ` `` `'~`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn token_mask16(chunk: &[u8; 16]) -> u32 {

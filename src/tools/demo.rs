@@ -64,17 +64,9 @@ pub fn run() -> ExitCode {
         println!("backend {i}  {}", r.addr());
     }
     let report = run_load(&Load {
-        target: plane.public_addrs()[0],
-        mode: Mode::Calls,
-        rate: f64::from(RATE),
         duration: Some(Duration::from_secs(SECONDS)),
-        count: None,
-        workers: 1,
-        local: SocketAddr::new(loopback, 0),
         timeout: Duration::from_secs(5),
-        pin: None,
-        progress: false,
-        send_interval: None,
+        ..Load::new(plane.public_addrs()[0], Mode::Calls, f64::from(RATE))
     });
     let balancer = plane.stop();
     let invites: Vec<u64> = responders

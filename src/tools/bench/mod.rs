@@ -97,6 +97,32 @@ pub struct Load {
 }
 
 impl Load {
+    /// `rate` per second of `mode` toward `target`, with the command line's defaults: no
+    /// duration or count (set one), one unpinned worker on an ephemeral port of the target's
+    /// family (loopback toward loopback), a 32 s timeout, the default pacing, no progress lines.
+    pub fn new(target: SocketAddr, mode: Mode, rate: f64) -> Load {
+        let ip = if target.ip().is_loopback() {
+            target.ip()
+        } else if target.is_ipv4() {
+            IpAddr::from([0, 0, 0, 0])
+        } else {
+            IpAddr::from([0u16; 8])
+        };
+        Load {
+            target,
+            mode,
+            rate,
+            duration: None,
+            count: None,
+            workers: 1,
+            local: SocketAddr::new(ip, 0),
+            timeout: Duration::from_secs(32),
+            pin: None,
+            progress: false,
+            send_interval: None,
+        }
+    }
+
     /// From the command line; the error says which flag is wrong.
     pub fn from_args(a: &BenchArgs) -> Result<Load, String> {
         if !(a.rate.is_finite() && a.rate > 0.0) {
@@ -133,28 +159,17 @@ impl Load {
             }
             us => us.map(Duration::from_micros),
         };
-        let local = a.local.unwrap_or_else(|| {
-            let ip = if a.target.ip().is_loopback() {
-                a.target.ip()
-            } else if a.target.is_ipv4() {
-                IpAddr::from([0, 0, 0, 0])
-            } else {
-                IpAddr::from([0u16; 8])
-            };
-            SocketAddr::new(ip, 0)
-        });
+        let defaults = Load::new(a.target, mode, a.rate);
         Ok(Load {
-            target: a.target,
-            mode,
-            rate: a.rate,
             duration,
             count: a.count,
             workers: a.workers,
-            local,
+            local: a.local.unwrap_or(defaults.local),
             timeout: Duration::from_secs_f64(a.timeout),
             pin: a.pin,
             progress: !a.quiet,
             send_interval,
+            ..defaults
         })
     }
 }
