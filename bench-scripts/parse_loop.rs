@@ -4,13 +4,19 @@
 //!   cargo build --release --example parse_loop
 //!   perf stat -e instructions:u target/release/examples/parse_loop invite 100000
 //! Modes: `invite`, `ok200` (parse only), `insert_via` (parse + branch + our Via, as the
-//! `request/parse_insert_via` bench), `forward` (`request/parse_full_forward_rewrite`).
+//! `request/parse_insert_via` bench), `forward` (`request/parse_full_forward_rewrite`),
+//! `insert_via_batch` and `forward_batch` (the same on a batch of 32 datagrams received
+//! first, as the balancer handles them; N counts batches), `receive_batch` (the batch's
+//! copy alone).
+//! With a third argument `time`, the N operations run in 20 timed blocks and the fastest
+//! and median block's nanoseconds per operation are printed (`bench-scripts/loop-ab.sh`
+//! alternates two builds this way): quicker than criterion for an A/B of one change.
 
 mod wire_ops;
 
 use sipshard::sip::{self, BranchKey, Headers, ViaPrefix};
 use std::hint::black_box;
-use wire_ops::{rewrite_invite, INVITE, ROOM};
+use wire_ops::{batch_buffer, receive_batch, rewrite_batch, rewrite_invite, BATCH, INVITE, ROOM};
 
 const OK200: &[u8] = include_bytes!("../tests/data/messages/ok200.sip");
 
@@ -22,21 +28,47 @@ fn main() {
     let prefix = ViaPrefix::new("UDP", "10.0.0.1:5070".parse().unwrap()).unwrap();
     let source = "198.51.100.7:40312".parse().unwrap();
     let mut buf = vec![0u8; ROOM + INVITE.len() + ROOM];
+    let mut slots = batch_buffer();
+    let timed = args.next().is_some_and(|a| a == "time");
+    // A batch mode's operation is a batch of datagrams; N and the figures count datagrams.
+    let per_op = if mode.ends_with("batch") { BATCH } else { 1 };
+    let n = n / per_op;
     let mut total = 0usize;
-    for _ in 0..n {
-        match mode.as_str() {
-            "invite" | "ok200" => {
-                let msg = if mode == "invite" { INVITE } else { OK200 };
-                let mut headers = Headers::<32>::new();
-                let m = sip::parse(black_box(msg), &mut headers).unwrap();
-                total += black_box(m.len);
-            }
-            "insert_via" | "forward" => {
-                let source = (mode == "forward").then_some(source);
-                total += black_box(rewrite_invite(&mut buf, &prefix, &key, source));
-            }
-            other => panic!("unknown mode {other}"),
+    let mut one = || match mode.as_str() {
+        "invite" | "ok200" => {
+            let msg = if mode == "invite" { INVITE } else { OK200 };
+            let mut headers = Headers::<32>::new();
+            let m = sip::parse(black_box(msg), &mut headers).unwrap();
+            total += black_box(m.len);
         }
+        "insert_via" | "forward" => {
+            let source = (mode == "forward").then_some(source);
+            total += black_box(rewrite_invite(&mut buf, &prefix, &key, source));
+        }
+        "insert_via_batch" | "forward_batch" => {
+            let source = (mode == "forward_batch").then_some(source);
+            total += black_box(rewrite_batch(&mut slots, &prefix, &key, source));
+        }
+        "receive_batch" => {
+            receive_batch(&mut slots);
+            total += black_box(slots[ROOM]) as usize;
+        }
+        other => panic!("unknown mode {other}"),
+    };
+    if !timed {
+        (0..n).for_each(|_| one());
+        println!("{total}");
+        return;
     }
-    println!("{total}");
+    const BLOCKS: usize = 20;
+    let per_block = (n / BLOCKS).max(1);
+    let mut ns: Vec<f64> = (0..BLOCKS)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            (0..per_block).for_each(|_| one());
+            start.elapsed().as_nanos() as f64 / (per_block * per_op) as f64
+        })
+        .collect();
+    ns.sort_by(f64::total_cmp);
+    println!("{mode} min {:.0} median {:.0} ns", ns[0], ns[BLOCKS / 2]);
 }

@@ -391,19 +391,20 @@ impl<'b> Driver<'b> {
             }
             let content_end = if buf[nl - 1] == b'\r' { nl - 1 } else { nl };
             let value = trim_value(&buf[colon + 1..content_end]);
-            let raw_name = &buf[pos..name_end];
-            let header = Header {
-                name,
-                raw_name,
-                value,
-                line: &buf[pos..nl + 1],
-            };
+            let line = &buf[pos..nl + 1];
             storage
-                .try_push(header)
+                .try_push(Header {
+                    name,
+                    raw_name: &buf[pos..name_end],
+                    value,
+                    line,
+                })
                 .map_err(|_| ParseError::TooManyHeaders)?;
+            // The fields go on in registers: reading the record back would load the name
+            // byte's whole word just after its one-byte store, a store-forwarding stall.
             // Headers a proxy does not use fall through to `Ok(())` there (or to the full
             // checks), the same as testing `name.used_by_proxy()` first, one test fewer.
-            self.header(header)?;
+            self.header(name, value, line)?;
             pos = nl + 1;
         };
 
@@ -461,45 +462,43 @@ impl<'b> Driver<'b> {
     }
 
     #[inline(always)]
-    fn header(&mut self, h: Header<'b>) -> Result<(), ParseError> {
-        let v = h.value;
-        match h.name {
-            HeaderName::Via => self.vias(h),
-            HeaderName::Route => self.routes(h),
+    fn header(&mut self, name: HeaderName, v: &'b [u8], line: &'b [u8]) -> Result<(), ParseError> {
+        match name {
+            HeaderName::Via => self.vias(v, line),
+            HeaderName::Route => self.routes(name, v, line),
             HeaderName::CallId => {
                 let parsed = call_id_ok(v).then_some(v);
-                self.single(h.name, parsed, |f| &mut f.call_id)
+                self.single(name, parsed, |f| &mut f.call_id)
             }
             HeaderName::CSeq => {
                 let parsed = parse_cseq(v).map(|(number, method)| CSeq { number, method });
-                self.single(h.name, parsed, |f| &mut f.cseq)
+                self.single(name, parsed, |f| &mut f.cseq)
             }
             HeaderName::From => {
                 let parsed = (!self.full || NameAddr::parse(v).is_ok()).then_some(v);
-                self.single(h.name, parsed, |f| &mut f.from)
+                self.single(name, parsed, |f| &mut f.from)
             }
             HeaderName::To => {
                 let parsed = (!self.full || NameAddr::parse(v).is_ok()).then_some(v);
-                self.single(h.name, parsed, |f| &mut f.to)
+                self.single(name, parsed, |f| &mut f.to)
             }
             HeaderName::MaxForwards => {
                 let parsed = parse_max_forwards(v).map(|value| MaxForwards { value, digits: v });
-                self.single(h.name, parsed, |f| &mut f.max_forwards)
+                self.single(name, parsed, |f| &mut f.max_forwards)
             }
             HeaderName::ContentLength => {
                 let parsed = parse_content_length(v);
-                self.single(h.name, parsed, |f| &mut f.content_length)
+                self.single(name, parsed, |f| &mut f.content_length)
             }
-            _ if self.full => self.full_check(h),
+            _ if self.full => self.full_check(name, v),
             _ => Ok(()),
         }
     }
 
     /// Grammar checks of headers forwarding does not use ([`Checks::Full`] only).
     #[inline(never)]
-    fn full_check(&mut self, h: Header<'b>) -> Result<(), ParseError> {
-        let v = h.value;
-        let ok = match h.name {
+    fn full_check(&mut self, name: HeaderName, v: &[u8]) -> Result<(), ParseError> {
+        let ok = match name {
             HeaderName::Contact => v == b"*" || all_name_addrs(v),
             HeaderName::RecordRoute => all_name_addrs(v),
             HeaderName::Date => date_ok(v),
@@ -510,7 +509,7 @@ impl<'b> Driver<'b> {
         if ok {
             Ok(())
         } else {
-            self.note(ParseError::Invalid(h.name))
+            self.note(ParseError::Invalid(name))
         }
     }
 
@@ -534,32 +533,29 @@ impl<'b> Driver<'b> {
 
     /// The bytes that remove `value` (the first of its line): up to the next value in the
     /// same line, or the whole line when it is alone.
-    fn removal(&self, h: &Header<'b>, value: &[u8], next: Option<&[u8]>) -> &'b [u8] {
+    fn removal(&self, line: &'b [u8], value: &[u8], next: Option<&[u8]>) -> &'b [u8] {
         match next {
             Some(next) => &self.buf[offset_in(self.buf, value)..offset_in(self.buf, next)],
-            None => h.line,
+            None => line,
         }
     }
 
     #[inline(never)]
-    fn vias(&mut self, h: Header<'b>) -> Result<(), ParseError> {
+    fn vias(&mut self, value: &'b [u8], line: &'b [u8]) -> Result<(), ParseError> {
         // The usual line: one value of the plain shape, which has no comma, quote or `<`,
         // so it is the line's only value (what the general loop below would find).
         if self.fields.via_count < 2 {
-            if let Some(via) = Via::parse_plain(h.value) {
+            if let Some(via) = Via::parse_plain(value) {
                 self.fields.via_count += 1;
                 if self.fields.via_count == 1 {
-                    self.fields.top_via = Some(TopVia {
-                        via,
-                        removal: h.line,
-                    });
+                    self.fields.top_via = Some(TopVia { via, removal: line });
                 } else {
                     self.fields.second_via = Some(via);
                 }
                 return Ok(());
             }
         }
-        let mut values = CommaValues::new(h.value).peekable();
+        let mut values = CommaValues::new(value).peekable();
         while let Some(v) = values.next() {
             // A proxy reads only the two top values (ours and the next hop's); the rest
             // are counted and forwarded untouched.
@@ -573,7 +569,7 @@ impl<'b> Driver<'b> {
             self.fields.via_count = self.fields.via_count.saturating_add(1);
             match self.fields.via_count {
                 1 => {
-                    let removal = self.removal(&h, v, values.peek().copied());
+                    let removal = self.removal(line, v, values.peek().copied());
                     self.fields.top_via = Some(TopVia { via, removal });
                 }
                 2 => self.fields.second_via = Some(via),
@@ -584,20 +580,25 @@ impl<'b> Driver<'b> {
     }
 
     #[inline(never)]
-    fn routes(&mut self, h: Header<'b>) -> Result<(), ParseError> {
+    fn routes(
+        &mut self,
+        name: HeaderName,
+        value: &'b [u8],
+        line: &'b [u8],
+    ) -> Result<(), ParseError> {
         if self.fields.top_route.is_some() && !self.full {
             return Ok(());
         }
-        let mut values = CommaValues::new(h.value).peekable();
+        let mut values = CommaValues::new(value).peekable();
         while let Some(v) = values.next() {
             if self.fields.top_route.is_some() && !self.full {
                 return Ok(());
             }
             let Ok(addr) = NameAddr::parse(v) else {
-                return self.note(ParseError::Invalid(h.name));
+                return self.note(ParseError::Invalid(name));
             };
             if self.fields.top_route.is_none() {
-                let removal = self.removal(&h, v, values.peek().copied());
+                let removal = self.removal(line, v, values.peek().copied());
                 self.fields.top_route = Some(TopRoute { addr, removal });
             }
         }
