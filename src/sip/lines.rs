@@ -39,7 +39,7 @@ impl<'a> LineEnds<'a> {
 
     /// Index of the first LF at or after `pos`. Cheapest when `pos` is in the window of
     /// the previous call or the next one, as it is for consecutive lines.
-    #[inline]
+    #[inline(always)]
     pub fn next_from(&mut self, pos: usize) -> Option<usize> {
         let rel = pos.wrapping_sub(self.base);
         let mut mask = if rel < WINDOW {
@@ -59,6 +59,7 @@ impl<'a> LineEnds<'a> {
         Some(self.base + mask.trailing_zeros() as usize)
     }
 
+    #[inline(always)]
     fn load(&mut self, at: usize) {
         self.base = at;
         self.mask = match self.buf.get(at..) {

@@ -173,6 +173,7 @@ pub enum Checks {
 
 /// Parses a datagram with the checks a proxy makes ([`Checks::Proxy`]). Stops at the
 /// first error.
+#[inline]
 pub fn parse<'b, 'h, const N: usize>(
     buf: &'b [u8],
     storage: &'h mut Headers<'b, N>,
@@ -189,6 +190,7 @@ pub fn parse_strict<'b, 'h, const N: usize>(
 }
 
 /// Parses a datagram with the given checks. Stops at the first error.
+#[inline]
 pub fn parse_with<'b, 'h, const N: usize>(
     buf: &'b [u8],
     storage: &'h mut Headers<'b, N>,
