@@ -16,10 +16,13 @@ new_target=${CARGO_TARGET_DIR:-target}
 old_tree=${OLD_TREE:-/tmp/sipshard-ab-$old}
 old_target=${OLD_TARGET:-/tmp/sipshard-ab-target}
 [ -d "$old_tree" ] || git worktree add -f --detach "$old_tree" "$old" >/dev/null
-# The old tree's driver may predate the `time` argument: time it with this one.
-cp bench-scripts/parse_loop.rs bench-scripts/wire_ops.rs "$old_tree/bench-scripts/"
-(cd "$old_tree" && CARGO_TARGET_DIR=$old_target cargo build --release --example parse_loop >/dev/null 2>&1)
-cargo build --release --example parse_loop >/dev/null 2>&1
+# An old tree whose driver predates the `time` argument and the batch modes gets this
+# tree's driver (which then must compile against the old library).
+if ! grep -q insert_via_batch "$old_tree/bench-scripts/parse_loop.rs"; then
+  cp bench-scripts/parse_loop.rs bench-scripts/wire_ops.rs "$old_tree/bench-scripts/"
+fi
+(cd "$old_tree" && CARGO_TARGET_DIR=$old_target cargo build --release --example parse_loop 2>&1 | tail -3)
+cargo build --release --example parse_loop 2>&1 | tail -1
 for mode in "${@:-invite insert_via forward}"; do
   for m in $mode; do
     for _ in $(seq "$rounds"); do

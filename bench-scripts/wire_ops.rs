@@ -77,7 +77,7 @@ pub fn rewrite_in_place(
         let mut headers = Headers::<32>::new();
         let m = sip::parse(&buf[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
         let mut rw = RequestRewrite::new(&m);
-        rw.add_via(prefix, key.branch(&m).as_bytes()).unwrap();
+        rw.add_via(prefix, key.branch_id(&m));
         if let Some(source) = source {
             rw.stamp_source(&m, source);
             rw.forward_max_forwards(&m).unwrap();

@@ -30,7 +30,7 @@ fn per_message_work(
         let mut headers = Headers::<64>::new();
         let m = sip::parse(&rx[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
         let mut rw = RequestRewrite::new(&m);
-        rw.add_via(ours, key.branch(&m).as_bytes()).unwrap();
+        rw.add_via(ours, key.branch_id(&m));
         rw.stamp_source(&m, source);
         rw.forward_max_forwards(&m).unwrap();
         rw.remove_top_route(&m);

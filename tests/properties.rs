@@ -162,9 +162,10 @@ proptest! {
         let key = BranchKey::new(b"prop");
         let source: SocketAddr = format!("198.51.100.7:{src_port}").parse().unwrap();
         let mut original_call_id = Vec::new();
+        let prefix = ViaPrefix::new("UDP", our_addr()).unwrap();
         let out = rewrite_request(msg.as_bytes(), |m, rw| {
             original_call_id = m.call_id.to_vec();
-            rw.add_via(&ViaPrefix::new("UDP", our_addr()).unwrap(), key.branch(m).as_bytes()).unwrap();
+            rw.add_via(&prefix, key.branch_id(m));
             rw.stamp_source(m, source);
             rw.forward_max_forwards(m).unwrap();
             rw.remove_top_route(m);

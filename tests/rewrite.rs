@@ -24,13 +24,13 @@ fn req(via: &str, extra: &str) -> String {
 fn our_via_goes_on_top_and_only_the_start_line_moves() {
     let key = BranchKey::new(b"k");
     let mut buf = buffer_with(INVITE);
+    let prefix = ViaPrefix::new("UDP", addr("10.1.2.3:5071")).unwrap();
     let (start_line_len, branch, rw) = {
         let mut headers = Headers::<64>::new();
         let m = sip::parse(&buf[ROOM..ROOM + INVITE.len()], &mut headers).unwrap();
         let branch = key.branch(&m);
         let mut rw = RequestRewrite::new(&m);
-        let prefix = ViaPrefix::new("UDP", addr("10.1.2.3:5071")).unwrap();
-        rw.add_via(&prefix, branch.as_bytes()).unwrap();
+        rw.add_via(&prefix, key.branch_id(&m));
         (m.headers_start, branch, rw)
     };
     let mut frame = Frame::new(&mut buf, ROOM, INVITE.len());
@@ -212,12 +212,9 @@ fn max_forwards() {
     );
     // Absent: inserted, below our Via.
     let msg = req("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1", "");
+    let prefix = ViaPrefix::new("UDP", addr("10.0.0.1:5070")).unwrap();
     let out = rewrite_request(msg.as_bytes(), |m, rw| {
-        rw.add_via(
-            &ViaPrefix::new("UDP", addr("10.0.0.1:5070")).unwrap(),
-            key.branch(m).as_bytes(),
-        )
-        .unwrap();
+        rw.add_via(&prefix, key.branch_id(m));
         rw.forward_max_forwards(m).unwrap();
     });
     let out = text(&out);
@@ -257,12 +254,9 @@ fn all_rewrites_together_and_trailing_octets_dropped() {
         "SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bK1",
         "Route: <sip:lb.example.com;lr>\r\nMax-Forwards: 10\r\n",
     ) + "trailing junk";
+    let prefix = ViaPrefix::new("UDP", addr("10.0.0.1:5070")).unwrap();
     let out = rewrite_request(msg.as_bytes(), |m, rw| {
-        rw.add_via(
-            &ViaPrefix::new("UDP", addr("10.0.0.1:5070")).unwrap(),
-            key.branch(m).as_bytes(),
-        )
-        .unwrap();
+        rw.add_via(&prefix, key.branch_id(m));
         rw.stamp_source(m, addr("203.0.113.9:6000"));
         rw.forward_max_forwards(m).unwrap();
         rw.remove_top_route(m);
@@ -286,12 +280,12 @@ fn no_room_is_an_error() {
     let key = BranchKey::new(b"k");
     let mut buf = INVITE.to_vec();
     let len = buf.len();
+    let prefix = ViaPrefix::new("UDP", addr("10.0.0.1:5070")).unwrap();
     let rw = {
         let mut headers = Headers::<64>::new();
         let m = sip::parse(&buf, &mut headers).unwrap();
         let mut rw = RequestRewrite::new(&m);
-        let prefix = ViaPrefix::new("UDP", addr("10.0.0.1:5070")).unwrap();
-        rw.add_via(&prefix, key.branch(&m).as_bytes()).unwrap();
+        rw.add_via(&prefix, key.branch_id(&m));
         rw
     };
     let mut frame = Frame::new(&mut buf, 0, len);

@@ -76,8 +76,8 @@ type Target<'f> = (&'f Advertised, Exit, SocketAddr, Option<BackendTally>);
 /// What the parse-time half decided; applied once the datagram's borrow has ended.
 /// Held by value: boxing the large variant would allocate per message.
 #[allow(clippy::large_enum_variant)]
-enum Plan {
-    Request(RequestRewrite, Exit, SocketAddr, Option<BackendTally>),
+enum Plan<'f> {
+    Request(RequestRewrite<'f>, Exit, SocketAddr, Option<BackendTally>),
     Response(TopViaRemoval, Exit, SocketAddr, Option<BackendTally>),
     Done(Verdict),
 }
@@ -129,7 +129,13 @@ impl Forwarder {
         }
     }
 
-    fn decide(&self, side: Side, datagram: &[u8], reply: &mut [u8], source: SocketAddr) -> Plan {
+    fn decide(
+        &self,
+        side: Side,
+        datagram: &[u8],
+        reply: &mut [u8],
+        source: SocketAddr,
+    ) -> Plan<'_> {
         let mut headers = Headers::<MAX_HEADERS>::new();
         let msg = match sip::parse(datagram, &mut headers) {
             Ok(msg) => msg,
@@ -227,7 +233,7 @@ impl Forwarder {
         ours: &[Advertised],
         exit: Exit,
         tally: Option<BackendTally>,
-    ) -> Plan {
+    ) -> Plan<'static> {
         let via = &msg.top_via.via;
         let sent_by_ours = via.host_ip().is_some_and(|ip| {
             ours.iter()
@@ -247,18 +253,17 @@ impl Forwarder {
 
     /// Forwards a request: our Via (advertising `us`), received/rport, Max-Forwards, our
     /// Route removed. Max-Forwards at zero: 483, or a silent drop for an ACK.
-    fn forward_request(
+    fn forward_request<'f>(
         &self,
         msg: &Message<'_, '_>,
-        us: &Advertised,
+        us: &'f Advertised,
         exit: Exit,
         (dest, tally): (SocketAddr, Option<BackendTally>),
         reply: &mut [u8],
         source: SocketAddr,
-    ) -> Plan {
+    ) -> Plan<'f> {
         let mut rewrite = RequestRewrite::new(msg);
-        // Our prefix and a branch always fit the top-lines buffer.
-        let _ = rewrite.add_via(&us.prefix, self.key.branch(msg).as_bytes());
+        rewrite.add_via(&us.prefix, self.key.branch_id(msg));
         if rewrite.forward_max_forwards(msg).is_err() {
             if msg.method() == Some(b"ACK") {
                 return Plan::Done(Verdict::Drop(DropReason::AckTooManyHops));

@@ -38,6 +38,36 @@ impl Branch {
     }
 }
 
+/// A branch before it is written out: the hash and its check value. Two words, so a plan
+/// carries it in registers and writes the text straight into the datagram
+/// ([`BranchId::write`]) instead of copying a freshly written text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BranchId {
+    id: u64,
+    check: u32,
+}
+
+impl BranchId {
+    /// Writes the branch text (`BRANCH_LEN` bytes) into `out`.
+    #[inline]
+    pub fn write(&self, out: &mut [u8; BRANCH_LEN]) {
+        let (cookie, rest) = out.split_at_mut(MAGIC_COOKIE.len());
+        cookie.copy_from_slice(MAGIC_COOKIE);
+        let (mark, rest) = rest.split_at_mut(MARK.len());
+        mark.copy_from_slice(MARK);
+        let (hash, check) = rest.split_at_mut(16);
+        put_hex(hash, self.id);
+        put_hex(check, u64::from(self.check));
+    }
+
+    /// The branch text.
+    pub fn text(&self) -> Branch {
+        let mut out = [0u8; BRANCH_LEN];
+        self.write(&mut out);
+        Branch(out)
+    }
+}
+
 /// Keys derived from the per-deployment secret.
 #[derive(Clone)]
 pub struct BranchKey {
@@ -83,8 +113,14 @@ impl BranchKey {
         h.finish() as u32
     }
 
-    /// The stateless branch for a request we forward.
+    /// The stateless branch for a request we forward, as text.
     pub fn branch(&self, msg: &Message<'_, '_>) -> Branch {
+        self.branch_id(msg).text()
+    }
+
+    /// The stateless branch for a request we forward, not yet written out (what
+    /// [`crate::sip::RequestRewrite::add_via`] takes).
+    pub fn branch_id(&self, msg: &Message<'_, '_>) -> BranchId {
         let via = &msg.top_via.via;
         let chain = |h: u64, part: &[u8]| xxh3_64_with_seed(part, h);
         let opt = |h: u64, part: Option<&[u8]>| match part {
@@ -106,15 +142,10 @@ impl BranchKey {
                 opt(h, msg.request_uri())
             }
         };
-        let mut out = [0u8; BRANCH_LEN];
-        let (cookie, rest) = out.split_at_mut(MAGIC_COOKIE.len());
-        cookie.copy_from_slice(MAGIC_COOKIE);
-        let (mark, rest) = rest.split_at_mut(MARK.len());
-        mark.copy_from_slice(MARK);
-        let (hash, check) = rest.split_at_mut(16);
-        put_hex(hash, id);
-        put_hex(check, u64::from(self.check_value(id)));
-        Branch(out)
+        BranchId {
+            id,
+            check: self.check_value(id),
+        }
     }
 
     /// True if `branch` was made by [`BranchKey::branch`] with this secret.

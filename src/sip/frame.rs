@@ -60,10 +60,35 @@ impl<'a> Frame<'a> {
         self.end = self.start + len.min(self.len());
     }
 
+    /// Replaces `remove` bytes at offset `at` with `len` bytes that `fill` writes (it gets
+    /// exactly that slice), so an inserted text can be formatted in place rather than
+    /// copied. Otherwise as [`Frame::splice`]; on error `fill` is not called.
+    pub fn splice_with(
+        &mut self,
+        at: usize,
+        remove: usize,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), NoRoom> {
+        self.make_room(at, remove, len)?;
+        let at = self.start + at;
+        fill(&mut self.buf[at..at + len]);
+        Ok(())
+    }
+
     /// Replaces `remove` bytes at offset `at` (relative to the message start) with
     /// `insert`. Offsets before `at` keep their meaning; those after shift by the
     /// length difference. Moves whichever side of the edit is shorter.
     pub fn splice(&mut self, at: usize, remove: usize, insert: &[u8]) -> Result<(), NoRoom> {
+        self.make_room(at, remove, insert.len())?;
+        let at = self.start + at;
+        self.buf[at..at + insert.len()].copy_from_slice(insert);
+        Ok(())
+    }
+
+    /// Turns the `remove` bytes at `at` into `insert` bytes of unspecified content, moving
+    /// the shorter side.
+    fn make_room(&mut self, at: usize, remove: usize, insert: usize) -> Result<(), NoRoom> {
         let len = self.len();
         if at + remove > len {
             return Err(NoRoom);
@@ -72,8 +97,8 @@ impl<'a> Frame<'a> {
         let after = len - at - remove;
         let headroom = self.start;
         let tailroom = self.buf.len() - self.end;
-        if insert.len() >= remove {
-            let grow = insert.len() - remove;
+        if insert >= remove {
+            let grow = insert - remove;
             let front = grow <= headroom;
             let back = grow <= tailroom;
             if front && (before <= after || !back) {
@@ -89,7 +114,7 @@ impl<'a> Frame<'a> {
                 return Err(NoRoom);
             }
         } else {
-            let shrink = remove - insert.len();
+            let shrink = remove - insert;
             if before <= after {
                 let new_start = self.start + shrink;
                 self.buf
@@ -101,8 +126,6 @@ impl<'a> Frame<'a> {
                 self.end -= shrink;
             }
         }
-        let at = self.start + at;
-        self.buf[at..at + insert.len()].copy_from_slice(insert);
         Ok(())
     }
 }
@@ -146,12 +169,26 @@ mod tests {
     }
 
     #[test]
+    fn splice_with_fills_exactly_the_inserted_bytes() {
+        let (mut buf, len) = frame_with(b"AAAA|BBBBBBBBBBBB", 8, 8);
+        let mut f = Frame::new(&mut buf, 8, len);
+        f.splice_with(4, 1, 3, |out| out.copy_from_slice(b"xyz"))
+            .unwrap();
+        assert_eq!(f.bytes(), b"AAAAxyzBBBBBBBBBBBB");
+        f.splice_with(f.len(), 0, 2, |out| out.copy_from_slice(b"!!"))
+            .unwrap();
+        assert_eq!(f.bytes(), b"AAAAxyzBBBBBBBBBBBB!!");
+    }
+
+    #[test]
     fn no_room() {
         let (mut buf, len) = frame_with(b"ABCD", 1, 1);
         let mut f = Frame::new(&mut buf, 1, len);
         assert_eq!(f.splice(2, 0, b"xyz"), Err(NoRoom));
         assert_eq!(f.splice(3, 2, b""), Err(NoRoom));
         assert_eq!(f.bytes(), b"ABCD");
+        let untouched = |_: &mut [u8]| panic!("filled without room");
+        assert_eq!(f.splice_with(2, 0, 3, untouched), Err(NoRoom));
         f.truncate(2);
         assert_eq!(f.bytes(), b"AB");
     }

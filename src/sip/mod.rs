@@ -21,7 +21,7 @@
 //!     let mut headers = Headers::<32>::new();
 //!     let msg = sip::parse(&buf[256..256 + datagram.len()], &mut headers).unwrap();
 //!     let mut plan = RequestRewrite::new(&msg);
-//!     plan.add_via(&prefix, key.branch(&msg).as_bytes()).unwrap();
+//!     plan.add_via(&prefix, key.branch_id(&msg));
 //!     plan.stamp_source(&msg, "198.51.100.7:40000".parse().unwrap());
 //!     plan.forward_max_forwards(&msg).unwrap();
 //!     plan
@@ -57,7 +57,7 @@ pub mod uri;
 pub mod via;
 pub mod via_stamp;
 
-pub use branch::{Branch, BranchKey};
+pub use branch::{Branch, BranchId, BranchKey, BRANCH_LEN};
 pub use edits::{Edit, Edits, RewriteError};
 pub use error::ParseError;
 pub use frame::{Frame, NoRoom};
@@ -72,7 +72,7 @@ pub use rewrite::{MaxForwardsExhausted, RequestRewrite, TopViaRemoval, ViaPrefix
 pub use start_line::StartLine;
 pub use uri::SipUri;
 pub use via::{Rport, Via};
-pub use via_stamp::ViaStamp;
+pub use via_stamp::{StampTexts, ViaStamp};
 
 /// Test inputs around `sample`: itself, every truncation, and every one-byte change to one of
 /// `bytes` (for checking that a fast path never disagrees with the general parser).

@@ -242,7 +242,8 @@ pub fn write_response(
     w.put(status.reason.as_bytes())?;
     w.put(b"\r\n")?;
     let stamp = ViaStamp::new(echo.buf, &echo.top_via, source);
-    let via_edits = stamp.edits();
+    let stamp_texts = stamp.texts();
+    let via_edits = stamp.edits(&stamp_texts);
     // Via: every line, in order. From, To, Call-ID, CSeq: the first line of each only (a
     // request with duplicates gets a 400 that still has one of each).
     let mut top_via_done = false;

@@ -1,7 +1,9 @@
 //! The balancer's rewrites, planned from a parsed [`Message`] and applied in place to the
-//! [`Frame`] holding it. A plan holds offsets and small texts on the stack, not a borrow
-//! of the datagram, so the parse's borrow ends before the buffer is edited.
+//! [`Frame`] holding it. A plan holds offsets and values, not a borrow of the datagram, so
+//! the parse's borrow ends before the buffer is edited; texts are written when the plan is
+//! applied, straight into the datagram where they can be.
 
+use super::branch::{BranchId, BRANCH_LEN};
 use super::edits::{Edit, Edits, RewriteError};
 use super::frame::Frame;
 use super::message::Message;
@@ -11,9 +13,6 @@ use super::via_stamp::ViaStamp;
 use arrayvec::ArrayVec;
 use std::net::{IpAddr, SocketAddr};
 
-/// Room for the lines inserted at the top: our Via and, when missing, Max-Forwards.
-pub const TOP_LINES_MAX: usize = 320;
-
 /// The Max-Forwards inserted when a request has none (§16.6 step 3).
 pub const DEFAULT_MAX_FORWARDS_LINE: &[u8] = b"Max-Forwards: 70\r\n";
 
@@ -22,14 +21,17 @@ pub const DEFAULT_MAX_FORWARDS_LINE: &[u8] = b"Max-Forwards: 70\r\n";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaxForwardsExhausted;
 
-/// The rewrite of a request on its way to the next hop.
-#[derive(Clone, Debug)]
-pub struct RequestRewrite {
+/// The rewrite of a request on its way to the next hop. A few words (it borrows our Via
+/// prefix), so that it stays in registers between planning and applying.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestRewrite<'p> {
     headers_start: usize,
     len: usize,
-    top_lines: ArrayVec<u8, TOP_LINES_MAX>,
+    via: Option<(&'p ViaPrefix, BranchId)>,
+    insert_max_forwards: bool,
     stamp: ViaStamp,
-    max_forwards: Option<(usize, usize, ArrayVec<u8, 3>)>,
+    /// Offset and length of the Max-Forwards digits, and the new value.
+    max_forwards: Option<(usize, usize, u8)>,
     route_removal: Option<(usize, usize)>,
 }
 
@@ -74,13 +76,14 @@ impl ViaPrefix {
     }
 }
 
-impl RequestRewrite {
+impl<'p> RequestRewrite<'p> {
     /// An empty plan for `msg`; applying it only drops octets past the message's end.
     pub fn new(msg: &Message<'_, '_>) -> Self {
         RequestRewrite {
             headers_start: msg.headers_start,
             len: msg.len,
-            top_lines: ArrayVec::new(),
+            via: None,
+            insert_max_forwards: false,
             stamp: ViaStamp::default(),
             max_forwards: None,
             route_removal: None,
@@ -88,13 +91,8 @@ impl RequestRewrite {
     }
 
     /// Inserts our Via (`prefix` + `branch`) above all others (§16.6 step 8).
-    pub fn add_via(&mut self, prefix: &ViaPrefix, branch: &[u8]) -> Result<(), RewriteError> {
-        let lines = &mut self.top_lines;
-        lines
-            .try_extend_from_slice(prefix.as_bytes())
-            .and_then(|()| lines.try_extend_from_slice(branch))
-            .and_then(|()| lines.try_extend_from_slice(b"\r\n"))
-            .map_err(|_| RewriteError::NoRoom)
+    pub fn add_via(&mut self, prefix: &'p ViaPrefix, branch: BranchId) {
+        self.via = Some((prefix, branch));
     }
 
     /// Adds `received`/fills `rport` on the sender's Via for a request from `source`.
@@ -111,17 +109,12 @@ impl RequestRewrite {
         match msg.max_forwards {
             Some(mf) if mf.value == 0 => Err(MaxForwardsExhausted),
             Some(mf) => {
-                let mut digits = ArrayVec::new();
-                // 0..=254 always fits in three digits.
-                push_decimal(&mut digits, u32::from(mf.value - 1));
-                self.max_forwards = Some((msg.offset_of(mf.digits), mf.digits.len(), digits));
+                let at = msg.offset_of(mf.digits);
+                self.max_forwards = Some((at, mf.digits.len(), mf.value - 1));
                 Ok(())
             }
             None => {
-                // Fails only when the top lines are full, which our Via line cannot make.
-                let _ = self
-                    .top_lines
-                    .try_extend_from_slice(DEFAULT_MAX_FORWARDS_LINE);
+                self.insert_max_forwards = true;
                 Ok(())
             }
         }
@@ -140,20 +133,17 @@ impl RequestRewrite {
     /// from, starting at the same byte.
     pub fn apply(&self, frame: &mut Frame<'_>) -> Result<(), RewriteError> {
         frame.truncate(self.len);
+        let stamp_texts = self.stamp.texts();
+        let mut digits = ArrayVec::<u8, 3>::new();
         let mut edits = Edits::new();
-        if !self.top_lines.is_empty() {
+        self.stamp.push_edits(&stamp_texts, &mut edits)?;
+        if let Some((at, remove, value)) = self.max_forwards {
+            // 0..=254 always fits in three digits.
+            push_decimal(&mut digits, u32::from(value));
             edits.push(Edit {
-                at: self.headers_start,
-                remove: 0,
-                insert: &self.top_lines,
-            })?;
-        }
-        self.stamp.push_edits(&mut edits)?;
-        if let Some((at, remove, digits)) = &self.max_forwards {
-            edits.push(Edit {
-                at: *at,
-                remove: *remove,
-                insert: digits,
+                at,
+                remove,
+                insert: &digits,
             })?;
         }
         if let Some((at, remove)) = self.route_removal {
@@ -163,7 +153,40 @@ impl RequestRewrite {
                 insert: &[],
             })?;
         }
-        edits.apply(frame)
+        edits.apply(frame)?;
+        // The top lines last: every other edit lies at or after the first header line, and
+        // one at the same offset (a Route line removed there) belongs below them.
+        self.insert_top_lines(frame)
+    }
+
+    /// Writes our Via and, when the request had none, Max-Forwards in front of the first
+    /// header line, formatted straight into the frame.
+    fn insert_top_lines(&self, frame: &mut Frame<'_>) -> Result<(), RewriteError> {
+        let via_len = self
+            .via
+            .map_or(0, |(prefix, _)| prefix.as_bytes().len() + BRANCH_LEN + 2);
+        let mf_len = if self.insert_max_forwards {
+            DEFAULT_MAX_FORWARDS_LINE.len()
+        } else {
+            0
+        };
+        if via_len + mf_len == 0 {
+            return Ok(());
+        }
+        frame.splice_with(self.headers_start, 0, via_len + mf_len, |out| {
+            let (via, mf) = out.split_at_mut(via_len);
+            if let Some((prefix, branch)) = self.via {
+                let (text, rest) = via.split_at_mut(prefix.as_bytes().len());
+                text.copy_from_slice(prefix.as_bytes());
+                let (branch_text, crlf) = rest.split_at_mut(BRANCH_LEN);
+                if let Ok(branch_text) = <&mut [u8; BRANCH_LEN]>::try_from(branch_text) {
+                    branch.write(branch_text);
+                }
+                crlf.copy_from_slice(b"\r\n");
+            }
+            mf.copy_from_slice(&DEFAULT_MAX_FORWARDS_LINE[..mf.len()]);
+        })?;
+        Ok(())
     }
 }
 

@@ -8,19 +8,40 @@ use super::scan::offset_in;
 use super::text::{push_decimal, push_ip};
 use super::via::Rport;
 use arrayvec::ArrayVec;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// `;received=` plus the longest IPv6 text.
 const RECEIVED_MAX: usize = 10 + 45;
 
-/// The edits to the top Via, with their text formatted on the stack.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The edits to the top Via: where they go and what they say, without their text. The
+/// text is formatted when the stamp is applied ([`ViaStamp::texts`]), so a plan holding a
+/// stamp stays a few words that the compiler keeps in registers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ViaStamp {
-    /// `=PORT`, inserted at `rport_at` (just after the bare `rport` name).
-    rport: Option<(usize, ArrayVec<u8, 6>)>,
-    /// The received value: `(at, remove, text)`. Replaces an existing `received` value, or
-    /// is appended as `;received=IP` at the end of the Via value.
-    received: Option<(usize, usize, ArrayVec<u8, RECEIVED_MAX>)>,
+    /// `=PORT` goes at this offset (just after the bare `rport` name).
+    rport: Option<(usize, u16)>,
+    /// The received value.
+    received: Option<Received>,
+}
+
+/// Where the received address goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Received {
+    /// Offset of the edit.
+    at: usize,
+    /// Bytes replaced there: an existing `received` value, or none.
+    remove: usize,
+    /// The packet's source address.
+    ip: IpAddr,
+    /// True when `;received=` must be written too (the Via had no such parameter).
+    with_name: bool,
+}
+
+/// The texts of a [`ViaStamp`], formatted on the caller's stack.
+#[derive(Clone, Debug, Default)]
+pub struct StampTexts {
+    rport: ArrayVec<u8, 6>,
+    received: ArrayVec<u8, RECEIVED_MAX>,
 }
 
 impl ViaStamp {
@@ -32,27 +53,42 @@ impl ViaStamp {
         let mut stamp = ViaStamp::default();
         let fill_rport = matches!(via.rport, Some(Rport::Empty { .. }));
         if let Some(Rport::Empty { name }) = via.rport {
-            let mut text = ArrayVec::new();
-            // '=' and at most five digits: always fits.
-            text.push(b'=');
-            push_decimal(&mut text, source.port().into());
-            stamp.rport = Some((offset_in(buf, name) + name.len(), text));
+            stamp.rport = Some((offset_in(buf, name) + name.len(), source.port()));
         }
         if fill_rport || via.host_ip() != Some(ip) {
-            let mut text = ArrayVec::new();
             stamp.received = Some(match via.received {
-                Some(existing) => {
-                    push_ip(&mut text, ip);
-                    (offset_in(buf, existing), existing.len(), text)
-                }
-                None => {
-                    text.extend(*b";received=");
-                    push_ip(&mut text, ip);
-                    (offset_in(buf, via.value) + via.value.len(), 0, text)
-                }
+                Some(existing) => Received {
+                    at: offset_in(buf, existing),
+                    remove: existing.len(),
+                    ip,
+                    with_name: false,
+                },
+                None => Received {
+                    at: offset_in(buf, via.value) + via.value.len(),
+                    remove: 0,
+                    ip,
+                    with_name: true,
+                },
             });
         }
         stamp
+    }
+
+    /// The inserted texts, for [`ViaStamp::push_edits`] and [`ViaStamp::edits`].
+    pub fn texts(&self) -> StampTexts {
+        let mut texts = StampTexts::default();
+        if let Some((_, port)) = self.rport {
+            // '=' and at most five digits: always fits.
+            texts.rport.push(b'=');
+            push_decimal(&mut texts.rport, port.into());
+        }
+        if let Some(r) = self.received {
+            if r.with_name {
+                texts.received.extend(*b";received=");
+            }
+            push_ip(&mut texts.received, r.ip);
+        }
+        texts
     }
 
     /// True if the stamp changes nothing.
@@ -60,41 +96,47 @@ impl ViaStamp {
         self.rport.is_none() && self.received.is_none()
     }
 
-    /// Adds this stamp's edits (offsets from the start of the datagram).
-    pub fn push_edits<'e>(&'e self, edits: &mut Edits<'e>) -> Result<(), RewriteError> {
+    /// Adds this stamp's edits (offsets from the start of the datagram), with `texts`
+    /// (this stamp's [`ViaStamp::texts`]).
+    pub fn push_edits<'e>(
+        &self,
+        texts: &'e StampTexts,
+        edits: &mut Edits<'e>,
+    ) -> Result<(), RewriteError> {
         // As `edits()` lists them, without building that list.
-        if let Some((at, text)) = &self.rport {
+        if let Some((at, _)) = self.rport {
             edits.push(Edit {
-                at: *at,
+                at,
                 remove: 0,
-                insert: text,
+                insert: &texts.rport,
             })?;
         }
-        if let Some((at, remove, text)) = &self.received {
+        if let Some(r) = self.received {
             edits.push(Edit {
-                at: *at,
-                remove: *remove,
-                insert: text,
+                at: r.at,
+                remove: r.remove,
+                insert: &texts.received,
             })?;
         }
         Ok(())
     }
 
-    /// The edits as a fixed list, in ascending offset order, for copying a line with them.
-    pub fn edits(&self) -> ArrayVec<Edit<'_>, 2> {
+    /// The edits as a fixed list, in ascending offset order, for copying a line with them;
+    /// `texts` is this stamp's [`ViaStamp::texts`].
+    pub fn edits<'e>(&self, texts: &'e StampTexts) -> ArrayVec<Edit<'e>, 2> {
         let mut out = ArrayVec::new();
-        if let Some((at, text)) = &self.rport {
+        if let Some((at, _)) = self.rport {
             out.push(Edit {
-                at: *at,
+                at,
                 remove: 0,
-                insert: text,
+                insert: &texts.rport,
             });
         }
-        if let Some((at, remove, text)) = &self.received {
+        if let Some(r) = self.received {
             out.push(Edit {
-                at: *at,
-                remove: *remove,
-                insert: text,
+                at: r.at,
+                remove: r.remove,
+                insert: &texts.received,
             });
         }
         out.sort_unstable_by_key(|e| e.at);

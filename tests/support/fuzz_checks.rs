@@ -705,9 +705,9 @@ fn check_stamp_only(data: &[u8], msg: &Message<'_, '_>, src: SocketAddr) {
 fn check_full_rewrite(data: &[u8], msg: &Message<'_, '_>, full_ok: bool) {
     let key = key();
     let branch = key.branch(msg);
+    let prefix = via_prefix();
     let mut plan = RequestRewrite::new(msg);
-    plan.add_via(&via_prefix(), branch.as_bytes())
-        .expect("add_via");
+    plan.add_via(&prefix, key.branch_id(msg));
     plan.stamp_source(msg, source());
     let exhausted = plan.forward_max_forwards(msg).is_err();
     assert_eq!(exhausted, msg.max_forwards.is_some_and(|m| m.value == 0));
@@ -813,9 +813,9 @@ fn check_full_rewrite(data: &[u8], msg: &Message<'_, '_>, full_ok: bool) {
 /// Inserting only our Via and stripping it again gives back the original bytes.
 fn check_insert_strip(data: &[u8], msg: &Message<'_, '_>, original: &[u8]) {
     let branch = key().branch(msg);
+    let prefix = via_prefix();
     let mut plan = RequestRewrite::new(msg);
-    plan.add_via(&via_prefix(), branch.as_bytes())
-        .expect("add_via");
+    plan.add_via(&prefix, key().branch_id(msg));
     let mut buf = framed(data);
     let mut frame = Frame::new(&mut buf, ROOM, data.len());
     plan.apply(&mut frame)

@@ -24,9 +24,9 @@ pub fn buffer_with(msg: &[u8]) -> Vec<u8> {
 }
 
 /// Parses `msg`, lets `plan` fill a rewrite, applies it; returns the rewritten bytes.
-pub fn rewrite_request(
+pub fn rewrite_request<'p>(
     msg: &[u8],
-    plan: impl FnOnce(&sip::Message<'_, '_>, &mut RequestRewrite),
+    plan: impl FnOnce(&sip::Message<'_, '_>, &mut RequestRewrite<'p>),
 ) -> Vec<u8> {
     let mut buf = buffer_with(msg);
     let rewrite = {
@@ -44,13 +44,8 @@ pub fn rewrite_request(
 
 /// Adds only our Via.
 pub fn insert_via(msg: &[u8], sent_by: SocketAddr, key: &BranchKey) -> Vec<u8> {
-    rewrite_request(msg, |m, rw| {
-        rw.add_via(
-            &ViaPrefix::new("UDP", sent_by).unwrap(),
-            key.branch(m).as_bytes(),
-        )
-        .unwrap()
-    })
+    let prefix = ViaPrefix::new("UDP", sent_by).unwrap();
+    rewrite_request(msg, |m, rw| rw.add_via(&prefix, key.branch_id(m)))
 }
 
 /// Strips the top Via value.
