@@ -29,14 +29,32 @@ fn main() {
     let source = "198.51.100.7:40312".parse().unwrap();
     let mut buf = vec![0u8; ROOM + INVITE.len() + ROOM];
     let mut slots = batch_buffer();
+    // `extra_headers`: the INVITE with 20 more header lines the proxy does not use, for
+    // the marginal cost of one header line (compare with `invite`).
+    let with_extra: Vec<u8> = {
+        let at = INVITE
+            .windows(14)
+            .position(|w| w == b"\nMax-Forwards:")
+            .map_or(0, |p| p + 1);
+        let mut v = INVITE[..at].to_vec();
+        for _ in 0..20 {
+            v.extend_from_slice(b"X-Account-Info: premium;region=eu-west\r\n");
+        }
+        v.extend_from_slice(&INVITE[at..]);
+        v
+    };
     let timed = args.next().is_some_and(|a| a == "time");
     // A batch mode's operation is a batch of datagrams; N and the figures count datagrams.
     let per_op = if mode.ends_with("batch") { BATCH } else { 1 };
     let n = n / per_op;
     let mut total = 0usize;
     let mut one = || match mode.as_str() {
-        "invite" | "ok200" => {
-            let msg = if mode == "invite" { INVITE } else { OK200 };
+        "invite" | "ok200" | "extra_headers" => {
+            let msg = match mode.as_str() {
+                "invite" => INVITE,
+                "ok200" => OK200,
+                _ => &with_extra,
+            };
             let mut headers = Headers::<32>::new();
             let m = sip::parse(black_box(msg), &mut headers).unwrap();
             total += black_box(m.len);
