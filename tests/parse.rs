@@ -442,3 +442,39 @@ fn lenient_parse_keeps_what_a_400_needs() {
     assert!(p.fields.from.is_some() && p.fields.to.is_some());
     assert_eq!(p.headers.len(), 8);
 }
+
+/// Every byte in the middle of an unknown header name, short names (one 16-byte window,
+/// the parser's fast path) and long ones: the name is accepted exactly when the byte is a
+/// token character (RFC 3261 §25.1).
+#[test]
+fn unknown_header_names_are_tokens() {
+    let token_byte = |b: u8| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b);
+    for b in 0..=255u8 {
+        // Bytes that would end the name or the line are not part of this test.
+        if matches!(b, b':' | b'\r' | b'\n' | b' ' | b'\t') {
+            continue;
+        }
+        for name_start in ["X-a", "X-Very-Long-Header-Name-a"] {
+            let mut text = request("").into_bytes();
+            let at = text.windows(5).position(|w| w == b"From:").unwrap();
+            let line = [name_start.as_bytes(), &[b], b"b: value\r\n"].concat();
+            text.splice(at..at, line.iter().copied());
+            let mut headers = Headers::<64>::new();
+            let parsed = sip::parse(&text, &mut headers);
+            assert_eq!(
+                parsed.is_ok(),
+                token_byte(b),
+                "byte {b:#04x} in {name_start}"
+            );
+            if let Ok(m) = parsed {
+                let h = m
+                    .headers
+                    .iter()
+                    .find(|h| h.raw_name.starts_with(b"X-"))
+                    .unwrap();
+                assert_eq!(h.name, HeaderName::Other);
+                assert_eq!(h.raw_name.len(), name_start.len() + 2);
+            }
+        }
+    }
+}
