@@ -1,9 +1,9 @@
 //! Where the lines of a datagram end, found 64 bytes at a time (SSE2 on x86_64, a portable
 //! version elsewhere).
 //!
-//! [`LineEnds`] keeps a bitmap of the LF positions in a 64-byte window, so the next line
-//! end costs a trailing-zero count, not a search: a typical header line (~40 bytes) shares
-//! its window with the next one.
+//! [`LineEnds`] keeps a bitmap of the LF positions in a 64-byte window not returned yet,
+//! so the next line end costs a trailing-zero count and a bit clear, not a search: a
+//! typical header line (~40 bytes) shares its window with the next one.
 
 #![allow(unsafe_code)]
 
@@ -21,7 +21,7 @@ pub struct LineEnds<'a> {
     buf: &'a [u8],
     /// Start of the current window.
     base: usize,
-    /// Bit i set where `buf[base + i]` is an LF.
+    /// Bit i set where `buf[base + i]` is an LF not returned yet.
     mask: u64,
 }
 
@@ -37,26 +37,29 @@ impl<'a> LineEnds<'a> {
         ends
     }
 
-    /// Index of the first LF at or after `pos`. Cheapest when `pos` is in the window of
-    /// the previous call or the next one, as it is for consecutive lines.
+    /// Index of the first LF at or after `pos`; later calls to [`LineEnds::next`] go on
+    /// from there. Loads the window at `pos`, so any `pos` is fine, backwards included.
     #[inline(always)]
     pub fn next_from(&mut self, pos: usize) -> Option<usize> {
-        let rel = pos.wrapping_sub(self.base);
-        let mut mask = if rel < WINDOW {
-            self.mask & (u64::MAX << rel)
-        } else {
-            self.load(pos);
-            self.mask
-        };
-        while mask == 0 {
+        self.load(pos);
+        self.next()
+    }
+
+    /// Index of the LF after the one returned last (by this or [`LineEnds::next_from`]):
+    /// the window's lowest LF bit, cleared as it is returned, so consecutive lines cost a
+    /// trailing-zero count and a bit clear each.
+    #[inline(always)]
+    pub fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
             let next = self.base + WINDOW;
             if next >= self.buf.len() {
                 return None;
             }
             self.load(next);
-            mask = self.mask;
         }
-        Some(self.base + mask.trailing_zeros() as usize)
+        let lf = self.base + self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        Some(lf)
     }
 
     #[inline(always)]
@@ -128,6 +131,16 @@ mod tests {
                 assert_eq!(ends.next_from(from), plain(from), "len {len} from {from}");
                 assert_eq!(LineEnds::new(s).next_from(from), plain(from));
             }
+            // Line after line.
+            let mut ends = LineEnds::new(s);
+            let mut expected = plain(0);
+            let mut got = ends.next_from(0);
+            while let Some(lf) = expected {
+                assert_eq!(got, Some(lf), "len {len}");
+                expected = plain(lf + 1);
+                got = ends.next();
+            }
+            assert_eq!(got, None, "len {len}");
             // Jumps back and forth.
             let mut ends = LineEnds::new(s);
             for from in [len / 2, 0, len, 1, len.saturating_sub(1)] {

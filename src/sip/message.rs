@@ -390,10 +390,11 @@ impl<'b> Driver<'b> {
                 Some(b'\r') if buf.get(pos + 1) == Some(&b'\n') => break pos + 2,
                 _ => {}
             }
-            // One logical header line: continuation lines start with SP or HTAB.
-            let mut nl = lines.next_from(pos).ok_or(ParseError::Unterminated)?;
+            // One logical header line: continuation lines start with SP or HTAB. The LF
+            // before `pos` was the last one taken, so the next one ends this line.
+            let mut nl = lines.next().ok_or(ParseError::Unterminated)?;
             while matches!(buf.get(nl + 1), Some(b' ' | b'\t')) {
-                nl = lines.next_from(nl + 1).ok_or(ParseError::Unterminated)?;
+                nl = lines.next().ok_or(ParseError::Unterminated)?;
             }
             // name *(SP / HTAB) ":"
             let (name, name_end, colon) = header_name(buf, pos).ok_or(ParseError::HeaderLine)?;
