@@ -37,7 +37,7 @@ impl<'a> LineEnds<'a> {
         ends
     }
 
-    /// Index of the first LF at or after `pos`; later calls to [`LineEnds::next`] go on
+    /// Index of the first LF at or after `pos`; the iterator's `next` goes on
     /// from there. Loads the window at `pos`, so any `pos` is fine, backwards included.
     #[inline(always)]
     pub fn next_from(&mut self, pos: usize) -> Option<usize> {
@@ -45,11 +45,24 @@ impl<'a> LineEnds<'a> {
         self.next()
     }
 
+    #[inline(always)]
+    fn load(&mut self, at: usize) {
+        self.base = at;
+        self.mask = match self.buf.get(at..) {
+            Some(rest) => lf_mask(rest),
+            None => 0,
+        };
+    }
+}
+
+impl Iterator for LineEnds<'_> {
+    type Item = usize;
+
     /// Index of the LF after the one returned last (by this or [`LineEnds::next_from`]):
     /// the window's lowest LF bit, cleared as it is returned, so consecutive lines cost a
     /// trailing-zero count and a bit clear each.
     #[inline(always)]
-    pub fn next(&mut self) -> Option<usize> {
+    fn next(&mut self) -> Option<usize> {
         while self.mask == 0 {
             let next = self.base + WINDOW;
             if next >= self.buf.len() {
@@ -60,15 +73,6 @@ impl<'a> LineEnds<'a> {
         let lf = self.base + self.mask.trailing_zeros() as usize;
         self.mask &= self.mask - 1;
         Some(lf)
-    }
-
-    #[inline(always)]
-    fn load(&mut self, at: usize) {
-        self.base = at;
-        self.mask = match self.buf.get(at..) {
-            Some(rest) => lf_mask(rest),
-            None => 0,
-        };
     }
 }
 
