@@ -75,8 +75,16 @@ impl<'e> Edits<'e> {
     pub fn apply(mut self, frame: &mut Frame<'_>) -> Result<(), RewriteError> {
         // Last offset first; at equal offsets, the later-pushed edit first, so that the
         // earlier one ends up in front of it.
-        self.list
-            .sort_unstable_by(|(a, sa), (b, sb)| b.at.cmp(&a.at).then(sb.cmp(sa)));
+        // An insertion sort: a handful of entries, for which the standard sort's general
+        // machinery costs more than the sorting.
+        let list = &mut self.list;
+        for i in 1..list.len() {
+            let mut j = i;
+            while j > 0 && (list[j].0.at, list[j].1) > (list[j - 1].0.at, list[j - 1].1) {
+                list.swap(j, j - 1);
+                j -= 1;
+            }
+        }
         for pair in self.list.windows(2) {
             let (later, earlier) = (pair[0].0, pair[1].0);
             if earlier.at + earlier.remove > later.at {
