@@ -50,6 +50,23 @@ fn is_sp_version(w: &[u8; 8]) -> bool {
     u64::from_le_bytes(*w) | FOLD == u64::from_le_bytes(*b" sip/2.0")
 }
 
+/// The length of the method if `line` starts with one of the RFC 3261 methods (exact case)
+/// and SP, in one or two word compares; `None` for others (found by a class run then).
+fn common_method_end(line: &[u8]) -> Option<usize> {
+    const FOUR: u64 = 0xffff_ffff;
+    const SEVEN: u64 = 0x00ff_ffff_ffff_ffff;
+    const fn word(m: &[u8; 8]) -> u64 {
+        u64::from_le_bytes(*m)
+    }
+    let w = u64::from_le_bytes(*line.first_chunk::<8>()?);
+    match (w & FOUR, w & SEVEN) {
+        (_, x) if x == word(b"INVITE \0") || x == word(b"CANCEL \0") => Some(6),
+        (x, _) if x == word(b"ACK \0\0\0\0") || x == word(b"BYE \0\0\0\0") => Some(3),
+        _ if w == word(b"OPTIONS ") => Some(7),
+        _ => None,
+    }
+}
+
 /// `SIP/` followed by something other than `2.0` and no space: a version we do not speak.
 fn looks_like_version(s: &[u8]) -> bool {
     starts_with_sip_slash(s) && !s.contains(&b' ')
@@ -84,7 +101,7 @@ impl<'a> StartLine<'a> {
         if !is_sp_version(line.last_chunk::<8>()?) {
             return None;
         }
-        let method_end = token_end(line, 0);
+        let method_end = common_method_end(line).unwrap_or_else(|| token_end(line, 0));
         if method_end == 0 || line.get(method_end) != Some(&b' ') {
             return None;
         }
@@ -222,6 +239,27 @@ mod tests {
         assert!(is_sp_version(b" sIp/2.0"));
     }
 
+    #[test]
+    fn common_methods() {
+        for (line, end) in [
+            (&b"INVITE sip:a SIP/2.0"[..], Some(6)),
+            (b"CANCEL sip:a SIP/2.0", Some(6)),
+            (b"ACK sip:a SIP/2.0", Some(3)),
+            (b"BYE sip:a SIP/2.0", Some(3)),
+            (b"OPTIONS sip:a SIP/2.0", Some(7)),
+            (b"invite sip:a SIP/2.0", None),
+            (b"INVITES sip:a SIP/2.0", None),
+            (b"ACKS sip:a SIP/2.0", None),
+            (b"BYE", None),
+            (b"REGISTER sip:a SIP/2.0", None),
+        ] {
+            assert_eq!(common_method_end(line), end, "{line:?}");
+            if let Some(end) = end {
+                assert_eq!(token_end(line, 0), end);
+            }
+        }
+    }
+
     /// The chunked URI-character check agrees with the byte table at every length.
     #[test]
     fn all_uri_chars_agrees_with_table() {
@@ -239,7 +277,7 @@ mod tests {
     /// The one-pass request-line check never disagrees with the general one.
     #[test]
     fn plain_agrees_with_general() {
-        let samples: [&[u8]; 8] = [
+        let samples: [&[u8]; 11] = [
             b"INVITE sip:+15551234567@carrier.example.com SIP/2.0",
             b"OPTIONS tel:+1-555;x=y sip/2.0",
             b"!interesting-Method0123456789_*+`.%indeed'~ sip:x@y SIP/2.0",
@@ -248,6 +286,9 @@ mod tests {
             b"REGISTER sips:registrar.example.com;transport=tcp?x=%20y SIP/2.0",
             b"BYE sip:bob@192.0.2.4 SIP/2.0 SIP/2.0",
             b"A sip: SIP/2.0",
+            b"BYE sip:bob@192.0.2.4 SIP/2.0",
+            b"CANCEL sip:bob@192.0.2.4 SIP/2.0",
+            b"OPTIONS sip:192.0.2.4 SIP/2.0",
         ];
         let bytes = b" \t\r\n;:=,\"[]<>/.0aZ9-_~!%\\^{|}\x00\x7f\xff";
         for sample in samples {
