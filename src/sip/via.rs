@@ -3,7 +3,7 @@
 use super::classes::{host_end, token_end};
 use super::header_name::eq_lowercase;
 use super::params::{BadParams, Params};
-use super::scan::{is_host_char, is_token_str, is_ws, parse_decimal, skip_ws};
+use super::scan::{is_host_char, is_token, is_token_str, is_ws, parse_decimal, skip_ws};
 use std::net::{IpAddr, Ipv6Addr};
 
 /// The `rport` parameter (RFC 3581).
@@ -110,10 +110,16 @@ impl<'a> Via<'a> {
                 return None;
             }
             let name_start = i + 1;
-            let name_end = token_end(s, name_start);
-            if name_end == name_start {
-                return None;
-            }
+            let (key, name_end) = match known_name(s, name_start) {
+                Some((key, len)) => (key, name_start + len),
+                None => {
+                    let end = token_end(s, name_start);
+                    if end == name_start {
+                        return None;
+                    }
+                    (name_key_ending(s, end, &s[name_start..end]), end)
+                }
+            };
             let value = if s.get(name_end) == Some(&b'=') {
                 let value_end = token_end(s, name_end + 1);
                 if value_end == name_end + 1 {
@@ -127,8 +133,7 @@ impl<'a> Via<'a> {
             };
             let name = &s[name_start..name_end];
             // The value is a token run: no need to check it again.
-            via.param_keyed(name_key_ending(s, name_end, name), name, value, true)
-                .ok()?;
+            via.param_keyed(key, name, value, true).ok()?;
         }
         Some(via)
     }
@@ -299,6 +304,41 @@ fn name_key_ending(s: &[u8], end: usize, name: &[u8]) -> u64 {
     }
 }
 
+/// The eight bytes of `s` from `i` as a little-endian word, zeros past the end of `s`
+/// (all zeros if `s` is shorter than eight bytes).
+#[inline(always)]
+fn word_from(s: &[u8], i: usize) -> u64 {
+    if let Some(w) = s.get(i..).and_then(|r| r.first_chunk::<8>()) {
+        return u64::from_le_bytes(*w);
+    }
+    // Fewer than eight bytes left: the last eight of `s`, shifted down to `i`.
+    let left = s.len().saturating_sub(i);
+    match s.last_chunk::<8>() {
+        Some(w) if left > 0 => u64::from_le_bytes(*w) >> (8 * (8 - left)),
+        _ => 0,
+    }
+}
+
+/// The name of a parameter the Via records (`branch`, `rport`, `received`, `maddr`,
+/// `ttl`, any case) starting at `start`, recognised from one word without a class run:
+/// its key and length. `None` for other names, or when a token byte follows.
+#[inline(always)]
+fn known_name(s: &[u8], start: usize) -> Option<(u64, usize)> {
+    let w = word_from(s, start);
+    let (key, len) = match (w as u8) | 0x20 {
+        b'b' => (BRANCH, 6),
+        b'r' if (w >> 8) as u8 | 0x20 == b'p' => (RPORT, 5),
+        b'r' => (RECEIVED, 8),
+        b'm' => (MADDR, 5),
+        b't' => (TTL, 3),
+        _ => return None,
+    };
+    // Bytes past the end of `s` are zero in `w`, 0x20 after folding: never a name's byte.
+    let folded = (w | NAME_FOLD) & (u64::MAX >> (64 - 8 * len));
+    let ends = !s.get(start + len).is_some_and(|&b| is_token(b));
+    (folded == key && ends).then_some((key, len))
+}
+
 const BRANCH: u64 = name_key(b"branch");
 const RECEIVED: u64 = name_key(b"received");
 const RPORT: u64 = name_key(b"rport");
@@ -464,7 +504,7 @@ mod tests {
     /// and every truncation of some typical values.
     #[test]
     fn plain_agrees_with_general() {
-        let samples: [&[u8]; 12] = [
+        let samples: [&[u8]; 14] = [
             b"SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK74bf9a1c;rport",
             b"SIP/2.0/TCP h.example.com;received=1.2.3.4;rport=5;maddr=x;ttl=3;lr",
             b"sip/2.0/udp h:1;BRANCH=a;RPort=65535;TTL=255",
@@ -477,6 +517,8 @@ mod tests {
             b"SIP/2.0/UDPX h;rport;;branch=b",
             b"SIP/2.0/UD h;=x;branch==b",
             b"SIP/2.0/UDP a;ttl=256;maddr",
+            b"SIP/2.0/UDP h;rp=1;r;rports=2;Receive=x;ttl",
+            b"SIP/2.0/UDP 192.0.2.10;RECEIVED=192.0.2.1;bRaNcH=z9hG4bK.1;MADDR=m;rport",
         ];
         let bytes = b" \t\r\n;:=,\"[]<>/.0aZ9-_~!%\x00\x7f\xff";
         for sample in samples {
@@ -557,7 +599,11 @@ mod tests {
     /// A name's key is its length and its bytes up to case, as [`eq_lowercase`] compares.
     #[test]
     fn name_keys() {
-        let names: [&[u8]; 10] = [
+        let names: [&[u8]; 14] = [
+            b"rp",
+            b"Maddr",
+            b"maddr2",
+            b"r",
             b"branch",
             b"BRANCH",
             b"branc",
@@ -583,6 +629,30 @@ mod tests {
             assert_eq!(name_key_ending(&s, s.len(), a), name_key(a), "{a:?}");
         }
         assert_eq!(name_key_ending(b"ttl", 3, b"ttl"), TTL);
+        // Recognised names agree with a token run and the key of what it finds.
+        let tails: [&[u8]; 6] = [b"", b"=", b";", b"x", b"-", b"=1;x"];
+        for a in names {
+            for tail in tails {
+                let mut s = b"SIP/2.0/UDP h;".to_vec();
+                let start = s.len();
+                s.extend_from_slice(a);
+                s.extend_from_slice(tail);
+                let end = crate::sip::classes::token_end(&s, start);
+                if let Some((key, len)) = known_name(&s, start) {
+                    assert_eq!((key, start + len), (name_key(&s[start..end]), end), "{s:?}");
+                } else {
+                    assert!(
+                        ![BRANCH, RPORT, RECEIVED, MADDR, TTL].contains(&name_key(&s[start..end]))
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            word_from(b"abcdefghij", 7),
+            u64::from_le_bytes(*b"hij\0\0\0\0\0")
+        );
+        assert_eq!(word_from(b"abcdefghij", 10), 0);
+        assert_eq!(word_from(b"abc", 1), 0);
         assert_eq!(name_key(b"receivedx"), 0);
         assert_eq!(name_key(b""), 0);
     }
