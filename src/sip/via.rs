@@ -121,7 +121,7 @@ impl<'a> Via<'a> {
                 }
             };
             let value = if s.get(name_end) == Some(&b'=') {
-                let value_end = token_end(s, name_end + 1);
+                let value_end = plain_value_end(s, name_end + 1);
                 if value_end == name_end + 1 {
                     return None;
                 }
@@ -367,6 +367,19 @@ fn plain_transport_end(s: &[u8]) -> usize {
     }
 }
 
+/// End of the token run at `start` (as [`token_end`]): host-name characters first, the
+/// cheaper class that most values (branch IDs, addresses, ports) stay within, then the
+/// other token characters only if the run stopped at one.
+#[inline(always)]
+fn plain_value_end(s: &[u8], start: usize) -> usize {
+    let end = host_end(s, start);
+    if s.get(end).is_some_and(|&b| is_token(b)) {
+        token_end(s, end)
+    } else {
+        end
+    }
+}
+
 /// The port of a plain Via, one to five digits at `start` worth at most 65535, and the index
 /// after them. `None` otherwise (no digit, six digits or more, too large): the general
 /// parser decides then. Eight bytes at a time when there are eight.
@@ -592,6 +605,18 @@ mod tests {
                     let short = &v[..len];
                     assert_eq!(leading_digits_short(short), expected(short), "{short:?}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn value_runs() {
+        let every_byte: Vec<u8> = (0..=255).collect();
+        let sample = b"SIP/2.0/UDP h;branch=z9hG4bK.a-b_c!d;rport";
+        for v in crate::sip::one_byte_variants(sample, &every_byte) {
+            for start in [0, 14, 21, 30, 36, v.len()] {
+                let expected = crate::sip::classes::token_end(&v, start);
+                assert_eq!(plain_value_end(&v, start), expected, "{v:?} {start}");
             }
         }
     }
