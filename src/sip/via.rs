@@ -113,7 +113,7 @@ impl<'a> Via<'a> {
             let (key, name_end) = match known_name(s, name_start) {
                 Some((key, len)) => (key, name_start + len),
                 None => {
-                    let end = token_end(s, name_start);
+                    let end = token_end_outlined(s, name_start);
                     if end == name_start {
                         return None;
                     }
@@ -367,6 +367,13 @@ fn plain_transport_end(s: &[u8]) -> usize {
     }
 }
 
+/// [`token_end`], kept out of line: in [`Via::parse_plain`]'s loop, where the usual
+/// parameters do not need it, its inlined class constants would be loaded on every call.
+#[inline(never)]
+fn token_end_outlined(s: &[u8], pos: usize) -> usize {
+    token_end(s, pos)
+}
+
 /// End of the token run at `start` (as [`token_end`]): host-name characters first, the
 /// cheaper class that most values (branch IDs, addresses, ports) stay within, then the
 /// other token characters only if the run stopped at one.
@@ -374,7 +381,7 @@ fn plain_transport_end(s: &[u8]) -> usize {
 fn plain_value_end(s: &[u8], start: usize) -> usize {
     let end = host_end(s, start);
     if s.get(end).is_some_and(|&b| is_token(b)) {
-        token_end(s, end)
+        token_end_outlined(s, end)
     } else {
         end
     }
