@@ -74,12 +74,8 @@ impl<'a> Via<'a> {
         if !eq_lowercase(proto, b"sip/2.0/") {
             return None;
         }
-        let transport_end = plain_transport_end(s);
-        if transport_end == 8 || s.get(transport_end) != Some(&b' ') {
-            return None;
-        }
-        let transport = &s[8..transport_end];
-        let host_start = transport_end + 1;
+        let (transport, rest) = plain_transport(s)?;
+        let host_start = s.len() - rest.len();
         let mut i = host_end(s, host_start);
         if i == host_start {
             return None;
@@ -345,25 +341,26 @@ const RPORT: u64 = name_key(b"rport");
 const MADDR: u64 = name_key(b"maddr");
 const TTL: u64 = name_key(b"ttl");
 
-/// End of the transport token of a plain Via (it starts at 8, after `SIP/2.0/`): `UDP`,
-/// `TCP` or `TLS` followed by SP in one word compare, any other token by a class run.
+/// The transport token of a plain Via (it starts at 8, after `SIP/2.0/`) and what follows
+/// the SP after it. `UDP`, `TCP` or `TLS` and the SP in one word compare, any other token by
+/// a class run (kept out of line). `None` without a token and SP.
 #[inline(always)]
-fn plain_transport_end(s: &[u8]) -> usize {
+fn plain_transport(s: &[u8]) -> Option<(&[u8], &[u8])> {
     // The letters folded to lower case, the SP exact.
     const FOLD: u32 = 0x0020_2020;
-    let common = s
-        .get(8..)
-        .and_then(|r| r.first_chunk::<4>())
-        .is_some_and(|w| {
-            let w = u32::from_le_bytes(*w) | FOLD;
-            w == u32::from_le_bytes(*b"udp ")
-                || w == u32::from_le_bytes(*b"tcp ")
-                || w == u32::from_le_bytes(*b"tls ")
-        });
-    if common {
-        11
-    } else {
-        token_end(s, 8)
+    if let Some((w, rest)) = s.get(8..).and_then(|r| r.split_first_chunk::<4>()) {
+        let folded = u32::from_le_bytes(*w) | FOLD;
+        if folded == u32::from_le_bytes(*b"udp ")
+            || folded == u32::from_le_bytes(*b"tcp ")
+            || folded == u32::from_le_bytes(*b"tls ")
+        {
+            return Some((&w[..3], rest));
+        }
+    }
+    let end = token_end_outlined(s, 8);
+    match (s.get(8..end), s.get(end + 1..)) {
+        (Some(t), Some(rest)) if !t.is_empty() && s[end] == b' ' => Some((t, rest)),
+        _ => None,
     }
 }
 
@@ -569,6 +566,11 @@ mod tests {
         assert_eq!(plain(b"SIP/2.0/udp h").unwrap().transport, b"udp");
         assert_eq!(plain(b"SIP/2.0/UDPS h").unwrap().transport, b"UDPS");
         assert_eq!(plain(b"SIP/2.0/TLS-SCTP h").unwrap().transport, b"TLS-SCTP");
+        assert_eq!(plain(b"SIP/2.0/X h").unwrap().transport, b"X");
+        assert_eq!(plain(b"SIP/2.0/UDP h").unwrap().host, b"h");
+        assert_eq!(plain(b"SIP/2.0/UDP "), None);
+        assert_eq!(plain(b"SIP/2.0/UDP"), None);
+        assert_eq!(plain(b"SIP/2.0/ h"), None);
         let v = plain(b"SIP/2.0/UDP h;BRANCH=b;ReCeIvEd=r;Rport;maddr=m;tTL=7").unwrap();
         assert_eq!(v.branch, Some(&b"b"[..]));
         assert_eq!(v.received, Some(&b"r"[..]));
