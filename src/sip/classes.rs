@@ -235,6 +235,24 @@ fn uri_mask16(chunk: &[u8; 16]) -> u32 {
     movemask(unsafe { _mm_andnot_si128(excluded, visible) })
 }
 
+/// True if every byte of `s` may appear unescaped in a URI ([`is_uri_char`]). From 16 bytes
+/// on, whole 16-byte chunks and then the last 16 bytes (overlapping the chunks), as
+/// [`all_visible`] does.
+#[inline]
+pub fn all_uri_chars(s: &[u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(last) = s.last_chunk::<16>() {
+        let mut all = uri_mask16(last);
+        let mut rest = s;
+        while let Some((chunk, tail)) = rest.split_first_chunk::<16>() {
+            all &= uri_mask16(chunk);
+            rest = tail;
+        }
+        return all == 0xffff;
+    }
+    s.iter().all(|&b| is_uri_char(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! SIP/2.0 only. The Request-URI's shape is checked here (a scheme, URI characters only);
 //! its full SIP-URI grammar is checked by [`crate::sip::uri::check_request_uri`].
 
-use super::classes::{token_end, uri_end};
+use super::classes::{all_uri_chars, token_end};
 use super::error::ParseError;
 use super::scan::is_token_str;
 use super::uri::{check_absolute, scheme_len};
@@ -43,6 +43,30 @@ fn is_version(s: &[u8]) -> bool {
     }
 }
 
+/// `w` is ` SIP/2.0` (the letters in any case), as a request line ends: one word compare.
+fn is_sp_version(w: &[u8; 8]) -> bool {
+    // The letters folded to lower case; SP, `/`, `2`, `.` and `0` exact.
+    const FOLD: u64 = 0x0000_0000_2020_2000;
+    u64::from_le_bytes(*w) | FOLD == u64::from_le_bytes(*b" sip/2.0")
+}
+
+/// The length of the method if `line` starts with one of the RFC 3261 methods (exact case)
+/// and SP, in one or two word compares; `None` for others (found by a class run then).
+fn common_method_end(line: &[u8]) -> Option<usize> {
+    const FOUR: u64 = 0xffff_ffff;
+    const SEVEN: u64 = 0x00ff_ffff_ffff_ffff;
+    const fn word(m: &[u8; 8]) -> u64 {
+        u64::from_le_bytes(*m)
+    }
+    let w = u64::from_le_bytes(*line.first_chunk::<8>()?);
+    match (w & FOUR, w & SEVEN) {
+        (_, x) if x == word(b"INVITE \0") || x == word(b"CANCEL \0") => Some(6),
+        (x, _) if x == word(b"ACK \0\0\0\0") || x == word(b"BYE \0\0\0\0") => Some(3),
+        _ if w == word(b"OPTIONS ") => Some(7),
+        _ => None,
+    }
+}
+
 /// `SIP/` followed by something other than `2.0` and no space: a version we do not speak.
 fn looks_like_version(s: &[u8]) -> bool {
     starts_with_sip_slash(s) && !s.contains(&b' ')
@@ -67,21 +91,24 @@ impl<'a> StartLine<'a> {
         }
     }
 
-    /// A valid request line, checked in one pass with class runs 16 bytes at a time.
-    /// `None` when it is not valid: [`StartLine::parse_request`] then says why.
+    /// A valid request line, checked with class runs 16 bytes at a time: ` SIP/2.0` at the
+    /// end in one word compare, a token and one SP before the Request-URI, and only URI
+    /// characters (no SP) between them. `None` when it is not valid:
+    /// [`StartLine::parse_request`] then says why.
     #[inline]
     fn parse_plain_request(line: &'a [u8]) -> Option<StartLine<'a>> {
-        let method_end = token_end(line, 0);
+        let uri_stop = line.len().checked_sub(8)?;
+        if !is_sp_version(line.last_chunk::<8>()?) {
+            return None;
+        }
+        let method_end = common_method_end(line).unwrap_or_else(|| token_end(line, 0));
         if method_end == 0 || line.get(method_end) != Some(&b' ') {
             return None;
         }
-        let uri_start = method_end + 1;
-        let uri_end = uri_end(line, uri_start);
-        let version = line.get(uri_end + 1..)?;
-        if line.get(uri_end) != Some(&b' ') || !is_version(version) {
+        let uri = line.get(method_end + 1..uri_stop)?;
+        if !all_uri_chars(uri) {
             return None;
         }
-        let uri = &line[uri_start..uri_end];
         let scheme = scheme_len(uri)?;
         (uri.len() > scheme + 1).then_some(StartLine::Request {
             method: &line[..method_end],
@@ -197,13 +224,71 @@ mod tests {
         assert!(!is_version(b"SIP/2."));
     }
 
+    #[test]
+    fn sp_version_word_compare() {
+        let every_byte: Vec<u8> = (0..=255).collect();
+        for v in crate::sip::one_byte_variants(b" SIP/2.0", &every_byte) {
+            if let Some(w) = v.first_chunk::<8>().filter(|_| v.len() == 8) {
+                assert_eq!(
+                    is_sp_version(w),
+                    v.eq_ignore_ascii_case(b" SIP/2.0"),
+                    "{v:?}"
+                );
+            }
+        }
+        assert!(is_sp_version(b" sIp/2.0"));
+    }
+
+    #[test]
+    fn common_methods() {
+        for (line, end) in [
+            (&b"INVITE sip:a SIP/2.0"[..], Some(6)),
+            (b"CANCEL sip:a SIP/2.0", Some(6)),
+            (b"ACK sip:a SIP/2.0", Some(3)),
+            (b"BYE sip:a SIP/2.0", Some(3)),
+            (b"OPTIONS sip:a SIP/2.0", Some(7)),
+            (b"invite sip:a SIP/2.0", None),
+            (b"INVITES sip:a SIP/2.0", None),
+            (b"ACKS sip:a SIP/2.0", None),
+            (b"BYE", None),
+            (b"REGISTER sip:a SIP/2.0", None),
+        ] {
+            assert_eq!(common_method_end(line), end, "{line:?}");
+            if let Some(end) = end {
+                assert_eq!(token_end(line, 0), end);
+            }
+        }
+    }
+
+    /// The chunked URI-character check agrees with the byte table at every length.
+    #[test]
+    fn all_uri_chars_agrees_with_table() {
+        let every_byte: Vec<u8> = (0..=255).collect();
+        let sample = b"sip:+15551234567@carrier.example.com;transport=udp";
+        for v in crate::sip::one_byte_variants(sample, &every_byte) {
+            assert_eq!(
+                all_uri_chars(&v),
+                v.iter().all(|&b| crate::sip::scan::is_uri_char(b)),
+                "{v:?}"
+            );
+        }
+    }
+
     /// The one-pass request-line check never disagrees with the general one.
     #[test]
     fn plain_agrees_with_general() {
-        let samples: [&[u8]; 3] = [
+        let samples: [&[u8]; 11] = [
             b"INVITE sip:+15551234567@carrier.example.com SIP/2.0",
             b"OPTIONS tel:+1-555;x=y sip/2.0",
             b"!interesting-Method0123456789_*+`.%indeed'~ sip:x@y SIP/2.0",
+            b"ACK sip:a SIP/2.0",
+            b"X s:a SIP/2.0",
+            b"REGISTER sips:registrar.example.com;transport=tcp?x=%20y SIP/2.0",
+            b"BYE sip:bob@192.0.2.4 SIP/2.0 SIP/2.0",
+            b"A sip: SIP/2.0",
+            b"BYE sip:bob@192.0.2.4 SIP/2.0",
+            b"CANCEL sip:bob@192.0.2.4 SIP/2.0",
+            b"OPTIONS sip:192.0.2.4 SIP/2.0",
         ];
         let bytes = b" \t\r\n;:=,\"[]<>/.0aZ9-_~!%\\^{|}\x00\x7f\xff";
         for sample in samples {
