@@ -55,7 +55,8 @@ pub mod start_line;
 pub mod text;
 pub mod uri;
 pub mod via;
-pub mod via_stamp;
+mod via_plain;
+mod via_stamp;
 
 pub use branch::{Branch, BranchId, BranchKey, BRANCH_LEN};
 pub use edits::{Edit, Edits, RewriteError};
