@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the wire-layer micro-benchmarks three times and prints, for each, the median of the
-# three runs' median times, as a markdown table. Run with nothing else on the machine.
+# three runs' median times, as a markdown table (per datagram for the batch32 group, which
+# times 32 at a time). Run with nothing else on the machine.
 #   bench-scripts/wire-bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,9 @@ est, bench, name, run = sys.argv[1:]
 median = json.load(open(est))["median"]["point_estimate"]
 throughput = json.load(open(bench)).get("throughput") or {}
 nbytes = throughput.get("Bytes", 0)
-print(name, run, median, nbytes)
+# A batch benchmark times `Elements` datagrams: report per datagram.
+per = throughput.get("Elements", 1)
+print(name, run, median / per, nbytes)
 PY
   done
 done
