@@ -92,3 +92,18 @@ pub(crate) fn one_byte_variants(sample: &[u8], bytes: &[u8]) -> Vec<Vec<u8>> {
     }
     cases
 }
+
+/// For every one-byte variant of every sample, `agrees` holds: it returns whether a fast
+/// path, where it accepts the input, gives the general parser's result.
+#[cfg(test)]
+pub(crate) fn assert_fast_path_agrees(
+    samples: &[&[u8]],
+    bytes: &[u8],
+    agrees: impl Fn(&[u8]) -> bool,
+) {
+    for sample in samples {
+        for v in one_byte_variants(sample, bytes) {
+            assert!(agrees(&v), "{:?}", String::from_utf8_lossy(&v));
+        }
+    }
+}

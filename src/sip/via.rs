@@ -63,6 +63,29 @@ impl<'a> Via<'a> {
         }
     }
 
+    /// A Via of `value` with its protocol and sent-by, no parameters yet.
+    #[inline(always)]
+    pub(super) fn sent_by(
+        value: &'a [u8],
+        transport: &'a [u8],
+        host: &'a [u8],
+        host_is_ipv6: bool,
+        port: Option<u16>,
+    ) -> Via<'a> {
+        Via {
+            value,
+            transport,
+            host,
+            host_is_ipv6,
+            port,
+            branch: None,
+            received: None,
+            rport: None,
+            maddr: None,
+            ttl: None,
+        }
+    }
+
     /// Records one parameter the Via knows; others are ignored.
     /// `value_is_token`: the caller has checked that a value is a token.
     #[inline]
@@ -156,18 +179,7 @@ impl<'a> Via<'a> {
             port = Some(parse_decimal(&s[p..e], 65535).ok_or(BadVia)? as u16);
             i = e;
         }
-        let mut via = Via {
-            value,
-            transport,
-            host,
-            host_is_ipv6,
-            port,
-            branch: None,
-            received: None,
-            rport: None,
-            maddr: None,
-            ttl: None,
-        };
+        let mut via = Via::sent_by(value, transport, host, host_is_ipv6, port);
         Params::new(&s[i..]).for_each_checked(|p| via.param(p.name, p.value, false))?;
         Ok(via)
     }
