@@ -16,6 +16,7 @@ mod wire_ops;
 
 use sipshard::sip::{self, BranchKey, Headers, ViaPrefix};
 use std::hint::black_box;
+use std::net::SocketAddr;
 use wire_ops::{batch_buffer, receive_batch, rewrite_batch, rewrite_invite, BATCH, INVITE, ROOM};
 
 const OK200: &[u8] = include_bytes!("../tests/data/messages/ok200.sip");
@@ -26,7 +27,7 @@ fn main() {
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let key = BranchKey::new(b"bench");
     let prefix = ViaPrefix::new("UDP", "10.0.0.1:5070".parse().unwrap()).unwrap();
-    let source = "198.51.100.7:40312".parse().unwrap();
+    let source: SocketAddr = "198.51.100.7:40312".parse().unwrap();
     let mut buf = vec![0u8; ROOM + INVITE.len() + ROOM];
     let mut slots = batch_buffer();
     // `extra_headers`: the INVITE with 20 more header lines the proxy does not use, for
@@ -44,34 +45,47 @@ fn main() {
         v
     };
     let timed = args.next().is_some_and(|a| a == "time");
+    // The mode resolved once, not per operation.
+    enum Op<'m> {
+        Parse(&'m [u8]),
+        Rewrite(Option<SocketAddr>),
+        RewriteBatch(Option<SocketAddr>),
+        ReceiveBatch,
+    }
+    let op = match mode.as_str() {
+        "invite" => Op::Parse(INVITE),
+        "ok200" => Op::Parse(OK200),
+        "extra_headers" => Op::Parse(&with_extra),
+        "insert_via" => Op::Rewrite(None),
+        "forward" => Op::Rewrite(Some(source)),
+        "insert_via_batch" => Op::RewriteBatch(None),
+        "forward_batch" => Op::RewriteBatch(Some(source)),
+        "receive_batch" => Op::ReceiveBatch,
+        other => panic!("unknown mode {other}"),
+    };
     // A batch mode's operation is a batch of datagrams; N and the figures count datagrams.
-    let per_op = if mode.ends_with("batch") { BATCH } else { 1 };
+    let per_op = match op {
+        Op::RewriteBatch(_) | Op::ReceiveBatch => BATCH,
+        _ => 1,
+    };
     let n = n / per_op;
     let mut total = 0usize;
-    let mut one = || match mode.as_str() {
-        "invite" | "ok200" | "extra_headers" => {
-            let msg = match mode.as_str() {
-                "invite" => INVITE,
-                "ok200" => OK200,
-                _ => &with_extra,
-            };
+    let mut one = || match op {
+        Op::Parse(msg) => {
             let mut headers = Headers::<32>::new();
             let m = sip::parse(black_box(msg), &mut headers).unwrap();
             total += black_box(m.len);
         }
-        "insert_via" | "forward" => {
-            let source = (mode == "forward").then_some(source);
+        Op::Rewrite(source) => {
             total += black_box(rewrite_invite(&mut buf, &prefix, &key, source));
         }
-        "insert_via_batch" | "forward_batch" => {
-            let source = (mode == "forward_batch").then_some(source);
+        Op::RewriteBatch(source) => {
             total += black_box(rewrite_batch(&mut slots, &prefix, &key, source));
         }
-        "receive_batch" => {
+        Op::ReceiveBatch => {
             receive_batch(&mut slots);
             total += black_box(slots[ROOM]) as usize;
         }
-        other => panic!("unknown mode {other}"),
     };
     if !timed {
         (0..n).for_each(|_| one());

@@ -74,8 +74,6 @@ pub struct Forwarder {
 type Target<'f> = (&'f Advertised, Exit, SocketAddr, Option<BackendTally>);
 
 /// What the parse-time half decided; applied once the datagram's borrow has ended.
-/// Held by value: boxing the large variant would allocate per message.
-#[allow(clippy::large_enum_variant)]
 enum Plan<'f> {
     Request(RequestRewrite<'f>, Exit, SocketAddr, Option<BackendTally>),
     Response(TopViaRemoval, Exit, SocketAddr, Option<BackendTally>),

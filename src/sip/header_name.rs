@@ -180,7 +180,7 @@ pub fn eq_lowercase(name: &[u8], lower: &[u8]) -> bool {
 }
 
 /// OR-ed into every byte of a name: folds upper case onto lower case (see [`eq_lowercase`]).
-const FOLD: u64 = 0x2020_2020_2020_2020;
+pub(super) const FOLD: u64 = 0x2020_2020_2020_2020;
 
 // The known long forms as keys (see [`key`]).
 const TO: u64 = key(b"to").0;

@@ -28,12 +28,19 @@ pub struct LineEnds<'a> {
 impl<'a> LineEnds<'a> {
     /// Line ends of `buf`; scans its first window.
     pub fn new(buf: &'a [u8]) -> Self {
+        Self::starting_at(buf, 0)
+    }
+
+    /// Line ends of `buf` from `pos` on (the iterator's first item is the first LF at or
+    /// after `pos`); scans the window there.
+    #[inline(always)]
+    pub fn starting_at(buf: &'a [u8], pos: usize) -> Self {
         let mut ends = LineEnds {
             buf,
             base: 0,
             mask: 0,
         };
-        ends.load(0);
+        ends.load(pos);
         ends
     }
 
@@ -134,6 +141,7 @@ mod tests {
             for from in 0..=len + 2 {
                 assert_eq!(ends.next_from(from), plain(from), "len {len} from {from}");
                 assert_eq!(LineEnds::new(s).next_from(from), plain(from));
+                assert_eq!(LineEnds::starting_at(s, from).next(), plain(from));
             }
             // Line after line.
             let mut ends = LineEnds::new(s);

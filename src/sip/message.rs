@@ -316,8 +316,8 @@ fn header_name(buf: &[u8], pos: usize) -> Option<(HeaderName, usize, usize)> {
 }
 
 /// True if the `len`-byte name at `pos` (`len` < 16, the start of `window`) is a token.
-/// Names are nearly always letters, digits and `-`, a class tested in fewer operations
-/// than the whole token class, which only the others need.
+/// The window is already loaded: its host-name class mask (as [`token_end`] starts with)
+/// settles nearly every name without a run; others take [`token_end`].
 #[inline(always)]
 fn name_is_token(buf: &[u8], pos: usize, len: usize, window: &[u8; 16]) -> bool {
     let name_bits = (1u32 << len) - 1;
@@ -373,8 +373,8 @@ impl<'b> Driver<'b> {
             .iter()
             .position(|&b| b != b'\r' && b != b'\n')
             .ok_or(ParseError::Empty)?;
-        let mut lines = LineEnds::new(buf);
-        let nl = lines.next_from(pos).ok_or(ParseError::StartLine)?;
+        let mut lines = LineEnds::starting_at(buf, pos);
+        let nl = lines.next().ok_or(ParseError::StartLine)?;
         let start = StartLine::parse(strip_cr(&buf[pos..nl]))?;
         if let (true, StartLine::Request { uri, .. }) = (self.full, start) {
             check_request_uri(uri).map_err(|_| ParseError::RequestUri)?;

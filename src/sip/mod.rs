@@ -56,7 +56,7 @@ pub mod text;
 pub mod uri;
 pub mod via;
 mod via_plain;
-mod via_stamp;
+pub mod via_stamp;
 
 pub use branch::{Branch, BranchId, BranchKey, BRANCH_LEN};
 pub use edits::{Edit, Edits, RewriteError};

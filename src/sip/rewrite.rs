@@ -178,11 +178,11 @@ impl<'p> RequestRewrite<'p> {
             if let Some((prefix, branch)) = self.via {
                 let (text, rest) = via.split_at_mut(prefix.as_bytes().len());
                 text.copy_from_slice(prefix.as_bytes());
-                let (branch_text, crlf) = rest.split_at_mut(BRANCH_LEN);
-                if let Ok(branch_text) = <&mut [u8; BRANCH_LEN]>::try_from(branch_text) {
+                // `rest` is the branch and CRLF by `via_len`'s construction.
+                if let Some((branch_text, crlf)) = rest.split_first_chunk_mut::<BRANCH_LEN>() {
                     branch.write(branch_text);
+                    crlf.copy_from_slice(b"\r\n");
                 }
-                crlf.copy_from_slice(b"\r\n");
             }
             mf.copy_from_slice(&DEFAULT_MAX_FORWARDS_LINE[..mf.len()]);
         })?;

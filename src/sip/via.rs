@@ -205,10 +205,6 @@ pub fn ip_literal(host: &[u8], bracketed: bool) -> Option<IpAddr> {
     }
 }
 
-/// OR-ed into every byte of a parameter name: folds upper case onto lower case, as
-/// [`eq_lowercase`] does.
-pub(super) const NAME_FOLD: u64 = 0x2020_2020_2020_2020;
-
 /// A parameter name of one to eight bytes as one word: its bytes OR 0x20 (never zero), in
 /// little-endian order, zero above the name. Two names have the same key exactly when they
 /// have the same length and are equal under [`eq_lowercase`]. 0 (no name's key) for

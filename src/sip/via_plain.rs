@@ -4,8 +4,9 @@
 
 use super::classes::{host_end, token_end};
 use super::header_name::eq_lowercase;
+use super::header_name::FOLD;
 use super::scan::is_token;
-use super::via::{name_key, Via, BRANCH, MADDR, NAME_FOLD, RECEIVED, RPORT, TTL};
+use super::via::{name_key, Via, BRANCH, MADDR, RECEIVED, RPORT, TTL};
 
 impl<'a> Via<'a> {
     /// The usual shape, `SIP/2.0/TRANSPORT host[:port]*(;name[=token])`, with no white space
@@ -43,7 +44,7 @@ impl<'a> Via<'a> {
             let (key, name_end) = match known_name(s, name_start) {
                 Some((key, len)) => (key, name_start + len),
                 None => {
-                    let end = token_end_outlined(s, name_start);
+                    let end = token_end(s, name_start);
                     if end == name_start {
                         return None;
                     }
@@ -51,7 +52,7 @@ impl<'a> Via<'a> {
                 }
             };
             let value = if s.get(name_end) == Some(&b'=') {
-                let value_end = plain_value_end(s, name_end + 1);
+                let value_end = token_end(s, name_end + 1);
                 if value_end == name_end + 1 {
                     return None;
                 }
@@ -79,7 +80,7 @@ fn name_key_ending(s: &[u8], end: usize, name: &[u8]) -> u64 {
         .and_then(|start| s.get(start..end))
         .and_then(|w| w.first_chunk::<8>());
     match word {
-        Some(w) if (1..=8).contains(&len) => (u64::from_le_bytes(*w) | NAME_FOLD) >> (64 - 8 * len),
+        Some(w) if (1..=8).contains(&len) => (u64::from_le_bytes(*w) | FOLD) >> (64 - 8 * len),
         _ => name_key(name),
     }
 }
@@ -114,14 +115,14 @@ fn known_name(s: &[u8], start: usize) -> Option<(u64, usize)> {
         _ => return None,
     };
     // Bytes past the end of `s` are zero in `w`, 0x20 after folding: never a name's byte.
-    let folded = (w | NAME_FOLD) & (u64::MAX >> (64 - 8 * len));
+    let folded = (w | FOLD) & (u64::MAX >> (64 - 8 * len));
     let ends = !s.get(start + len).is_some_and(|&b| is_token(b));
     (folded == key && ends).then_some((key, len))
 }
 
 /// The transport token of a plain Via (it starts at 8, after `SIP/2.0/`) and what follows
 /// the SP after it. `UDP`, `TCP` or `TLS` and the SP in one word compare, any other token by
-/// a class run (kept out of line). `None` without a token and SP.
+/// a class run. `None` without a token and SP.
 #[inline(always)]
 fn plain_transport(s: &[u8]) -> Option<(&[u8], &[u8])> {
     // The letters folded to lower case, the SP exact.
@@ -135,30 +136,10 @@ fn plain_transport(s: &[u8]) -> Option<(&[u8], &[u8])> {
             return Some((&w[..3], rest));
         }
     }
-    let end = token_end_outlined(s, 8);
+    let end = token_end(s, 8);
     match (s.get(8..end), s.get(end + 1..)) {
         (Some(t), Some(rest)) if !t.is_empty() && s[end] == b' ' => Some((t, rest)),
         _ => None,
-    }
-}
-
-/// [`token_end`], kept out of line: in [`Via::parse_plain`]'s loop, where the usual
-/// parameters do not need it, its inlined class constants would be loaded on every call.
-#[inline(never)]
-fn token_end_outlined(s: &[u8], pos: usize) -> usize {
-    token_end(s, pos)
-}
-
-/// End of the token run at `start` (as [`token_end`]): host-name characters first, the
-/// cheaper class that most values (branch IDs, addresses, ports) stay within, then the
-/// other token characters only if the run stopped at one.
-#[inline(always)]
-fn plain_value_end(s: &[u8], start: usize) -> usize {
-    let end = host_end(s, start);
-    if s.get(end).is_some_and(|&b| is_token(b)) {
-        token_end_outlined(s, end)
-    } else {
-        end
     }
 }
 
@@ -305,18 +286,6 @@ mod tests {
                     let short = &v[..len];
                     assert_eq!(leading_digits_short(short), expected(short), "{short:?}");
                 }
-            }
-        }
-    }
-
-    #[test]
-    fn value_runs() {
-        let every_byte: Vec<u8> = (0..=255).collect();
-        let sample = b"SIP/2.0/UDP h;branch=z9hG4bK.a-b_c!d;rport";
-        for v in crate::sip::one_byte_variants(sample, &every_byte) {
-            for start in [0, 14, 21, 30, 36, v.len()] {
-                let expected = crate::sip::classes::token_end(&v, start);
-                assert_eq!(plain_value_end(&v, start), expected, "{v:?} {start}");
             }
         }
     }
