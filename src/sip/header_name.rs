@@ -51,77 +51,82 @@ impl HeaderName {
     #[inline(always)]
     pub fn classify_window(len: usize, window: &[u8; 16]) -> HeaderName {
         let (lo, hi) = window.split_at(8);
-        let raw_lo = u64::from_le_bytes(lo.try_into().unwrap_or_default());
-        let raw_hi = u64::from_le_bytes(hi.try_into().unwrap_or_default());
-        // The name's bytes only: past them, zero.
-        let keep_lo = KEEP[len.min(8)];
-        let keep_hi = KEEP[len.saturating_sub(8).min(8)];
-        let (raw_lo, raw_hi) = (raw_lo & keep_lo, raw_hi & keep_hi);
-        let (lo, hi) = ((raw_lo | FOLD) & keep_lo, (raw_hi | FOLD) & keep_hi);
+        let raw = (
+            u64::from_le_bytes(lo.try_into().unwrap_or_default()),
+            u64::from_le_bytes(hi.try_into().unwrap_or_default()),
+        );
         use HeaderName::*;
-        let (expected, header) = match len {
-            1 => {
-                return match lo as u8 {
-                    b'v' => Via,
-                    b'i' => CallId,
-                    b'f' => From,
-                    b't' => To,
-                    b'm' => Contact,
-                    b'l' => ContentLength,
-                    b'k' => Supported,
-                    b's' => Subject,
-                    b'c' => ContentType,
-                    b'e' => ContentEncoding,
-                    b'o' => Event,
-                    b'u' => AllowEvents,
-                    b'r' => ReferTo,
-                    _ => Other,
-                }
-            }
-            // Names without `-` (no CR check needed).
-            2 => return if lo == TO { To } else { Other },
-            3 => return if lo == VIA { Via } else { Other },
-            4 => {
-                return match lo {
-                    CSEQ => CSeq,
-                    FROM => From,
-                    DATE => Date,
-                    _ => Other,
-                }
-            }
-            5 => {
-                return match lo {
-                    ROUTE => Route,
-                    EVENT => Event,
-                    _ => Other,
-                }
-            }
-            7 => match lo {
-                CALL_ID => ((CALL_ID, 0), CallId),
-                CONTACT => return Contact,
-                SUBJECT => return Subject,
-                EXPIRES => return Expires,
-                WARNING => return Warning,
-                _ => return Other,
+        // Each arm folds with its own length, a constant there: no mask is computed.
+        match len {
+            1 => match raw.0 as u8 | 0x20 {
+                b'v' => Via,
+                b'i' => CallId,
+                b'f' => From,
+                b't' => To,
+                b'm' => Contact,
+                b'l' => ContentLength,
+                b'k' => Supported,
+                b's' => Subject,
+                b'c' => ContentType,
+                b'e' => ContentEncoding,
+                b'o' => Event,
+                b'u' => AllowEvents,
+                b'r' => ReferTo,
+                _ => Other,
             },
-            8 => ((REFER_TO, 0), ReferTo),
-            9 => ((SUPPORTED, SUPPORTED_HI), Supported),
-            11 => ((RETRY_AFTER, RETRY_AFTER_HI), RetryAfter),
-            12 => match lo {
-                MAX_FORWARDS => ((MAX_FORWARDS, MAX_FORWARDS_HI), MaxForwards),
-                RECORD_ROUTE => ((RECORD_ROUTE, RECORD_ROUTE_HI), RecordRoute),
-                CONTENT_TYPE => ((CONTENT_TYPE, CONTENT_TYPE_HI), ContentType),
-                ALLOW_EVENTS => ((ALLOW_EVENTS, ALLOW_EVENTS_HI), AllowEvents),
-                _ => return Other,
+            // Names without `-` need no exactness check.
+            2 => pick(folded(raw, 2).0 == TO, To),
+            3 => pick(folded(raw, 3).0 == VIA, Via),
+            4 => match folded(raw, 4).0 {
+                CSEQ => CSeq,
+                FROM => From,
+                DATE => Date,
+                _ => Other,
             },
-            14 => ((CONTENT_LENGTH, CONTENT_LENGTH_HI), ContentLength),
-            16 => ((CONTENT_ENCODING, CONTENT_ENCODING_HI), ContentEncoding),
-            _ => return Other,
-        };
-        if (lo, hi) == expected && exact(raw_lo, expected.0) && exact(raw_hi, expected.1) {
-            header
-        } else {
-            Other
+            5 => match folded(raw, 5).0 {
+                ROUTE => Route,
+                EVENT => Event,
+                _ => Other,
+            },
+            7 => match folded(raw, 7).0 {
+                CALL_ID => pick(is_exactly(raw, 7, (CALL_ID, 0)), CallId),
+                CONTACT => Contact,
+                SUBJECT => Subject,
+                EXPIRES => Expires,
+                WARNING => Warning,
+                _ => Other,
+            },
+            8 => pick(is_exactly(raw, 8, (REFER_TO, 0)), ReferTo),
+            9 => pick(folded(raw, 9) == (SUPPORTED, SUPPORTED_HI), Supported),
+            11 => pick(is_exactly(raw, 11, (RETRY_AFTER, RETRY_AFTER_HI)), RetryAfter),
+            12 => match folded(raw, 12) {
+                (MAX_FORWARDS, MAX_FORWARDS_HI) => pick(
+                    is_exactly(raw, 12, (MAX_FORWARDS, MAX_FORWARDS_HI)),
+                    MaxForwards,
+                ),
+                (RECORD_ROUTE, RECORD_ROUTE_HI) => pick(
+                    is_exactly(raw, 12, (RECORD_ROUTE, RECORD_ROUTE_HI)),
+                    RecordRoute,
+                ),
+                (CONTENT_TYPE, CONTENT_TYPE_HI) => pick(
+                    is_exactly(raw, 12, (CONTENT_TYPE, CONTENT_TYPE_HI)),
+                    ContentType,
+                ),
+                (ALLOW_EVENTS, ALLOW_EVENTS_HI) => pick(
+                    is_exactly(raw, 12, (ALLOW_EVENTS, ALLOW_EVENTS_HI)),
+                    AllowEvents,
+                ),
+                _ => Other,
+            },
+            14 => pick(
+                is_exactly(raw, 14, (CONTENT_LENGTH, CONTENT_LENGTH_HI)),
+                ContentLength,
+            ),
+            16 => pick(
+                is_exactly(raw, 16, (CONTENT_ENCODING, CONTENT_ENCODING_HI)),
+                ContentEncoding,
+            ),
+            _ => Other,
         }
     }
 
@@ -223,6 +228,32 @@ const KEEP: [u64; 9] = {
     }
     keep
 };
+
+/// The first `len` bytes (up to 16) of the two words `raw`, folded to lower case, zero
+/// past them. `len` is a constant where this inlines, so the masks are too.
+#[inline(always)]
+fn folded(raw: (u64, u64), len: usize) -> (u64, u64) {
+    let (keep_lo, keep_hi) = (KEEP[len.min(8)], KEEP[len.saturating_sub(8).min(8)]);
+    ((raw.0 | FOLD) & keep_lo, (raw.1 | FOLD) & keep_hi)
+}
+
+/// True if the `len`-byte name in `raw` is the long form `key` (see [`key`]) ignoring
+/// case, checked [`exact`]ly where the key has `-`.
+#[inline(always)]
+fn is_exactly(raw: (u64, u64), len: usize, key: (u64, u64)) -> bool {
+    let (keep_lo, keep_hi) = (KEEP[len.min(8)], KEEP[len.saturating_sub(8).min(8)]);
+    folded(raw, len) == key && exact(raw.0 & keep_lo, key.0) && exact(raw.1 & keep_hi, key.1)
+}
+
+/// `header` if `found`, else [`HeaderName::Other`].
+#[inline(always)]
+fn pick(found: bool, header: HeaderName) -> HeaderName {
+    if found {
+        header
+    } else {
+        HeaderName::Other
+    }
+}
 
 /// For a `word` equal to the `key` word once folded: true unless a byte differs where the
 /// key has no letter, that is a CR (0x0D) where the key has `-` (0x2D). Letters have bit
