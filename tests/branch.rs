@@ -35,6 +35,12 @@ fn one_transaction_one_branch() {
         &msg("INVITE", "INVITE", "z9hG4bKclient1", "").replace("192.0.2.1:5060", "192.0.2.1:5062"),
     );
     assert_ne!(invite, elsewhere);
+    let other_host = branch_of(
+        &key,
+        &msg("INVITE", "INVITE", "z9hG4bKclient1", "").replace("192.0.2.1:5060", "192.0.2.2:5060"),
+    );
+    assert_ne!(invite, other_host);
+    assert_ne!(elsewhere, other_host);
     assert!(invite.as_bytes().starts_with(b"z9hG4bK"));
 }
 

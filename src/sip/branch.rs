@@ -10,7 +10,9 @@
 //!   CSeq number and the Request-URI (§16.11's list for RFC 2543 compatibility).
 //!
 //! Layout: `z9hG4bK` `sd` + 16 hex digits of a keyed 64-bit hash of those fields + 8 hex
-//! digits of a check value, a SipHash-2-4 MAC of the hash under the deployment secret.
+//! digits of a check value, a SipHash-1-3 MAC of the hash under the deployment secret
+//! (the rounds Rust's `HashMap` uses against chosen inputs; a forger must still guess
+//! the 32-bit check value, and the check is on the path of every forwarded request).
 //! [`BranchKey::verify`] recomputes the check value, so a response whose top Via carries a
 //! branch we did not make (forged or another proxy's) is recognised and dropped, and a
 //! request that already carries one of our branches is a loop (§16.3 step 4).
@@ -18,7 +20,7 @@
 use super::message::Message;
 use super::text::put_hex;
 use super::via::MAGIC_COOKIE;
-use siphasher::sip::SipHasher24;
+use siphasher::sip::{SipHasher13, SipHasher24};
 use std::hash::Hasher;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -72,7 +74,7 @@ impl BranchId {
 #[derive(Clone)]
 pub struct BranchKey {
     seed: u64,
-    mac: SipHasher24,
+    mac: SipHasher13,
 }
 
 impl std::fmt::Debug for BranchKey {
@@ -103,14 +105,12 @@ impl BranchKey {
         };
         BranchKey {
             seed: derive(1),
-            mac: SipHasher24::new_with_keys(derive(2), derive(3)),
+            mac: SipHasher13::new_with_keys(derive(2), derive(3)),
         }
     }
 
     fn check_value(&self, id: u64) -> u32 {
-        let mut h = self.mac;
-        h.write_u64(id);
-        h.finish() as u32
+        self.mac.hash(&id.to_le_bytes()) as u32
     }
 
     /// The stateless branch for a request we forward, as text.
@@ -129,9 +129,12 @@ impl BranchKey {
         };
         let id = match via.branch {
             Some(b) if b.len() > MAGIC_COOKIE.len() && via.has_rfc3261_branch() => {
-                let h = chain(self.seed, b);
-                let h = chain(h, via.host);
-                chain(h, &via.port.unwrap_or(0).to_le_bytes())
+                // Two hashes that do not wait for each other, under different seeds (the
+                // port is folded into the second): their latencies overlap.
+                let port = u64::from(via.port.unwrap_or(0));
+                let of_branch = xxh3_64_with_seed(b, self.seed);
+                let of_sent_by = xxh3_64_with_seed(via.host, self.seed.rotate_left(32) ^ port);
+                of_branch ^ of_sent_by.rotate_left(23)
             }
             _ => {
                 let h = chain(self.seed ^ 1, via.value);

@@ -98,7 +98,10 @@ impl HeaderName {
             },
             8 => pick(is_exactly(raw, 8, (REFER_TO, 0)), ReferTo),
             9 => pick(folded(raw, 9) == (SUPPORTED, SUPPORTED_HI), Supported),
-            11 => pick(is_exactly(raw, 11, (RETRY_AFTER, RETRY_AFTER_HI)), RetryAfter),
+            11 => pick(
+                is_exactly(raw, 11, (RETRY_AFTER, RETRY_AFTER_HI)),
+                RetryAfter,
+            ),
             12 => match folded(raw, 12) {
                 (MAX_FORWARDS, MAX_FORWARDS_HI) => pick(
                     is_exactly(raw, 12, (MAX_FORWARDS, MAX_FORWARDS_HI)),

@@ -293,9 +293,12 @@ fn header_name(buf: &[u8], pos: usize) -> Option<(HeaderName, usize, usize)> {
         let colons = eq_mask16(window, b':');
         if colons != 0 {
             let colon = colons.trailing_zeros() as usize;
+            // Usually the name ends at the colon; SP or HTAB before it is rare.
             let mut len = colon;
-            while len > 0 && matches!(window[len - 1], b' ' | b'\t') {
-                len -= 1;
+            if colon > 0 && window[(colon - 1) & 15] <= b' ' {
+                while len > 0 && matches!(window[len - 1], b' ' | b'\t') {
+                    len -= 1;
+                }
             }
             let name = HeaderName::classify_window(len, window);
             if len == 0 || (name == HeaderName::Other && !name_is_token(buf, pos, len, window)) {
