@@ -1,6 +1,7 @@
 //! A message inside a larger buffer, with room in front (headroom) and behind (tailroom),
 //! so that insertions and deletions move only the shorter side of the edit point.
 
+use super::copy::move_within;
 use std::fmt;
 
 /// The edit does not fit in the buffer's head- or tailroom.
@@ -103,8 +104,7 @@ impl<'a> Frame<'a> {
             let back = grow <= tailroom;
             if front && (before <= after || !back) {
                 let new_start = self.start - grow;
-                self.buf
-                    .copy_within(self.start..self.start + before, new_start);
+                move_within(self.buf, self.start..self.start + before, new_start);
                 self.start = new_start;
             } else if back {
                 let tail = self.start + at + remove;
@@ -117,8 +117,7 @@ impl<'a> Frame<'a> {
             let shrink = remove - insert;
             if before <= after {
                 let new_start = self.start + shrink;
-                self.buf
-                    .copy_within(self.start..self.start + before, new_start);
+                move_within(self.buf, self.start..self.start + before, new_start);
                 self.start = new_start;
             } else {
                 let tail = self.start + at + remove;

@@ -529,6 +529,7 @@ impl<'b> Driver<'b> {
     }
 
     /// Stores a single-valued header, rejecting duplicates and values that did not parse.
+    #[inline(always)]
     fn single<T>(
         &mut self,
         name: HeaderName,

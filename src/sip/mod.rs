@@ -39,6 +39,7 @@
 pub mod branch;
 pub mod checks;
 pub mod classes;
+mod copy;
 pub mod edits;
 pub mod error;
 pub mod find;

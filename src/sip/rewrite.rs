@@ -4,6 +4,7 @@
 //! applied, straight into the datagram where they can be.
 
 use super::branch::{BranchId, BRANCH_LEN};
+use super::copy::copy_short;
 use super::edits::{Edit, Edits, RewriteError};
 use super::frame::Frame;
 use super::message::Message;
@@ -133,6 +134,16 @@ impl<'p> RequestRewrite<'p> {
     /// from, starting at the same byte.
     pub fn apply(&self, frame: &mut Frame<'_>) -> Result<(), RewriteError> {
         frame.truncate(self.len);
+        if !self.stamp.is_empty() || self.max_forwards.is_some() || self.route_removal.is_some() {
+            self.apply_edits(frame)?;
+        }
+        // The top lines last: every other edit lies at or after the first header line, and
+        // one at the same offset (a Route line removed there) belongs below them.
+        self.insert_top_lines(frame)
+    }
+
+    /// The edits below the top lines: the Via stamp, Max-Forwards, the Route removal.
+    fn apply_edits(&self, frame: &mut Frame<'_>) -> Result<(), RewriteError> {
         let stamp_texts = self.stamp.texts();
         let mut digits = ArrayVec::<u8, 3>::new();
         let mut edits = Edits::new();
@@ -153,10 +164,7 @@ impl<'p> RequestRewrite<'p> {
                 insert: &[],
             })?;
         }
-        edits.apply(frame)?;
-        // The top lines last: every other edit lies at or after the first header line, and
-        // one at the same offset (a Route line removed there) belongs below them.
-        self.insert_top_lines(frame)
+        edits.apply(frame)
     }
 
     /// Writes our Via and, when the request had none, Max-Forwards in front of the first
@@ -177,7 +185,7 @@ impl<'p> RequestRewrite<'p> {
             let (via, mf) = out.split_at_mut(via_len);
             if let Some((prefix, branch)) = self.via {
                 let (text, rest) = via.split_at_mut(prefix.as_bytes().len());
-                text.copy_from_slice(prefix.as_bytes());
+                copy_short(text, prefix.as_bytes());
                 // `rest` is the branch and CRLF by `via_len`'s construction.
                 if let Some((branch_text, crlf)) = rest.split_first_chunk_mut::<BRANCH_LEN>() {
                     branch.write(branch_text);
