@@ -12,7 +12,7 @@ use super::header_name::HeaderName;
 use super::lines::LineEnds;
 use super::name_addr::NameAddr;
 use super::params::CommaValues;
-use super::scan::{offset_in, trim};
+use super::scan::{eq_short, offset_in, trim};
 use super::start_line::StartLine;
 use super::uri::check_request_uri;
 use super::via::Via;
@@ -343,6 +343,7 @@ fn trim_value(v: &[u8]) -> &[u8] {
     }
 }
 
+#[inline(always)]
 fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
@@ -444,7 +445,9 @@ impl<'b> Driver<'b> {
             && f.from.is_some()
             && f.to.is_some()
             && match (&f.start, &f.cseq) {
-                (Some(StartLine::Request { method, .. }), Some(cseq)) => cseq.method == *method,
+                (Some(StartLine::Request { method, .. }), Some(cseq)) => {
+                    eq_short(cseq.method, method)
+                }
                 (_, cseq) => cseq.is_some(),
             };
         if complete {
@@ -458,7 +461,7 @@ impl<'b> Driver<'b> {
             (f.to.is_none(), HeaderName::To),
         ];
         let cseq_mismatch = match (f.start, f.cseq) {
-            (Some(StartLine::Request { method, .. }), Some(cseq)) => cseq.method != method,
+            (Some(StartLine::Request { method, .. }), Some(cseq)) => !eq_short(cseq.method, method),
             _ => false,
         };
         for (absent, name) in missing {

@@ -157,6 +157,27 @@ pub fn quoted_string_end(s: &[u8], i: usize) -> Option<usize> {
     None
 }
 
+/// `a == b`, compared inline for the short strings a method or a token usually is (two
+/// overlapping words up to 16 bytes) instead of through `memcmp`.
+#[inline(always)]
+pub fn eq_short(a: &[u8], b: &[u8]) -> bool {
+    fn words<const W: usize>(s: &[u8]) -> ([u8; W], [u8; W]) {
+        let mut head = [0u8; W];
+        let mut tail = [0u8; W];
+        head.copy_from_slice(&s[..W]);
+        tail.copy_from_slice(&s[s.len() - W..]);
+        (head, tail)
+    }
+    if a.len() != b.len() {
+        return false;
+    }
+    match a.len() {
+        8..=16 => words::<8>(a) == words::<8>(b),
+        4..=7 => words::<4>(a) == words::<4>(b),
+        _ => a == b,
+    }
+}
+
 /// Offset of `part` inside `whole`. `part` must be a sub-slice of `whole`.
 #[inline]
 pub fn offset_in(whole: &[u8], part: &[u8]) -> usize {
@@ -197,6 +218,21 @@ mod tests {
         assert_eq!(quoted_string_end(br#""a\"b" x"#, 0), Some(6));
         assert_eq!(quoted_string_end(br#""abc"#, 0), None);
         assert_eq!(quoted_string_end(b"\"ab\\", 0), None);
+    }
+
+    #[test]
+    fn eq_short_agrees_with_slice_equality() {
+        let base: Vec<u8> = (0..24u8).map(|i| b'A' + i).collect();
+        for len in 0..=24 {
+            let a = &base[..len];
+            assert!(eq_short(a, a));
+            for pos in 0..len {
+                let mut b = a.to_vec();
+                b[pos] ^= 0x20;
+                assert!(!eq_short(a, &b), "len {len} pos {pos}");
+            }
+            assert!(!eq_short(a, &base[..len.saturating_sub(1)]) || len == 0);
+        }
     }
 
     #[test]
