@@ -191,7 +191,7 @@ fn wsinv_fields() {
         .headers
         .iter()
         .any(|h| h.name == HeaderName::Subject && h.value.is_empty()));
-    assert!(m.headers.iter().any(|h| h.raw_name == b"NewFangledHeader"
+    assert!(m.headers.iter().any(|h| h.raw_name() == b"NewFangledHeader"
         && h.value == b"newfangled value\r\n continued newfangled value"));
 }
 
@@ -215,7 +215,7 @@ fn unusual_but_valid_fields() {
     assert!(m
         .headers
         .iter()
-        .any(|h| h.raw_name == b"C%6Fntact" && h.name == HeaderName::Other));
+        .any(|h| h.raw_name() == b"C%6Fntact" && h.name == HeaderName::Other));
     assert_eq!(m.content_length, Some(0));
 
     let data = load("lwsdisp.dat");

@@ -23,12 +23,20 @@ use arrayvec::ArrayVec;
 pub struct Header<'b> {
     /// Classified name.
     pub name: HeaderName,
-    /// Name as written.
-    pub raw_name: &'b [u8],
+    /// Length of the name as written, at the start of `line` (see [`Header::raw_name`]).
+    name_len: usize,
     /// Value without surrounding white space; may contain line folds.
     pub value: &'b [u8],
     /// The whole line, continuation lines and line terminator included.
     pub line: &'b [u8],
+}
+
+impl<'b> Header<'b> {
+    /// The name as written. A length, not a slice, in the record: the parser stores one
+    /// word less per line.
+    pub fn raw_name(&self) -> &'b [u8] {
+        self.line.get(..self.name_len).unwrap_or_default()
+    }
 }
 
 /// Header storage for a parse: `Headers::<64>::new()` costs nothing to create (no
@@ -304,7 +312,7 @@ fn header_name(buf: &[u8], pos: usize) -> Option<(HeaderName, usize, usize)> {
             if len == 0 || (name == HeaderName::Other && !name_is_token(buf, pos, len, window)) {
                 return None;
             }
-            return Some((name, pos + len, pos + colon));
+            return Some((name, len, pos + colon));
         }
     }
     let name_end = token_end(buf, pos);
@@ -315,7 +323,11 @@ fn header_name(buf: &[u8], pos: usize) -> Option<(HeaderName, usize, usize)> {
     if name_end == pos || buf.get(colon) != Some(&b':') {
         return None;
     }
-    Some((HeaderName::classify(&buf[pos..name_end]), name_end, colon))
+    Some((
+        HeaderName::classify(&buf[pos..name_end]),
+        name_end - pos,
+        colon,
+    ))
 }
 
 /// True if the `len`-byte name at `pos` (`len` < 16, the start of `window`) is a token.
@@ -401,7 +413,7 @@ impl<'b> Driver<'b> {
                 nl = lines.next().ok_or(ParseError::Unterminated)?;
             }
             // name *(SP / HTAB) ":"
-            let (name, name_end, colon) = header_name(buf, pos).ok_or(ParseError::HeaderLine)?;
+            let (name, name_len, colon) = header_name(buf, pos).ok_or(ParseError::HeaderLine)?;
             if colon >= nl {
                 return Err(ParseError::HeaderLine);
             }
@@ -411,7 +423,7 @@ impl<'b> Driver<'b> {
             storage
                 .try_push(Header {
                     name,
-                    raw_name: &buf[pos..name_end],
+                    name_len,
                     value,
                     line,
                 })

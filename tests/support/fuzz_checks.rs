@@ -167,7 +167,7 @@ fn check_fields(data: &[u8], headers: &[Header<'_>], f: &Fields<'_>) {
     let mut next = f.headers_start;
     for (k, h) in headers.iter().enumerate() {
         within(data, h.line, "header line");
-        within(h.line, h.raw_name, "header name");
+        within(h.line, h.raw_name(), "header name");
         within(h.line, h.value, "header value");
         assert_eq!(
             offset(data, h.line),
@@ -175,7 +175,7 @@ fn check_fields(data: &[u8], headers: &[Header<'_>], f: &Fields<'_>) {
             "header {k} does not follow the previous one"
         );
         assert_eq!(
-            offset(h.line, h.raw_name),
+            offset(h.line, h.raw_name()),
             0,
             "header {k}: name not at line start"
         );
@@ -184,7 +184,7 @@ fn check_fields(data: &[u8], headers: &[Header<'_>], f: &Fields<'_>) {
             Some(&b'\n'),
             "header {k}: line does not end in LF"
         );
-        assert_eq!(h.name, HeaderName::classify(h.raw_name));
+        assert_eq!(h.name, HeaderName::classify(h.raw_name()));
         next += h.line.len();
     }
     // The header lines a field came from, by name.
