@@ -50,6 +50,7 @@ pub fn warning_ok(v: &[u8]) -> bool {
 }
 
 /// `CSeq: 1*DIGIT LWS Method` (§20.16) → (number, method).
+#[inline]
 pub fn parse_cseq(v: &[u8]) -> Option<(u32, &[u8])> {
     // The digits, accumulated as they are found; up to 10 fit in a u64 without overflow
     // (longer runs, as with leading zeros, go through `parse_decimal`).
@@ -90,16 +91,19 @@ fn cseq_method(v: &[u8], digits_end: usize, number: u32) -> Option<(u32, &[u8])>
 }
 
 /// `Call-ID: word ["@" word]` (§20.8): non-empty, visible ASCII, no white space.
+#[inline]
 pub fn call_id_ok(v: &[u8]) -> bool {
     !v.is_empty() && all_visible(v)
 }
 
 /// `Max-Forwards: 1*DIGIT` in 0..=255 (§20.22).
+#[inline]
 pub fn parse_max_forwards(v: &[u8]) -> Option<u8> {
     decimal_trimmed(v, 255).map(|n| n as u8)
 }
 
 /// `Content-Length: 1*DIGIT` (§20.14), bounded by the largest datagram.
+#[inline]
 pub fn parse_content_length(v: &[u8]) -> Option<u32> {
     decimal_trimmed(v, u64::from(u32::MAX)).map(|n| n as u32)
 }
