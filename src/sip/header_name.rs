@@ -56,7 +56,8 @@ impl HeaderName {
             u64::from_le_bytes(hi.try_into().unwrap_or_default()),
         );
         use HeaderName::*;
-        // Each arm folds with its own length, a constant there: no mask is computed.
+        // Each arm folds with its own length, a constant there: no mask is computed. Names
+        // with `-` are also checked where the fold could have taken a CR for it.
         match len {
             1 => match raw.0 as u8 | 0x20 {
                 b'v' => Via,
@@ -74,59 +75,49 @@ impl HeaderName {
                 b'r' => ReferTo,
                 _ => Other,
             },
-            // Names without `-` need no exactness check.
-            2 => pick(folded(raw, 2).0 == TO, To),
-            3 => pick(folded(raw, 3).0 == VIA, Via),
-            4 => match folded(raw, 4).0 {
+            2 => pick(folded(raw, 2) == TO, To),
+            3 => pick(folded(raw, 3) == VIA, Via),
+            4 => match folded(raw, 4) {
                 CSEQ => CSeq,
                 FROM => From,
                 DATE => Date,
                 _ => Other,
             },
-            5 => match folded(raw, 5).0 {
+            5 => match folded(raw, 5) {
                 ROUTE => Route,
                 EVENT => Event,
                 _ => Other,
             },
-            7 => match folded(raw, 7).0 {
-                CALL_ID => pick(is_exactly(raw, 7, (CALL_ID, 0)), CallId),
+            7 => match folded(raw, 7) {
+                CALL_ID => pick(hyphens_exact(raw, 7, CALL_ID), CallId),
                 CONTACT => Contact,
                 SUBJECT => Subject,
                 EXPIRES => Expires,
                 WARNING => Warning,
                 _ => Other,
             },
-            8 => pick(is_exactly(raw, 8, (REFER_TO, 0)), ReferTo),
-            9 => pick(folded(raw, 9) == (SUPPORTED, SUPPORTED_HI), Supported),
+            8 => pick(
+                folded(raw, 8) == REFER_TO && hyphens_exact(raw, 8, REFER_TO),
+                ReferTo,
+            ),
+            9 => pick(folded(raw, 9) == SUPPORTED, Supported),
             11 => pick(
-                is_exactly(raw, 11, (RETRY_AFTER, RETRY_AFTER_HI)),
+                folded(raw, 11) == RETRY_AFTER && hyphens_exact(raw, 11, RETRY_AFTER),
                 RetryAfter,
             ),
             12 => match folded(raw, 12) {
-                (MAX_FORWARDS, MAX_FORWARDS_HI) => pick(
-                    is_exactly(raw, 12, (MAX_FORWARDS, MAX_FORWARDS_HI)),
-                    MaxForwards,
-                ),
-                (RECORD_ROUTE, RECORD_ROUTE_HI) => pick(
-                    is_exactly(raw, 12, (RECORD_ROUTE, RECORD_ROUTE_HI)),
-                    RecordRoute,
-                ),
-                (CONTENT_TYPE, CONTENT_TYPE_HI) => pick(
-                    is_exactly(raw, 12, (CONTENT_TYPE, CONTENT_TYPE_HI)),
-                    ContentType,
-                ),
-                (ALLOW_EVENTS, ALLOW_EVENTS_HI) => pick(
-                    is_exactly(raw, 12, (ALLOW_EVENTS, ALLOW_EVENTS_HI)),
-                    AllowEvents,
-                ),
+                MAX_FORWARDS => pick(hyphens_exact(raw, 12, MAX_FORWARDS), MaxForwards),
+                RECORD_ROUTE => pick(hyphens_exact(raw, 12, RECORD_ROUTE), RecordRoute),
+                CONTENT_TYPE => pick(hyphens_exact(raw, 12, CONTENT_TYPE), ContentType),
+                ALLOW_EVENTS => pick(hyphens_exact(raw, 12, ALLOW_EVENTS), AllowEvents),
                 _ => Other,
             },
             14 => pick(
-                is_exactly(raw, 14, (CONTENT_LENGTH, CONTENT_LENGTH_HI)),
+                folded(raw, 14) == CONTENT_LENGTH && hyphens_exact(raw, 14, CONTENT_LENGTH),
                 ContentLength,
             ),
             16 => pick(
-                is_exactly(raw, 16, (CONTENT_ENCODING, CONTENT_ENCODING_HI)),
+                folded(raw, 16) == CONTENT_ENCODING && hyphens_exact(raw, 16, CONTENT_ENCODING),
                 ContentEncoding,
             ),
             _ => Other,
@@ -191,35 +182,27 @@ pub fn eq_lowercase(name: &[u8], lower: &[u8]) -> bool {
 pub(super) const FOLD: u64 = 0x2020_2020_2020_2020;
 
 // The known long forms as keys (see [`key`]).
-const TO: u64 = key(b"to").0;
-const VIA: u64 = key(b"via").0;
-const CSEQ: u64 = key(b"cseq").0;
-const DATE: u64 = key(b"date").0;
-const FROM: u64 = key(b"from").0;
-const EVENT: u64 = key(b"event").0;
-const ROUTE: u64 = key(b"route").0;
-const CALL_ID: u64 = key(b"call-id").0;
-const CONTACT: u64 = key(b"contact").0;
-const EXPIRES: u64 = key(b"expires").0;
-const SUBJECT: u64 = key(b"subject").0;
-const WARNING: u64 = key(b"warning").0;
-const REFER_TO: u64 = key(b"refer-to").0;
-const SUPPORTED: u64 = key(b"supported").0;
-const SUPPORTED_HI: u64 = key(b"supported").1;
-const RETRY_AFTER: u64 = key(b"retry-after").0;
-const RETRY_AFTER_HI: u64 = key(b"retry-after").1;
-const ALLOW_EVENTS: u64 = key(b"allow-events").0;
-const ALLOW_EVENTS_HI: u64 = key(b"allow-events").1;
-const CONTENT_TYPE: u64 = key(b"content-type").0;
-const CONTENT_TYPE_HI: u64 = key(b"content-type").1;
-const MAX_FORWARDS: u64 = key(b"max-forwards").0;
-const MAX_FORWARDS_HI: u64 = key(b"max-forwards").1;
-const RECORD_ROUTE: u64 = key(b"record-route").0;
-const RECORD_ROUTE_HI: u64 = key(b"record-route").1;
-const CONTENT_LENGTH: u64 = key(b"content-length").0;
-const CONTENT_LENGTH_HI: u64 = key(b"content-length").1;
-const CONTENT_ENCODING: u64 = key(b"content-encoding").0;
-const CONTENT_ENCODING_HI: u64 = key(b"content-encoding").1;
+const TO: (u64, u64) = key(b"to");
+const VIA: (u64, u64) = key(b"via");
+const CSEQ: (u64, u64) = key(b"cseq");
+const DATE: (u64, u64) = key(b"date");
+const FROM: (u64, u64) = key(b"from");
+const EVENT: (u64, u64) = key(b"event");
+const ROUTE: (u64, u64) = key(b"route");
+const CALL_ID: (u64, u64) = key(b"call-id");
+const CONTACT: (u64, u64) = key(b"contact");
+const EXPIRES: (u64, u64) = key(b"expires");
+const SUBJECT: (u64, u64) = key(b"subject");
+const WARNING: (u64, u64) = key(b"warning");
+const REFER_TO: (u64, u64) = key(b"refer-to");
+const SUPPORTED: (u64, u64) = key(b"supported");
+const RETRY_AFTER: (u64, u64) = key(b"retry-after");
+const ALLOW_EVENTS: (u64, u64) = key(b"allow-events");
+const CONTENT_TYPE: (u64, u64) = key(b"content-type");
+const MAX_FORWARDS: (u64, u64) = key(b"max-forwards");
+const RECORD_ROUTE: (u64, u64) = key(b"record-route");
+const CONTENT_LENGTH: (u64, u64) = key(b"content-length");
+const CONTENT_ENCODING: (u64, u64) = key(b"content-encoding");
 
 /// `word & KEEP[n]` keeps the first n bytes of a little-endian word.
 const KEEP: [u64; 9] = {
@@ -232,20 +215,26 @@ const KEEP: [u64; 9] = {
     keep
 };
 
+/// `(word & keep.0, word & keep.1)` keeps the first `len` (up to 16) bytes of two words.
+#[inline(always)]
+fn keep(len: usize) -> (u64, u64) {
+    (KEEP[len.min(8)], KEEP[len.saturating_sub(8).min(8)])
+}
+
 /// The first `len` bytes (up to 16) of the two words `raw`, folded to lower case, zero
 /// past them. `len` is a constant where this inlines, so the masks are too.
 #[inline(always)]
 fn folded(raw: (u64, u64), len: usize) -> (u64, u64) {
-    let (keep_lo, keep_hi) = (KEEP[len.min(8)], KEEP[len.saturating_sub(8).min(8)]);
+    let (keep_lo, keep_hi) = keep(len);
     ((raw.0 | FOLD) & keep_lo, (raw.1 | FOLD) & keep_hi)
 }
 
-/// True if the `len`-byte name in `raw` is the long form `key` (see [`key`]) ignoring
-/// case, checked [`exact`]ly where the key has `-`.
+/// For a `len`-byte name in `raw` whose [`folded`] form is `key`: true unless it has a CR
+/// where the key has `-` (see [`exact`]).
 #[inline(always)]
-fn is_exactly(raw: (u64, u64), len: usize, key: (u64, u64)) -> bool {
-    let (keep_lo, keep_hi) = (KEEP[len.min(8)], KEEP[len.saturating_sub(8).min(8)]);
-    folded(raw, len) == key && exact(raw.0 & keep_lo, key.0) && exact(raw.1 & keep_hi, key.1)
+fn hyphens_exact(raw: (u64, u64), len: usize, key: (u64, u64)) -> bool {
+    let (keep_lo, keep_hi) = keep(len);
+    exact(raw.0 & keep_lo, key.0) && exact(raw.1 & keep_hi, key.1)
 }
 
 /// `header` if `found`, else [`HeaderName::Other`].

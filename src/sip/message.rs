@@ -289,7 +289,8 @@ struct Driver<'b> {
     error: Option<ParseError>,
 }
 
-/// The header name at `pos`: its class, where it ends and where the colon after it is.
+/// The header name at `pos`: its class, its length as written and where the colon after it
+/// is.
 /// `None` if the line does not start with `token *(SP / HTAB) ":"`.
 ///
 /// The usual case takes one 16-byte window: the first colon in it, the name before it
@@ -452,19 +453,10 @@ impl<'b> Driver<'b> {
     /// Mandatory headers (§8.1.1) and the CSeq method rule (§8.1.1.5).
     fn check_complete(&mut self) -> Result<(), ParseError> {
         let f = &self.fields;
-        let complete = f.top_via.is_some()
-            && f.call_id.is_some()
-            && f.from.is_some()
-            && f.to.is_some()
-            && match (&f.start, &f.cseq) {
-                (Some(StartLine::Request { method, .. }), Some(cseq)) => {
-                    eq_short(cseq.method, method)
-                }
-                (_, cseq) => cseq.is_some(),
-            };
-        if complete {
-            return Ok(());
-        }
+        let cseq_mismatch = match (f.start, f.cseq) {
+            (Some(StartLine::Request { method, .. }), Some(cseq)) => !eq_short(cseq.method, method),
+            _ => false,
+        };
         let missing = [
             (f.top_via.is_none(), HeaderName::Via),
             (f.call_id.is_none(), HeaderName::CallId),
@@ -472,10 +464,9 @@ impl<'b> Driver<'b> {
             (f.from.is_none(), HeaderName::From),
             (f.to.is_none(), HeaderName::To),
         ];
-        let cseq_mismatch = match (f.start, f.cseq) {
-            (Some(StartLine::Request { method, .. }), Some(cseq)) => !eq_short(cseq.method, method),
-            _ => false,
-        };
+        if !cseq_mismatch && missing.iter().all(|&(absent, _)| !absent) {
+            return Ok(());
+        }
         for (absent, name) in missing {
             if absent && !self.already_invalid(name) {
                 self.note(ParseError::Missing(name))?;
@@ -495,7 +486,7 @@ impl<'b> Driver<'b> {
     fn header(&mut self, name: HeaderName, v: &'b [u8], line: &'b [u8]) -> Result<(), ParseError> {
         match name {
             HeaderName::Via => self.vias(v, line),
-            HeaderName::Route => self.routes(name, v, line),
+            HeaderName::Route => self.routes(v, line),
             HeaderName::CallId => {
                 let parsed = call_id_ok(v).then_some(v);
                 self.single(name, parsed, |f| &mut f.call_id)
@@ -611,12 +602,7 @@ impl<'b> Driver<'b> {
     }
 
     #[inline(never)]
-    fn routes(
-        &mut self,
-        name: HeaderName,
-        value: &'b [u8],
-        line: &'b [u8],
-    ) -> Result<(), ParseError> {
+    fn routes(&mut self, value: &'b [u8], line: &'b [u8]) -> Result<(), ParseError> {
         if self.fields.top_route.is_some() && !self.full {
             return Ok(());
         }
@@ -626,7 +612,7 @@ impl<'b> Driver<'b> {
                 return Ok(());
             }
             let Ok(addr) = NameAddr::parse(v) else {
-                return self.note(ParseError::Invalid(name));
+                return self.note(ParseError::Invalid(HeaderName::Route));
             };
             if self.fields.top_route.is_none() {
                 let removal = self.removal(line, v, values.peek().copied());

@@ -161,19 +161,15 @@ pub fn quoted_string_end(s: &[u8], i: usize) -> Option<usize> {
 /// overlapping words up to 16 bytes) instead of through `memcmp`.
 #[inline(always)]
 pub fn eq_short(a: &[u8], b: &[u8]) -> bool {
-    fn words<const W: usize>(s: &[u8]) -> ([u8; W], [u8; W]) {
-        let mut head = [0u8; W];
-        let mut tail = [0u8; W];
-        head.copy_from_slice(&s[..W]);
-        tail.copy_from_slice(&s[s.len() - W..]);
-        (head, tail)
+    fn ends<const W: usize>(s: &[u8]) -> (Option<&[u8; W]>, Option<&[u8; W]>) {
+        (s.first_chunk(), s.last_chunk())
     }
     if a.len() != b.len() {
         return false;
     }
     match a.len() {
-        8..=16 => words::<8>(a) == words::<8>(b),
-        4..=7 => words::<4>(a) == words::<4>(b),
+        8..=16 => ends::<8>(a) == ends::<8>(b),
+        4..=7 => ends::<4>(a) == ends::<4>(b),
         _ => a == b,
     }
 }

@@ -309,8 +309,6 @@ mod tests {
         assert_eq!(v.host_ip(), None);
     }
 
-    /// The plain-shape parser never disagrees with the general one: every one-byte change
-    /// and every truncation of some typical values.
     #[test]
     fn malformed() {
         for bad in [

@@ -84,7 +84,8 @@ impl ViaStamp {
         }
         if let Some(r) = self.received {
             if r.with_name {
-                texts.received.extend(*b";received=");
+                // Ten bytes into an empty 55-byte buffer: always fits.
+                let _ = texts.received.try_extend_from_slice(b";received=");
             }
             push_ip(&mut texts.received, r.ip);
         }
@@ -103,43 +104,42 @@ impl ViaStamp {
         texts: &'e StampTexts,
         edits: &mut Edits<'e>,
     ) -> Result<(), RewriteError> {
-        // As `edits()` lists them, without building that list.
-        if let Some((at, _)) = self.rport {
-            edits.push(Edit {
-                at,
-                remove: 0,
-                insert: &texts.rport,
-            })?;
-        }
-        if let Some(r) = self.received {
-            edits.push(Edit {
-                at: r.at,
-                remove: r.remove,
-                insert: &texts.received,
-            })?;
-        }
-        Ok(())
+        self.for_each_edit(texts, |e| edits.push(e))
     }
 
     /// The edits as a fixed list, in ascending offset order, for copying a line with them;
     /// `texts` is this stamp's [`ViaStamp::texts`].
     pub fn edits<'e>(&self, texts: &'e StampTexts) -> ArrayVec<Edit<'e>, 2> {
         let mut out = ArrayVec::new();
+        // Two edits at most: `push` cannot fail.
+        let _ = self.for_each_edit(texts, |e| {
+            out.try_push(e).map_err(|_| RewriteError::TooManyEdits)
+        });
+        out.sort_unstable_by_key(|e| e.at);
+        out
+    }
+
+    /// Calls `f` with the `rport` edit, then the `received` one, where the stamp has them.
+    #[inline(always)]
+    fn for_each_edit<'e>(
+        &self,
+        texts: &'e StampTexts,
+        mut f: impl FnMut(Edit<'e>) -> Result<(), RewriteError>,
+    ) -> Result<(), RewriteError> {
         if let Some((at, _)) = self.rport {
-            out.push(Edit {
+            f(Edit {
                 at,
                 remove: 0,
                 insert: &texts.rport,
-            });
+            })?;
         }
         if let Some(r) = self.received {
-            out.push(Edit {
+            f(Edit {
                 at: r.at,
                 remove: r.remove,
                 insert: &texts.received,
-            });
+            })?;
         }
-        out.sort_unstable_by_key(|e| e.at);
-        out
+        Ok(())
     }
 }
