@@ -77,6 +77,28 @@ impl<'a> Frame<'a> {
         Ok(())
     }
 
+    /// Inserts `len` bytes that `fill` writes (it gets exactly that slice) at offset `at`,
+    /// moving the `at` bytes in front of it into the headroom when they fit there: for
+    /// lines added above the first header, only the start line moves. Otherwise as
+    /// [`Frame::splice_with`].
+    #[inline]
+    pub fn insert_front_with(
+        &mut self,
+        at: usize,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), NoRoom> {
+        if at > self.len() || len > self.start {
+            return self.splice_with(at, 0, len, fill);
+        }
+        let new_start = self.start - len;
+        move_within(self.buf, self.start..self.start + at, new_start);
+        self.start = new_start;
+        let at = new_start + at;
+        fill(&mut self.buf[at..at + len]);
+        Ok(())
+    }
+
     /// Replaces `remove` bytes at offset `at` (relative to the message start) with
     /// `insert`. Offsets before `at` keep their meaning; those after shift by the
     /// length difference. Moves whichever side of the edit is shorter.
@@ -177,6 +199,25 @@ mod tests {
         f.splice_with(f.len(), 0, 2, |out| out.copy_from_slice(b"!!"))
             .unwrap();
         assert_eq!(f.bytes(), b"AAAAxyzBBBBBBBBBBBB!!");
+    }
+
+    #[test]
+    fn insert_front_moves_the_front_or_falls_back() {
+        // Headroom enough: the front moves, even when it is the longer side.
+        let (mut buf, len) = frame_with(b"AAAAAAAA|B", 4, 8);
+        let mut f = Frame::new(&mut buf, 4, len);
+        f.insert_front_with(8, 3, |out| out.copy_from_slice(b"xyz"))
+            .unwrap();
+        assert_eq!((f.bytes(), f.start()), (&b"AAAAAAAAxyz|B"[..], 1));
+        // Headroom short: the back moves into the tailroom instead.
+        f.insert_front_with(0, 2, |out| out.copy_from_slice(b"<<"))
+            .unwrap();
+        assert_eq!((f.bytes(), f.start()), (&b"<<AAAAAAAAxyz|B"[..], 1));
+        // Neither fits, or the offset is past the end: nothing changes, nothing is filled.
+        let untouched = |_: &mut [u8]| panic!("filled without room");
+        assert_eq!(f.insert_front_with(2, 7, untouched), Err(NoRoom));
+        assert_eq!(f.insert_front_with(f.len() + 1, 1, untouched), Err(NoRoom));
+        assert_eq!(f.bytes(), b"<<AAAAAAAAxyz|B");
     }
 
     #[test]

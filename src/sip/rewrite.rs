@@ -183,7 +183,7 @@ impl<'p> RequestRewrite<'p> {
         if via_len + mf_len == 0 {
             return Ok(());
         }
-        frame.splice_with(self.headers_start, 0, via_len + mf_len, |out| {
+        frame.insert_front_with(self.headers_start, via_len + mf_len, |out| {
             let (via, mf) = out.split_at_mut(via_len);
             if let Some((prefix, branch)) = self.via {
                 let (text, rest) = via.split_at_mut(prefix.as_bytes().len());
@@ -194,7 +194,11 @@ impl<'p> RequestRewrite<'p> {
                     crlf.copy_from_slice(b"\r\n");
                 }
             }
-            mf.copy_from_slice(&DEFAULT_MAX_FORWARDS_LINE[..mf.len()]);
+            // A fixed-size copy: `mf` is that line or empty, and an empty copy_from_slice
+            // would still call memcpy.
+            if let Some(line) = mf.first_chunk_mut::<{ DEFAULT_MAX_FORWARDS_LINE.len() }>() {
+                line.copy_from_slice(DEFAULT_MAX_FORWARDS_LINE);
+            }
         })?;
         Ok(())
     }
