@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the wire-layer micro-benchmarks three times and prints, for each, the median of the
 # three runs' median times, as a markdown table (per datagram for the batch32 group, which
-# times 32 at a time). Run with nothing else on the machine.
+# times 32 at a time). Run with nothing else on the machine; the runs are pinned to core
+# CORE (default 1), as loop-ab.sh runs are.
 #   bench-scripts/wire-bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ criterion=${CARGO_TARGET_DIR:-target}/criterion
 cargo bench --bench wire --no-run >/dev/null 2>&1
 results=$(mktemp)
 for run in $(seq "$runs"); do
-  cargo bench --bench wire >/dev/null 2>&1
+  taskset -c "${CORE:-1}" cargo bench --bench wire >/dev/null 2>&1
   for est in "$criterion"/*/*/new/estimates.json; do
     name=${est#"$criterion"/}; name=${name%/new/estimates.json}
     bench=$criterion/$name/new/benchmark.json
