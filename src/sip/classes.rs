@@ -1,6 +1,6 @@
 //! Runs of one character class (RFC 3261 §25.1), checked 16 bytes at a time with SSE2 on
-//! x86_64 (a table lookup per byte elsewhere): the end of a header name (`token`) or of a
-//! Request-URI (URI characters).
+//! x86_64 (a table lookup per byte elsewhere): the end of a header name (`token`) or a host
+//! name, and whether a Call-ID or a Request-URI holds only its allowed characters.
 
 #![allow(unsafe_code)]
 
@@ -125,20 +125,6 @@ fn full_token_end(s: &[u8], pos: usize) -> usize {
     }
 }
 
-/// Index of the first byte at or after `pos` that may not appear unescaped in a URI
-/// ([`is_uri_char`]), or `s.len()` (`pos` itself if it is past the end).
-#[inline]
-pub fn uri_end(s: &[u8], pos: usize) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    {
-        run_end(s, pos, uri_mask16, is_uri_char)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        scalar_run_end(s, pos, is_uri_char)
-    }
-}
-
 /// End of the run of host-name characters (letters, digits, `-`, `.`) starting at `pos`:
 /// a host name or an IPv4 address.
 #[inline]
@@ -176,21 +162,40 @@ pub fn host_char_mask16(chunk: &[u8; 16]) -> u32 {
     }
 }
 
+/// True if `in_class` holds for every byte of `s`. From 16 bytes on, whole 16-byte chunks
+/// through `mask16` and then the last 16 bytes (overlapping the chunks), so no byte is
+/// checked singly; shorter slices byte by byte, without an early exit.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn all_in_class(
+    s: &[u8],
+    mask16: impl Fn(&[u8; 16]) -> u32,
+    in_class: impl Fn(u8) -> bool,
+) -> bool {
+    if let Some(last) = s.last_chunk::<16>() {
+        let mut all = mask16(last);
+        let mut rest = s;
+        while let Some((chunk, tail)) = rest.split_first_chunk::<16>() {
+            all &= mask16(chunk);
+            rest = tail;
+        }
+        return all == 0xffff;
+    }
+    s.iter().fold(true, |ok, &b| ok & in_class(b))
+}
+
 /// True if every byte of `s` is visible ASCII (`VCHAR`, 0x21..=0x7e), as a Call-ID is
-/// written. From 16 bytes on, whole 16-byte chunks and then the last 16 bytes (overlapping
-/// the chunks), so no byte is checked singly.
+/// written.
 #[inline]
 pub fn all_visible(s: &[u8]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if let Some(last) = s.last_chunk::<16>() {
-        let (chunks, _) = s.as_chunks::<16>();
-        return chunks
-            .iter()
-            .chain([last])
-            .fold(0xffff, |all, c| all & visible_mask16(c))
-            == 0xffff;
+    {
+        all_in_class(s, visible_mask16, is_visible)
     }
-    s.iter().fold(true, |ok, &b| ok & is_visible(b))
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        s.iter().all(|&b| is_visible(b))
+    }
 }
 
 #[inline(always)]
@@ -243,22 +248,17 @@ fn uri_mask16(chunk: &[u8; 16]) -> u32 {
     movemask(unsafe { _mm_andnot_si128(excluded, visible) })
 }
 
-/// True if every byte of `s` may appear unescaped in a URI ([`is_uri_char`]). From 16 bytes
-/// on, whole 16-byte chunks and then the last 16 bytes (overlapping the chunks), as
-/// [`all_visible`] does.
+/// True if every byte of `s` may appear unescaped in a URI ([`is_uri_char`]).
 #[inline]
 pub fn all_uri_chars(s: &[u8]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if let Some(last) = s.last_chunk::<16>() {
-        let mut all = uri_mask16(last);
-        let mut rest = s;
-        while let Some((chunk, tail)) = rest.split_first_chunk::<16>() {
-            all &= uri_mask16(chunk);
-            rest = tail;
-        }
-        return all == 0xffff;
+    {
+        all_in_class(s, uri_mask16, is_uri_char)
     }
-    s.iter().all(|&b| is_uri_char(b))
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        s.iter().all(|&b| is_uri_char(b))
+    }
 }
 
 #[cfg(test)]
@@ -325,11 +325,5 @@ mod tests {
             }
         }
         assert!(all_visible(b""));
-    }
-
-    #[test]
-    fn uri_runs() {
-        check_run(uri_end, is_uri_char);
-        assert_eq!(uri_end(b"sip:a@b SIP/2.0", 0), 7);
     }
 }

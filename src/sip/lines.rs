@@ -26,11 +26,6 @@ pub struct LineEnds<'a> {
 }
 
 impl<'a> LineEnds<'a> {
-    /// Line ends of `buf`; scans its first window.
-    pub fn new(buf: &'a [u8]) -> Self {
-        Self::starting_at(buf, 0)
-    }
-
     /// Line ends of `buf` from `pos` on (the iterator's first item is the first LF at or
     /// after `pos`); scans the window there.
     #[inline(always)]
@@ -42,14 +37,6 @@ impl<'a> LineEnds<'a> {
         };
         ends.load(pos);
         ends
-    }
-
-    /// Index of the first LF at or after `pos`; the iterator's `next` goes on
-    /// from there. Loads the window at `pos`, so any `pos` is fine, backwards included.
-    #[inline(always)]
-    pub fn next_from(&mut self, pos: usize) -> Option<usize> {
-        self.load(pos);
-        self.next()
     }
 
     #[inline(always)]
@@ -65,8 +52,7 @@ impl<'a> LineEnds<'a> {
 impl Iterator for LineEnds<'_> {
     type Item = usize;
 
-    /// Index of the LF after the one returned last (by this or [`LineEnds::next_from`]):
-    /// the window's lowest LF bit, cleared as it is returned, so consecutive lines cost a
+    /// Index of the LF after the one returned last: the window's lowest LF bit, cleared as it is returned, so consecutive lines cost a
     /// trailing-zero count and a bit clear each.
     #[inline(always)]
     fn next(&mut self) -> Option<usize> {
@@ -136,27 +122,18 @@ mod tests {
                     .and_then(|t| t.iter().position(|&b| b == b'\n'))
                     .map(|p| p + from)
             };
-            // Ascending queries, as the parser makes them, and fresh ones.
-            let mut ends = LineEnds::new(s);
+            // From every start, the first LF and then line after line, as the parser
+            // takes them.
             for from in 0..=len + 2 {
-                assert_eq!(ends.next_from(from), plain(from), "len {len} from {from}");
-                assert_eq!(LineEnds::new(s).next_from(from), plain(from));
-                assert_eq!(LineEnds::starting_at(s, from).next(), plain(from));
-            }
-            // Line after line.
-            let mut ends = LineEnds::new(s);
-            let mut expected = plain(0);
-            let mut got = ends.next_from(0);
-            while let Some(lf) = expected {
-                assert_eq!(got, Some(lf), "len {len}");
-                expected = plain(lf + 1);
-                got = ends.next();
-            }
-            assert_eq!(got, None, "len {len}");
-            // Jumps back and forth.
-            let mut ends = LineEnds::new(s);
-            for from in [len / 2, 0, len, 1, len.saturating_sub(1)] {
-                assert_eq!(ends.next_from(from), plain(from));
+                let mut ends = LineEnds::starting_at(s, from);
+                let mut expected = plain(from);
+                let mut got = ends.next();
+                while let Some(lf) = expected {
+                    assert_eq!(got, Some(lf), "len {len} from {from}");
+                    expected = plain(lf + 1);
+                    got = ends.next();
+                }
+                assert_eq!(got, None, "len {len} from {from}");
             }
         }
     }
