@@ -1,7 +1,7 @@
 //! The I/O model alone: `bare_forwarder`'s job (no SIP parsing, fixed destination) done the
 //! way a sipshard shard does its I/O: one glommio executor, one task per socket, each
 //! draining with `recvmmsg`, sending with `sendmmsg`, and parking on glommio (`peek_from`)
-//! when its socket is empty (`sipshard::shard::runtime::serve`). Comparing it with
+//! when its socket is empty (`sipshard::net::runtime::serve`). Comparing it with
 //! `bare_forwarder` (poll(2)) and `sipshard balance` at one rate separates the cost of the
 //! I/O model from the cost of the SIP work.
 //!
@@ -10,8 +10,8 @@
 
 mod forwarder_common;
 
+use sipshard::net::runtime;
 use sipshard::net::Batch;
-use sipshard::shard::runtime;
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;

@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod logging;
 pub mod net;
+pub mod proxy;
 pub mod shard;
 pub mod sip;
 pub mod tools;

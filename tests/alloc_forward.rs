@@ -4,8 +4,7 @@
 
 use sipshard::balance::backends::{Backend, Snapshot};
 use sipshard::net::{HEADROOM, REPLY_LEN};
-use sipshard::shard::forward::{Advertised, Forwarder, Side};
-use sipshard::shard::{Exit, Verdict};
+use sipshard::proxy::{Advertised, Arrival, Exit, Forwarder, Side, Verdict};
 use sipshard::sip::BranchKey;
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -43,9 +42,16 @@ fn forwarding_makes_no_heap_allocation() {
 
     // Prepare the inputs outside the measured region.
     slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
-    let Verdict::Forward { start, len, .. } =
-        f.handle(Side::Public, &mut slot, &mut reply, INVITE.len(), client)
-    else {
+    let Verdict::Forward { start, len, .. } = f.handle(
+        Arrival {
+            side: Side::Public,
+            source: client,
+        },
+        &mut slot,
+        HEADROOM,
+        INVITE.len(),
+        &mut reply,
+    ) else {
         panic!("INVITE not forwarded");
     };
     let forwarded = String::from_utf8(slot[start..start + len].to_vec()).unwrap();
@@ -70,34 +76,70 @@ fn forwarding_makes_no_heap_allocation() {
     let allocations = allocations_during(|| {
         for _ in 0..1000 {
             slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
-            if let Verdict::Forward { .. } =
-                f.handle(Side::Public, &mut slot, &mut reply, INVITE.len(), client)
-            {
+            if let Verdict::Forward { .. } = f.handle(
+                Arrival {
+                    side: Side::Public,
+                    source: client,
+                },
+                &mut slot,
+                HEADROOM,
+                INVITE.len(),
+                &mut reply,
+            ) {
                 verdicts[0] += 1;
             }
             slot[HEADROOM..HEADROOM + ok.len()].copy_from_slice(ok.as_bytes());
             if let Verdict::Forward {
                 exit: Exit::Public, ..
-            } = f.handle(Side::Internal, &mut slot, &mut reply, ok.len(), backend)
-            {
+            } = f.handle(
+                Arrival {
+                    side: Side::Internal,
+                    source: backend,
+                },
+                &mut slot,
+                HEADROOM,
+                ok.len(),
+                &mut reply,
+            ) {
                 verdicts[1] += 1;
             }
             slot[HEADROOM..HEADROOM + zero_mf.len()].copy_from_slice(zero_mf.as_bytes());
-            if let Verdict::Reply { .. } =
-                f.handle(Side::Public, &mut slot, &mut reply, zero_mf.len(), client)
-            {
+            if let Verdict::Reply { .. } = f.handle(
+                Arrival {
+                    side: Side::Public,
+                    source: client,
+                },
+                &mut slot,
+                HEADROOM,
+                zero_mf.len(),
+                &mut reply,
+            ) {
                 verdicts[2] += 1;
             }
             slot[HEADROOM..HEADROOM + bad.len()].copy_from_slice(bad.as_bytes());
-            if let Verdict::Reply { .. } =
-                f.handle(Side::Public, &mut slot, &mut reply, bad.len(), client)
-            {
+            if let Verdict::Reply { .. } = f.handle(
+                Arrival {
+                    side: Side::Public,
+                    source: client,
+                },
+                &mut slot,
+                HEADROOM,
+                bad.len(),
+                &mut reply,
+            ) {
                 verdicts[3] += 1;
             }
             slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
-            if let Verdict::Reply { .. } =
-                drained.handle(Side::Public, &mut slot, &mut reply, INVITE.len(), client)
-            {
+            if let Verdict::Reply { .. } = drained.handle(
+                Arrival {
+                    side: Side::Public,
+                    source: client,
+                },
+                &mut slot,
+                HEADROOM,
+                INVITE.len(),
+                &mut reply,
+            ) {
                 verdicts[4] += 1;
             }
         }

@@ -3,7 +3,7 @@
 
 mod support;
 
-use sipshard::shard::{DropReason, ReplyKind};
+use sipshard::proxy::{DropReason, ReplyKind};
 use sipshard::sip::BranchKey;
 use support::lab::*;
 

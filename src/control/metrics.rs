@@ -3,8 +3,9 @@
 //! backend only here, when scraped.
 
 use super::controller::{BackendStatus, Status};
+use crate::proxy::{DropReason, ReplyKind};
 use crate::shard::residence::Residence;
-use crate::shard::{Counters, DropReason, ReplyKind};
+use crate::shard::Counters;
 use std::fmt::Write as _;
 
 /// What one scrape shows.

@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod outbox;
 pub mod readiness;
+pub mod runtime;
 pub mod sockaddr;
 pub mod socket;
 pub mod steering;

@@ -1,27 +1,30 @@
-//! The data plane: one glommio executor pinned to each worker core, each owning its public
-//! socket(s) (SO_REUSEPORT), its internal socket, its copy of the backend snapshot and its
-//! counters. Any shard may send on any internal socket (the Call-ID picks it, so every
-//! request of a transaction leaves with the same Via sent-by); the kernel serialises
-//! concurrent sends on one socket, and no user-space state is shared.
+//! The data plane: one shard per worker core, each owning its public socket(s)
+//! (SO_REUSEPORT), its internal socket, its copy of the backend snapshot and its counters.
+//! A shard receives a batch, asks the proxy layer ([`crate::proxy`]) for each datagram's
+//! verdict, and carries the verdicts out in one send per destination socket.
+//!
+//! Each shard runs on a glommio executor pinned to its core, which gives it its thread and
+//! placement; the shard's loop does not park on glommio's io_uring but in one `poll(2)` over
+//! its sockets ([`crate::net::runtime::serve_sockets`]), which costs less per datagram here.
+//! Any shard may send on any internal socket (the Call-ID picks it, so every request of a
+//! transaction leaves with the same Via sent-by); the kernel serialises concurrent sends on
+//! one socket, and no user-space state is shared.
 
-pub mod forward;
 pub mod publish;
 pub mod residence;
-pub mod runtime;
 pub mod stats;
-pub mod verdict;
 
 use crate::balance::backends::{Backend, Snapshot};
 use crate::logging::LogLimiter;
 use crate::net::{
-    enable_rx_timestamps, reuseport_group, spread_randomly, udp_socket, Batch, FlushReport,
-    Payload, SocketOptions, Steering,
+    enable_rx_timestamps, reuseport_group, runtime, spread_randomly, udp_socket, Batch,
+    FlushReport, Payload, SocketOptions, Steering, HEADROOM,
 };
+use crate::proxy::{Advertised, Arrival, BackendTally, DropReason, Exit, Forwarder, Side, Verdict};
 use crate::sip::BranchKey;
-use forward::{Advertised, Forwarder, Side};
 use publish::{Publisher, ShardUpdate};
 use socket2::Socket;
-pub use stats::{BackendCounters, BackendStats, ShardStats};
+pub use stats::{BackendCounters, BackendStats, Counters, ShardStats};
 use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -29,7 +32,6 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
-pub use verdict::{BackendTally, Counters, DropReason, Exit, ReplyKind, Verdict};
 
 /// Datagrams drained per `recvmmsg`.
 pub const BATCH: usize = 32;
@@ -497,7 +499,8 @@ fn handle_slot(batch: &mut Batch, i: usize, fd: RawFd, side: Side, state: &Shard
     };
     let len = batch.datagram_len(i);
     let (slot, reply) = batch.slot_mut(i);
-    let verdict = state.forwarder.handle(side, slot, reply, len, source);
+    let arrival = Arrival { side, source };
+    let verdict = state.forwarder.handle(arrival, slot, HEADROOM, len, reply);
     state.stats.record(&verdict);
     // A slot sends at most one datagram here, so `send` always has room.
     match verdict {

@@ -6,13 +6,57 @@
 //! across shards only when asked.
 
 use super::residence::ResidenceHistogram;
-use super::verdict::{Counters, DropReason, ReplyKind, Verdict};
+use crate::proxy::{DropReason, MessageKind, ReplyKind, Verdict};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Adds `n` to a counter that only the calling thread writes.
 #[inline]
 fn bump(counter: &AtomicU64, n: u64) {
     counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// A shard's totals as read out of its live counters ([`ShardStats::read`]), summed
+/// across shards when reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Datagrams received.
+    pub received: u64,
+    /// Datagrams sent (accepted by the kernel): forwarded messages and stateless replies.
+    pub sent: u64,
+    /// Requests forwarded.
+    pub requests_forwarded: u64,
+    /// Responses forwarded.
+    pub responses_forwarded: u64,
+    /// Replies sent, by [`ReplyKind`].
+    pub replies: [u64; ReplyKind::COUNT],
+    /// Drops, by [`DropReason`].
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl Counters {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Counters) {
+        self.received += other.received;
+        self.sent += other.sent;
+        self.requests_forwarded += other.requests_forwarded;
+        self.responses_forwarded += other.responses_forwarded;
+        for (a, b) in self.replies.iter_mut().zip(other.replies) {
+            *a += b;
+        }
+        for (a, b) in self.drops.iter_mut().zip(other.drops) {
+            *a += b;
+        }
+    }
+
+    /// Drops for one reason.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+
+    /// Replies of one kind.
+    pub fn replied(&self, kind: ReplyKind) -> u64 {
+        self.replies[kind as usize]
+    }
 }
 
 /// One shard's totals: written by that shard only.
@@ -44,8 +88,14 @@ impl ShardStats {
     #[inline]
     pub fn record(&self, verdict: &Verdict) {
         match *verdict {
-            Verdict::Forward { request: true, .. } => bump(&self.requests_forwarded, 1),
-            Verdict::Forward { request: false, .. } => bump(&self.responses_forwarded, 1),
+            Verdict::Forward {
+                kind: MessageKind::Request,
+                ..
+            } => bump(&self.requests_forwarded, 1),
+            Verdict::Forward {
+                kind: MessageKind::Response,
+                ..
+            } => bump(&self.responses_forwarded, 1),
             Verdict::Reply { kind, .. } => bump(&self.replies[kind as usize], 1),
             Verdict::Drop(reason) => self.drop_n(reason, 1),
         }
@@ -141,23 +191,23 @@ impl BackendStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shard::Exit;
+    use crate::proxy::{Exit, MessageKind};
 
     #[test]
     fn records_verdicts_and_backend_classes() {
         let stats = ShardStats::default();
         let dest = "127.0.0.1:5060".parse().unwrap();
-        let forward = |request| Verdict::Forward {
+        let forward = |kind| Verdict::Forward {
             exit: Exit::Public,
             dest,
             start: 0,
             len: 1,
-            request,
+            kind,
             backend: None,
         };
-        stats.record(&forward(true));
-        stats.record(&forward(true));
-        stats.record(&forward(false));
+        stats.record(&forward(MessageKind::Request));
+        stats.record(&forward(MessageKind::Request));
+        stats.record(&forward(MessageKind::Response));
         stats.record(&Verdict::Drop(DropReason::ForeignVia));
         stats.drop_n(DropReason::SendFailed, 3);
         stats.add_received(9);

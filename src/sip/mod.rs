@@ -59,6 +59,9 @@ pub mod via;
 mod via_plain;
 pub mod via_stamp;
 
+/// The port of a SIP URI or Via sent-by that gives none (RFC 3261 §19.1.2, UDP and TCP).
+pub const DEFAULT_PORT: u16 = 5060;
+
 pub use branch::{Branch, BranchId, BranchKey, BRANCH_LEN};
 pub use edits::{Edit, Edits, RewriteError};
 pub use error::ParseError;

@@ -138,7 +138,7 @@ pub fn response_destination(via: &Via<'_>) -> Option<SocketAddr> {
     };
     let port = match via.rport {
         Some(Rport::Port(p)) => p,
-        _ => via.port.unwrap_or(5060),
+        _ => via.port.unwrap_or(super::DEFAULT_PORT),
     };
     Some(SocketAddr::new(ip, port))
 }
@@ -148,7 +148,7 @@ pub fn response_destination(via: &Via<'_>) -> Option<SocketAddr> {
 pub fn reply_destination(via: &Via<'_>, source: SocketAddr) -> SocketAddr {
     match via.rport {
         Some(_) => source,
-        None => SocketAddr::new(source.ip(), via.port.unwrap_or(5060)),
+        None => SocketAddr::new(source.ip(), via.port.unwrap_or(super::DEFAULT_PORT)),
     }
 }
 

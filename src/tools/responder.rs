@@ -5,8 +5,8 @@
 //! balancer: one pinned executor and one SO_REUSEPORT socket per worker.
 
 use crate::balance::call_id_hash;
+use crate::net::runtime;
 use crate::net::{reuseport_group, Batch, Payload, HEADROOM};
-use crate::shard::runtime;
 use crate::sip::reply::reply_destination;
 use crate::sip::text::hex16;
 use crate::sip::{self, Echo, Extras, Headers, Status};

@@ -8,8 +8,8 @@
 //! New requests and retransmissions leave in `sendmmsg` batches (an [`Outbox`]); responses
 //! are drained with `recvmmsg`, and ACK/BYE go back in the same batch's `sendmmsg`.
 
+use crate::net::runtime;
 use crate::net::{udp_socket, Batch, Outbox, Payload, SocketOptions, HEADROOM, OUTBOX_DATAGRAM};
-use crate::shard::runtime;
 use crate::sip::{self, Headers};
 use arrayvec::ArrayVec;
 use hdrhistogram::Histogram;

@@ -1,4 +1,5 @@
-//! What happens to one datagram, and the per-socket counters that tally it.
+//! What happens to one datagram: the proxy's verdict, which the shard carries out, and the
+//! reasons and reply kinds its counters are kept by.
 
 use std::net::SocketAddr;
 
@@ -159,6 +160,15 @@ pub struct BackendTally {
     pub status: u16,
 }
 
+/// Whether a forwarded message is a request or a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageKind {
+    /// A request.
+    Request,
+    /// A response.
+    Response,
+}
+
 /// The outcome of handling one datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -172,8 +182,8 @@ pub enum Verdict {
         start: usize,
         /// Its length.
         len: usize,
-        /// True for a request (false for a response).
-        request: bool,
+        /// A request or a response.
+        kind: MessageKind,
         /// The backend this request goes to or this response comes from, if any.
         backend: Option<BackendTally>,
     },
@@ -188,48 +198,4 @@ pub enum Verdict {
     },
     /// Nothing is sent.
     Drop(DropReason),
-}
-
-/// A shard's totals as read out of its live counters ([`super::ShardStats::read`]), summed
-/// across shards when reported.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Datagrams received.
-    pub received: u64,
-    /// Datagrams sent (accepted by the kernel): forwarded messages and stateless replies.
-    pub sent: u64,
-    /// Requests forwarded.
-    pub requests_forwarded: u64,
-    /// Responses forwarded.
-    pub responses_forwarded: u64,
-    /// Replies sent, by [`ReplyKind`].
-    pub replies: [u64; ReplyKind::COUNT],
-    /// Drops, by [`DropReason`].
-    pub drops: [u64; DropReason::COUNT],
-}
-
-impl Counters {
-    /// Adds `other` into `self`.
-    pub fn add(&mut self, other: &Counters) {
-        self.received += other.received;
-        self.sent += other.sent;
-        self.requests_forwarded += other.requests_forwarded;
-        self.responses_forwarded += other.responses_forwarded;
-        for (a, b) in self.replies.iter_mut().zip(other.replies) {
-            *a += b;
-        }
-        for (a, b) in self.drops.iter_mut().zip(other.drops) {
-            *a += b;
-        }
-    }
-
-    /// Drops for one reason.
-    pub fn dropped(&self, reason: DropReason) -> u64 {
-        self.drops[reason as usize]
-    }
-
-    /// Replies of one kind.
-    pub fn replied(&self, kind: ReplyKind) -> u64 {
-        self.replies[kind as usize]
-    }
 }

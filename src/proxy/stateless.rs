@@ -1,6 +1,7 @@
-//! The forwarding decisions for one datagram (RFC 3261 §16 for a stateless proxy), without
-//! I/O: given the slot holding the datagram, where it came from and on which side, rewrite
-//! it in place and say where it goes, or write a stateless reply, or drop it.
+//! The stateless proxy (RFC 3261 §16.11): the forwarding decision for one datagram, without
+//! I/O. Given the slot holding the datagram, where it came from and on which side, it
+//! rewrites the datagram in place and says where it goes, or writes a stateless reply, or
+//! drops it.
 //!
 //! | arrives on | kind | goes to | leaves from |
 //! | --- | --- | --- | --- |
@@ -9,14 +10,13 @@
 //! | internal | request from a backend | top Route, else Request-URI | public |
 //! | public | response to a backend's request | next Via | internal socket k |
 
-use super::verdict::{BackendTally, DropReason, Exit, ReplyKind, Verdict};
+use super::verdict::{BackendTally, DropReason, Exit, MessageKind, ReplyKind, Verdict};
 use crate::balance::{backends::Snapshot, call_id_hash};
-use crate::net::HEADROOM;
 use crate::sip::reply::{reply_destination, response_destination};
 use crate::sip::text::hex16;
 use crate::sip::{
     self, parse_lenient, BranchKey, Echo, Frame, HeaderName, Headers, Message, NameAddr,
-    ParseError, RequestRewrite, SipUri, Status, TopViaRemoval, Via, ViaPrefix,
+    ParseError, RequestRewrite, SipUri, Status, TopViaRemoval, Via, ViaPrefix, DEFAULT_PORT,
 };
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -69,14 +69,48 @@ pub struct Forwarder {
     pub retry_after: u32,
 }
 
-/// Where a request goes: the address we advertise in our Via, the socket it leaves from,
-/// the next hop, and the backend it counts against (for a client's request).
-type Target<'f> = (&'f Advertised, Exit, SocketAddr, Option<BackendTally>);
+/// A datagram as it arrived: on which side, from whom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arrival {
+    /// The socket's side.
+    pub side: Side,
+    /// The sender.
+    pub source: SocketAddr,
+}
+
+/// Where the message goes once rewritten.
+#[derive(Clone, Copy, Debug)]
+struct Route {
+    /// The socket it leaves from.
+    exit: Exit,
+    /// The next hop.
+    dest: SocketAddr,
+    /// The backend it counts against, if any.
+    backend: Option<BackendTally>,
+}
+
+/// Where a request goes, and the address we advertise in our Via on the way.
+struct Target<'f> {
+    us: &'f Advertised,
+    route: Route,
+}
+
+/// Where a stateless reply is written, and the sender of the request it answers.
+struct ReplyTo<'r> {
+    buf: &'r mut [u8],
+    source: SocketAddr,
+}
 
 /// What the parse-time half decided; applied once the datagram's borrow has ended.
 enum Plan<'f> {
-    Request(RequestRewrite<'f>, Exit, SocketAddr, Option<BackendTally>),
-    Response(TopViaRemoval, Exit, SocketAddr, Option<BackendTally>),
+    Request {
+        rewrite: RequestRewrite<'f>,
+        route: Route,
+    },
+    Response {
+        removal: TopViaRemoval,
+        route: Route,
+    },
     Done(Verdict),
 }
 
@@ -93,52 +127,51 @@ impl Forwarder {
         self.snapshot.replace(snapshot)
     }
 
-    /// Handles the datagram at `slot[HEADROOM..HEADROOM + len]` from `source`, arriving on
-    /// `side`. `reply` is where a stateless reply is written.
+    /// Handles the datagram at `slot[headroom..headroom + len]`, which arrived as
+    /// `arrival`. `reply` is where a stateless reply is written.
     pub fn handle(
         &self,
-        side: Side,
+        arrival: Arrival,
         slot: &mut [u8],
-        reply: &mut [u8],
+        headroom: usize,
         len: usize,
-        source: SocketAddr,
+        reply: &mut [u8],
     ) -> Verdict {
-        let plan = self.decide(side, &slot[HEADROOM..HEADROOM + len], reply, source);
-        let mut frame = Frame::new(slot, HEADROOM, len);
-        let (applied, exit, dest, request, backend) = match plan {
+        let mut to = ReplyTo {
+            buf: reply,
+            source: arrival.source,
+        };
+        let plan = self.decide(arrival.side, &slot[headroom..headroom + len], &mut to);
+        let mut frame = Frame::new(slot, headroom, len);
+        let (applied, kind, route) = match plan {
             Plan::Done(verdict) => return verdict,
-            Plan::Request(rewrite, exit, dest, backend) => {
-                (rewrite.apply(&mut frame), exit, dest, true, backend)
+            Plan::Request { rewrite, route } => {
+                (rewrite.apply(&mut frame), MessageKind::Request, route)
             }
-            Plan::Response(removal, exit, dest, backend) => {
-                (removal.apply(&mut frame), exit, dest, false, backend)
+            Plan::Response { removal, route } => {
+                (removal.apply(&mut frame), MessageKind::Response, route)
             }
         };
         match applied {
             Ok(()) => Verdict::Forward {
-                exit,
-                dest,
+                exit: route.exit,
+                dest: route.dest,
                 start: frame.start(),
                 len: frame.len(),
-                request,
-                backend,
+                kind,
+                backend: route.backend,
             },
             Err(_) => Verdict::Drop(DropReason::NoRoom),
         }
     }
 
-    fn decide(
-        &self,
-        side: Side,
-        datagram: &[u8],
-        reply: &mut [u8],
-        source: SocketAddr,
-    ) -> Plan<'_> {
+    fn decide(&self, side: Side, datagram: &[u8], to: &mut ReplyTo<'_>) -> Plan<'_> {
+        let source = to.source;
         let mut headers = Headers::<MAX_HEADERS>::new();
         let msg = match sip::parse(datagram, &mut headers) {
             Ok(msg) => msg,
             Err(ParseError::Empty) => return Plan::Done(Verdict::Drop(DropReason::KeepAlive)),
-            Err(error) => return Plan::Done(self.bad_request(datagram, error, reply, source)),
+            Err(error) => return Plan::Done(self.bad_request(datagram, error, to)),
         };
         if !msg.is_request() {
             return match side {
@@ -164,16 +197,14 @@ impl Forwarder {
         }
         if self.carries_our_branch(&msg) {
             let status = Status::LOOP_DETECTED;
-            return Plan::Done(self.reply(&msg, status, ReplyKind::LoopDetected, reply, source));
+            return Plan::Done(self.reply(&msg, status, ReplyKind::LoopDetected, to));
         }
         let target = match side {
-            Side::Public => self.backend_for(&msg, reply, source),
-            Side::Internal => self.next_hop_for(&msg, reply, source),
+            Side::Public => self.backend_for(&msg, to),
+            Side::Internal => self.next_hop_for(&msg, to),
         };
         match target {
-            Ok((us, exit, dest, tally)) => {
-                self.forward_request(&msg, us, exit, (dest, tally), reply, source)
-            }
+            Ok(target) => self.forward_request(&msg, target, to),
             Err(refused) => Plan::Done(refused),
         }
     }
@@ -183,14 +214,13 @@ impl Forwarder {
     fn backend_for(
         &self,
         msg: &Message<'_, '_>,
-        reply: &mut [u8],
-        source: SocketAddr,
+        to: &mut ReplyTo<'_>,
     ) -> Result<Target<'_>, Verdict> {
         let hash = call_id_hash(msg.call_id);
         let snapshot = self.snapshot.borrow();
         let Some(index) = snapshot.pick_index(hash) else {
             let status = Status::service_unavailable(self.retry_after);
-            return Err(self.reply(msg, status, ReplyKind::ServiceUnavailable, reply, source));
+            return Err(self.reply(msg, status, ReplyKind::ServiceUnavailable, to));
         };
         let backend = snapshot.backends()[index].addr;
         let tally = BackendTally {
@@ -198,7 +228,14 @@ impl Forwarder {
             status: 0,
         };
         let k = internal_port_index(hash, self.internal.len());
-        Ok((&self.internal[k], Exit::Internal(k), backend, Some(tally)))
+        Ok(Target {
+            us: &self.internal[k],
+            route: Route {
+                exit: Exit::Internal(k),
+                dest: backend,
+                backend: Some(tally),
+            },
+        })
     }
 
     /// A request from a backend (a BYE or re-INVITE toward a client, say) takes a plain
@@ -206,8 +243,7 @@ impl Forwarder {
     fn next_hop_for(
         &self,
         msg: &Message<'_, '_>,
-        reply: &mut [u8],
-        source: SocketAddr,
+        to: &mut ReplyTo<'_>,
     ) -> Result<Target<'_>, Verdict> {
         let Some(dest) = self.next_hop(msg) else {
             let status = Status {
@@ -215,10 +251,17 @@ impl Forwarder {
                 reason: "Next Hop Needs DNS",
                 retry_after: None,
             };
-            return Err(self.reply(msg, status, ReplyKind::NextHopNeedsDns, reply, source));
+            return Err(self.reply(msg, status, ReplyKind::NextHopNeedsDns, to));
         };
         match self.public_for(dest) {
-            Some(public) => Ok((public, Exit::Public, dest, None)),
+            Some(us) => Ok(Target {
+                us,
+                route: Route {
+                    exit: Exit::Public,
+                    dest,
+                    backend: None,
+                },
+            }),
             None => Err(Verdict::Drop(DropReason::NoSocketForFamily)),
         }
     }
@@ -235,7 +278,7 @@ impl Forwarder {
         let via = &msg.top_via.via;
         let sent_by_ours = via.host_ip().is_some_and(|ip| {
             ours.iter()
-                .any(|a| a.addr == SocketAddr::new(ip, via.port.unwrap_or(5060)))
+                .any(|a| a.addr == SocketAddr::new(ip, via.port.unwrap_or(DEFAULT_PORT)))
         });
         if !sent_by_ours || !via.branch.is_some_and(|b| self.key.verify(b)) {
             return Plan::Done(Verdict::Drop(DropReason::ForeignVia));
@@ -244,7 +287,14 @@ impl Forwarder {
             return Plan::Done(Verdict::Drop(DropReason::NoNextVia));
         };
         match response_destination(&next) {
-            Some(dest) => Plan::Response(TopViaRemoval::new(msg), exit, dest, tally),
+            Some(dest) => Plan::Response {
+                removal: TopViaRemoval::new(msg),
+                route: Route {
+                    exit,
+                    dest,
+                    backend: tally,
+                },
+            },
             None => Plan::Done(Verdict::Drop(DropReason::NeedsDns)),
         }
     }
@@ -254,26 +304,26 @@ impl Forwarder {
     fn forward_request<'f>(
         &self,
         msg: &Message<'_, '_>,
-        us: &'f Advertised,
-        exit: Exit,
-        (dest, tally): (SocketAddr, Option<BackendTally>),
-        reply: &mut [u8],
-        source: SocketAddr,
+        target: Target<'f>,
+        to: &mut ReplyTo<'_>,
     ) -> Plan<'f> {
         let mut rewrite = RequestRewrite::new(msg);
-        rewrite.add_via(&us.prefix, self.key.branch_id(msg));
+        rewrite.add_via(&target.us.prefix, self.key.branch_id(msg));
         if rewrite.forward_max_forwards(msg).is_err() {
             if msg.method() == Some(b"ACK") {
                 return Plan::Done(Verdict::Drop(DropReason::AckTooManyHops));
             }
             let status = Status::TOO_MANY_HOPS;
-            return Plan::Done(self.reply(msg, status, ReplyKind::TooManyHops, reply, source));
+            return Plan::Done(self.reply(msg, status, ReplyKind::TooManyHops, to));
         }
-        rewrite.stamp_source(msg, source);
+        rewrite.stamp_source(msg, to.source);
         if msg.top_route.is_some_and(|r| self.is_us(&r.addr)) {
             rewrite.remove_top_route(msg);
         }
-        Plan::Request(rewrite, exit, dest, tally)
+        Plan::Request {
+            rewrite,
+            route: target.route,
+        }
     }
 
     /// §16.3 step 4: a request already carrying one of our branches has looped back.
@@ -290,7 +340,7 @@ impl Forwarder {
         let Some(ip) = uri.host_ip() else {
             return false;
         };
-        let target = SocketAddr::new(ip, uri.port.unwrap_or(5060));
+        let target = SocketAddr::new(ip, uri.port.unwrap_or(DEFAULT_PORT));
         self.public
             .iter()
             .chain(&self.internal)
@@ -316,7 +366,7 @@ impl Forwarder {
             Some(Some(maddr)) => sip::via::ip_literal(maddr, false)?,
             _ => uri.host_ip()?,
         };
-        Some(SocketAddr::new(ip, uri.port.unwrap_or(5060)))
+        Some(SocketAddr::new(ip, uri.port.unwrap_or(DEFAULT_PORT)))
     }
 
     /// Our public address of `dest`'s family.
@@ -332,19 +382,10 @@ impl Forwarder {
         msg: &Message<'_, '_>,
         status: Status,
         kind: ReplyKind,
-        reply: &mut [u8],
-        source: SocketAddr,
+        to: &mut ReplyTo<'_>,
     ) -> Verdict {
         match Echo::from_message(msg) {
-            Ok(echo) => self.write(
-                &echo,
-                status,
-                kind,
-                reply,
-                source,
-                &msg.top_via.via,
-                msg.call_id,
-            ),
+            Ok(echo) => self.write(&echo, status, kind, to, &msg.top_via.via, msg.call_id),
             // Only an ACK cannot be answered; say why it was not forwarded.
             Err(_) => Verdict::Drop(match kind {
                 ReplyKind::ServiceUnavailable => DropReason::NoBackend,
@@ -356,13 +397,7 @@ impl Forwarder {
     }
 
     /// A 400 to a request that failed validation, if it can be answered at all.
-    fn bad_request(
-        &self,
-        datagram: &[u8],
-        error: ParseError,
-        reply: &mut [u8],
-        source: SocketAddr,
-    ) -> Verdict {
+    fn bad_request(&self, datagram: &[u8], error: ParseError, to: &mut ReplyTo<'_>) -> Verdict {
         let mut headers = Headers::<MAX_HEADERS>::new();
         let partial = parse_lenient(datagram, &mut headers);
         let is_ack = matches!(
@@ -377,34 +412,26 @@ impl Forwarder {
             });
         };
         let call_id = partial.fields.call_id.unwrap_or_default();
-        self.write(
-            &echo,
-            Status::bad_request(error.reason()),
-            ReplyKind::BadRequest,
-            reply,
-            source,
-            &top.via,
-            call_id,
-        )
+        let status = Status::bad_request(error.reason());
+        self.write(&echo, status, ReplyKind::BadRequest, to, &top.via, call_id)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Writes `status` echoing `echo` into the reply buffer, addressed per the top Via.
     fn write(
         &self,
         echo: &Echo<'_, '_>,
         status: Status,
         kind: ReplyKind,
-        reply: &mut [u8],
-        source: SocketAddr,
+        to: &mut ReplyTo<'_>,
         top: &Via<'_>,
         call_id: &[u8],
     ) -> Verdict {
         // A To tag stable per request, so a retransmission gets the same reply.
         let tag = hex16(call_id_hash(call_id) ^ top.branch.map_or(0, call_id_hash));
-        match sip::write_reply(reply, echo, status, source, &tag) {
+        match sip::write_reply(to.buf, echo, status, to.source, &tag) {
             Ok(len) => Verdict::Reply {
                 kind,
-                dest: reply_destination(top, source),
+                dest: reply_destination(top, to.source),
                 len,
             },
             Err(_) => Verdict::Drop(DropReason::ReplyTooLarge),

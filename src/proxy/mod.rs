@@ -1,0 +1,12 @@
+//! The proxy layer: what to do with one SIP message, decided without I/O.
+//!
+//! It sits over the wire layer ([`crate::sip`]) and backend choice ([`crate::balance`]) and
+//! under the shard, which receives datagrams, asks this layer for a [`Verdict`] and carries
+//! it out. Today it holds the stateless proxy ([`stateless`], RFC 3261 §16.11); the
+//! transaction layer of the stateful mode will sit beside it.
+
+mod stateless;
+mod verdict;
+
+pub use stateless::{internal_port_index, Advertised, Arrival, Forwarder, Side, MAX_HEADERS};
+pub use verdict::{BackendTally, DropReason, Exit, MessageKind, ReplyKind, Verdict};
