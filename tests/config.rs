@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use clap::{CommandFactory, Parser};
 use proptest::prelude::*;
 use sipshard::config::{
-    online_cores, BackendSpec, BalanceArgs, BalanceConfig, ConfigError, Origin,
+    online_cores, BackendSpec, BalanceArgs, BalanceConfig, ConfigError, Origin, ProbePolicy,
 };
 
 #[derive(Parser)]
@@ -129,7 +129,8 @@ fn defaults() {
         c.backends,
         vec![BackendSpec {
             addr: sa("10.0.0.2:5060"),
-            weight: 1
+            weight: 1,
+            probe: ProbePolicy::default(),
         }]
     );
     assert_eq!(c.internal_ip, ip("10.0.0.1"));
@@ -137,8 +138,8 @@ fn defaults() {
     assert_eq!(c.advertise, ip("10.0.0.1"));
     assert_eq!(c.workers, online_cores());
     assert!(c.workers >= 1);
-    assert!(c.secret_is_random);
-    assert_eq!(c.secret.len(), 32);
+    assert!(c.secret.is_random());
+    assert_eq!(c.secret.expose().len(), 32);
     assert_eq!(c.retry_after, 5);
     assert_eq!(c.table_size, 65537);
 }
@@ -147,7 +148,7 @@ fn defaults() {
 fn random_secrets_differ() {
     let argv = ["--listen", "10.0.0.1", "--backend", "10.0.0.2"];
     let (a, b) = (cli_ok(&argv), cli_ok(&argv));
-    assert!(a.secret_is_random && b.secret_is_random);
+    assert!(a.secret.is_random() && b.secret.is_random());
     assert_ne!(a.secret, b.secret);
 }
 
@@ -200,11 +201,13 @@ fn ipv6_deployment() {
         vec![
             BackendSpec {
                 addr: sa("[2001:db8::2]:5070"),
-                weight: 3
+                weight: 3,
+                probe: ProbePolicy::default(),
             },
             BackendSpec {
                 addr: sa("[2001:db8::3]:5060"),
-                weight: 1
+                weight: 1,
+                probe: ProbePolicy::default(),
             },
         ]
     );
@@ -286,8 +289,8 @@ fn explicit_values() {
     assert_eq!(c.internal_base_port, Some(6000));
     assert_eq!(c.advertise, ip("203.0.113.10"));
     assert_eq!(c.workers, n);
-    assert_eq!(c.secret, b"s3cret");
-    assert!(!c.secret_is_random);
+    assert_eq!(c.secret.expose(), b"s3cret");
+    assert!(!c.secret.is_random());
     assert_eq!(c.retry_after, 0);
     assert_eq!(c.table_size, 7);
 
@@ -321,8 +324,8 @@ fn example_file_round_trips() {
     assert_eq!(c.internal_base_port, Some(5070));
     assert_eq!(c.advertise, ip("203.0.113.10"));
     assert_eq!(c.workers, 2);
-    assert_eq!(c.secret, b"change-me");
-    assert!(!c.secret_is_random);
+    assert_eq!(c.secret.expose(), b"change-me");
+    assert!(!c.secret.is_random());
     assert_eq!(c.retry_after, 5);
     assert_eq!(c.table_size, 65537);
     assert_eq!(
@@ -330,11 +333,13 @@ fn example_file_round_trips() {
         vec![
             BackendSpec {
                 addr: sa("10.0.0.2:5060"),
-                weight: 2
+                weight: 2,
+                probe: ProbePolicy::default(),
             },
             BackendSpec {
                 addr: sa("10.0.0.3:5060"),
-                weight: 1
+                weight: 1,
+                probe: ProbePolicy::default(),
             },
         ]
     );
@@ -400,7 +405,7 @@ addr = "10.0.0.3"
     assert_eq!(c.backends.len(), 2);
     assert_eq!(c.backends[0].weight, 4);
     assert_eq!(c.internal_base_port, Some(7000));
-    assert_eq!(c.secret, b"from-file");
+    assert_eq!(c.secret.expose(), b"from-file");
     assert_eq!((c.workers, c.retry_after, c.table_size), (1, 9, 13));
 
     // Command-line values win; a list given on the command line replaces the file's list.
@@ -423,10 +428,11 @@ addr = "10.0.0.3"
         c.backends,
         vec![BackendSpec {
             addr: sa("10.0.0.7:5060"),
-            weight: 2
+            weight: 2,
+            probe: ProbePolicy::default(),
         }]
     );
-    assert_eq!(c.secret, b"from-cli");
+    assert_eq!(c.secret.expose(), b"from-cli");
     assert_eq!(c.retry_after, 3);
     assert_eq!(c.internal_ip, ip("10.0.0.5"));
     assert_eq!(c.internal_base_port, None);
@@ -1126,17 +1132,26 @@ fn with(extra: &[&str]) -> Vec<&'static str> {
 
 #[test]
 fn probe_defaults_and_per_backend_overrides() {
-    use sipshard::control::health::{Accept, ProbePolicy};
+    use sipshard::config::Accept;
     use std::time::Duration;
     let c = cli_ok(ONE);
-    assert_eq!(c.probes, vec![ProbePolicy::default()]);
-    assert_eq!(c.probes[0].interval, Duration::from_millis(1000));
-    assert_eq!(c.probes[0].timeout, Duration::from_millis(500));
     assert_eq!(
-        (c.probes[0].failures_to_down, c.probes[0].successes_to_up),
+        c.backends
+            .iter()
+            .map(|b| b.probe.clone())
+            .collect::<Vec<_>>(),
+        vec![ProbePolicy::default()]
+    );
+    assert_eq!(c.backends[0].probe.interval, Duration::from_millis(1000));
+    assert_eq!(c.backends[0].probe.timeout, Duration::from_millis(500));
+    assert_eq!(
+        (
+            c.backends[0].probe.failures_to_down,
+            c.backends[0].probe.successes_to_up
+        ),
         (3, 2)
     );
-    assert_eq!(c.probes[0].accept, Accept::AnyButServerError);
+    assert_eq!(c.backends[0].probe.accept, Accept::AnyButServerError);
     assert_eq!((c.metrics, c.control), (None, None));
     assert_eq!((c.log_level.as_str(), c.log_json), ("info", false));
     assert!(!c.residence_time);
@@ -1171,7 +1186,7 @@ fn probe_defaults_and_per_backend_overrides() {
     assert_eq!(c.busy_poll, Duration::from_micros(50));
     assert!(c.residence_time);
     assert_eq!(c.steering, sipshard::net::Steering::Flow);
-    let p = &c.probes[0];
+    let p = &c.backends[0].probe;
     assert_eq!(p.interval, Duration::from_millis(200));
     assert_eq!(p.timeout, Duration::from_millis(200));
     assert_eq!((p.failures_to_down, p.successes_to_up), (5, 1));
@@ -1200,19 +1215,19 @@ probe_interval_ms = 0
 "#,
     );
     let c = cli_ok(&["--config", file.path()]);
-    assert_eq!(c.probes.len(), 3);
-    assert_eq!(c.probes[0].interval, Duration::from_millis(2000));
-    assert_eq!(c.probes[0].timeout, Duration::from_millis(300));
-    assert_eq!(c.probes[0].accept, Accept::Codes(vec![200]));
-    assert_eq!(c.probes[1].failures_to_down, 1);
-    assert_eq!(c.probes[1].accept, Accept::AnyButServerError);
-    assert_eq!(c.probes[1].interval, Duration::from_millis(2000));
-    assert!(c.probes[2].interval.is_zero());
+    assert_eq!(c.backends.len(), 3);
+    assert_eq!(c.backends[0].probe.interval, Duration::from_millis(2000));
+    assert_eq!(c.backends[0].probe.timeout, Duration::from_millis(300));
+    assert_eq!(c.backends[0].probe.accept, Accept::Codes(vec![200]));
+    assert_eq!(c.backends[1].probe.failures_to_down, 1);
+    assert_eq!(c.backends[1].probe.accept, Accept::AnyButServerError);
+    assert_eq!(c.backends[1].probe.interval, Duration::from_millis(2000));
+    assert!(c.backends[2].probe.interval.is_zero());
     assert_eq!(c.metrics, Some(sa("127.0.0.1:9100")));
     // The command line overrides the file's global probe keys, not a backend's own.
     let c = cli_ok(&["--config", file.path(), "--probe-accept", "any"]);
-    assert_eq!(c.probes[0].accept, Accept::AnyButServerError);
-    assert!(c.probes[2].interval.is_zero());
+    assert_eq!(c.backends[0].probe.accept, Accept::AnyButServerError);
+    assert!(c.backends[2].probe.interval.is_zero());
 }
 
 #[test]
@@ -1359,12 +1374,12 @@ fn a_backends_own_interval_gets_the_default_timeout_unless_one_is_given() {
     };
     let file = TempFile::new(&text(""));
     let c = cli_ok(&["--config", file.path()]);
-    assert_eq!(c.probes[0].timeout, Duration::from_millis(200));
-    assert_eq!(c.probes[1].timeout, Duration::from_millis(500));
+    assert_eq!(c.backends[0].probe.timeout, Duration::from_millis(200));
+    assert_eq!(c.backends[1].probe.timeout, Duration::from_millis(500));
     let file = TempFile::new(&text("probe_timeout_ms = 150\n"));
     let c = cli_ok(&["--config", file.path()]);
-    assert_eq!(c.probes[0].timeout, Duration::from_millis(150));
-    assert_eq!(c.probes[1].timeout, Duration::from_millis(150));
+    assert_eq!(c.backends[0].probe.timeout, Duration::from_millis(150));
+    assert_eq!(c.backends[1].probe.timeout, Duration::from_millis(150));
 }
 
 #[test]

@@ -6,6 +6,7 @@
 mod support;
 
 use sipshard::config::BalanceArgs;
+use sipshard::control::State;
 use sipshard::tools::bench::{run_load, Load, Mode};
 use sipshard::tools::responder::Responder;
 use std::collections::HashMap;
@@ -21,17 +22,26 @@ const FAILURES: u32 = 3;
 const SUCCESSES: u32 = 2;
 
 fn args(backends: &[SocketAddr]) -> BalanceArgs {
-    BalanceArgs {
-        listen: vec![format!("127.0.0.1:{}", free_udp_port())],
-        backend: backends.iter().map(|b| b.to_string()).collect(),
-        workers: Some(2.min(sipshard::config::online_cores())),
-        secret: Some("health-test".into()),
-        probe_interval_ms: Some(INTERVAL_MS),
-        probe_timeout_ms: Some(TIMEOUT_MS),
-        probe_failures: Some(FAILURES),
-        probe_successes: Some(SUCCESSES),
-        ..BalanceArgs::default()
+    let mut flags = vec![
+        "--listen".to_string(),
+        format!("127.0.0.1:{}", free_udp_port()),
+        "--workers".into(),
+        2.min(sipshard::config::online_cores()).to_string(),
+        "--secret".into(),
+        "health-test".into(),
+        "--probe-interval-ms".into(),
+        INTERVAL_MS.to_string(),
+        "--probe-timeout-ms".into(),
+        TIMEOUT_MS.to_string(),
+        "--probe-failures".into(),
+        FAILURES.to_string(),
+        "--probe-successes".into(),
+        SUCCESSES.to_string(),
+    ];
+    for b in backends {
+        flags.extend(["--backend".to_string(), b.to_string()]);
     }
+    BalanceArgs::from_flags(flags).expect("valid flags")
 }
 
 /// The nominal detection bound, with slack for a loaded 2-core machine.
@@ -60,7 +70,7 @@ fn a_stopped_backend_is_marked_down_new_calls_all_succeed_and_it_comes_back() {
     let during = std::thread::spawn(move || run_load(&calls(public, 150.0, 3.0)).unwrap());
     std::thread::sleep(Duration::from_millis(800));
     let dead = responders.remove(2).stop();
-    let took = wait_for_state(&b, addrs[2], "down", down_limit());
+    let took = wait_for_state(&b, addrs[2], State::Down, down_limit());
     let during = during.join().unwrap();
     eprintln!(
         "marked down after {took:?} (nominal {} ms); calls while it died: {} offered, {} failed, {} timed out; the dead backend had answered {} INVITEs",
@@ -79,7 +89,7 @@ fn a_stopped_backend_is_marked_down_new_calls_all_succeed_and_it_comes_back() {
 
     // Back: answering again, it is marked up and takes calls again.
     let revived = Responder::start(addrs[2], 1, false).unwrap();
-    wait_for_state(&b, addrs[2], "up", down_limit());
+    wait_for_state(&b, addrs[2], State::Up, down_limit());
     let back = run_load(&calls(public, 200.0, 1.5)).unwrap();
     assert_eq!((back.failed, back.timed_out), (0, 0), "{back:?}");
     let revived = revived.stop();
@@ -89,7 +99,7 @@ fn a_stopped_backend_is_marked_down_new_calls_all_succeed_and_it_comes_back() {
     );
     let status = b.control().status().unwrap();
     assert!(
-        status.backends.iter().all(|s| s.state == "up"),
+        status.backends.iter().all(|s| s.state == State::Up),
         "{status:?}"
     );
     b.stop();
@@ -143,7 +153,7 @@ fn only_the_dead_backends_call_ids_move_spread_over_all_others_and_return() {
     });
     std::thread::sleep(Duration::from_millis(300));
     backends[victim].take().unwrap().kill();
-    wait_for_state(&b, addrs[victim], "down", down_limit());
+    wait_for_state(&b, addrs[victim], State::Down, down_limit());
     let _ = load.join().unwrap();
 
     let after = placement(public, &seen, &ids);
@@ -184,7 +194,7 @@ fn only_the_dead_backends_call_ids_move_spread_over_all_others_and_return() {
 
     // Back up: every Call-ID returns to where it was.
     backends[victim] = Some(RecordingBackend::start(addrs[victim], victim, seen.clone()));
-    wait_for_state(&b, addrs[victim], "up", down_limit());
+    wait_for_state(&b, addrs[victim], State::Up, down_limit());
     let returned = placement(public, &seen, &ids);
     let differ = ids.iter().filter(|id| returned[*id] != before[*id]).count();
     assert_eq!(

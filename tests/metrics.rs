@@ -5,6 +5,7 @@
 mod support;
 
 use sipshard::config::BalanceArgs;
+use sipshard::control::State;
 use sipshard::tools::bench::{run_load, Load, Mode};
 use sipshard::tools::ctl::{request, status_table};
 use sipshard::tools::responder::Responder;
@@ -52,17 +53,26 @@ fn scraped_series_match_the_traffic_and_the_control_api_works() {
         .collect();
     let addrs: Vec<SocketAddr> = responders.iter().map(Responder::addr).collect();
     let workers = 2.min(sipshard::config::online_cores());
-    let args = BalanceArgs {
-        listen: vec![format!("127.0.0.1:{}", free_udp_port())],
-        backend: addrs.iter().map(|a| a.to_string()).collect(),
-        workers: Some(workers),
-        secret: Some("metrics".into()),
-        metrics: Some(format!("127.0.0.1:{}", free_tcp_port())),
-        control: Some(format!("127.0.0.1:{}", free_tcp_port())),
-        probe_interval_ms: Some(100),
-        residence_time: Some("on".into()),
-        ..BalanceArgs::default()
-    };
+    let mut flags = vec![
+        "--listen".to_string(),
+        format!("127.0.0.1:{}", free_udp_port()),
+        "--workers".into(),
+        workers.to_string(),
+        "--secret".into(),
+        "metrics".into(),
+        "--metrics".into(),
+        format!("127.0.0.1:{}", free_tcp_port()),
+        "--control".into(),
+        format!("127.0.0.1:{}", free_tcp_port()),
+        "--probe-interval-ms".into(),
+        "100".into(),
+        "--residence-time".into(),
+        "on".into(),
+    ];
+    for a in &addrs {
+        flags.extend(["--backend".to_string(), a.to_string()]);
+    }
+    let args = BalanceArgs::from_flags(flags).expect("valid flags");
     let b = balancer(&args);
     let (public, metrics, control) = (
         b.public_addrs()[0],
@@ -181,7 +191,7 @@ fn scraped_series_match_the_traffic_and_the_control_api_works() {
         (code, body.trim()),
         (200, format!("{}: admin-disabled", addrs[0]).as_str())
     );
-    wait_for_state(&b, addrs[0], "admin-disabled", Duration::from_secs(2));
+    wait_for_state(&b, addrs[0], State::AdminDisabled, Duration::from_secs(2));
     let before = get("sipshard_backend_requests_total", &[&first]);
     let more = run_load(&options(public, 200)).unwrap();
     assert_eq!(more.completed, 200, "{more:?}");
@@ -213,7 +223,7 @@ fn scraped_series_match_the_traffic_and_the_control_api_works() {
     );
     let (code, _) = request(control, "POST", &format!("/backends/{}/enable", addrs[0])).unwrap();
     assert_eq!(code, 200);
-    wait_for_state(&b, addrs[0], "up", Duration::from_secs(2));
+    wait_for_state(&b, addrs[0], State::Up, Duration::from_secs(2));
 
     b.stop();
     for r in responders {
@@ -224,15 +234,21 @@ fn scraped_series_match_the_traffic_and_the_control_api_works() {
 #[test]
 fn residence_time_off_by_default_leaves_the_histogram_out() {
     let responder = Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
-    let args = BalanceArgs {
-        listen: vec![format!("127.0.0.1:{}", free_udp_port())],
-        backend: vec![responder.addr().to_string()],
-        workers: Some(1),
-        secret: Some("metrics".into()),
-        metrics: Some(format!("127.0.0.1:{}", free_tcp_port())),
-        probe_interval_ms: Some(0),
-        ..BalanceArgs::default()
-    };
+    let args = BalanceArgs::from_flags([
+        "--listen".to_string(),
+        format!("127.0.0.1:{}", free_udp_port()),
+        "--backend".into(),
+        responder.addr().to_string(),
+        "--workers".into(),
+        "1".into(),
+        "--secret".into(),
+        "metrics".into(),
+        "--metrics".into(),
+        format!("127.0.0.1:{}", free_tcp_port()),
+        "--probe-interval-ms".into(),
+        "0".into(),
+    ])
+    .expect("valid flags");
     let b = balancer(&args);
     let load = run_load(&options(b.public_addrs()[0], 20)).unwrap();
     assert_eq!(load.completed, 20, "{load:?}");

@@ -4,6 +4,7 @@
 
 mod support;
 
+use sipshard::control::State;
 use sipshard::control::Status;
 use sipshard::tools::bench::engine::Mode;
 use sipshard::tools::bench::report::BenchReport;
@@ -283,7 +284,7 @@ fn reload_under_load_loses_nothing() {
     let status = status(ports.control);
     assert_eq!(status.backends.len(), 3, "{status:?}");
     assert!(
-        status.backends.iter().all(|b| b.state == "up"),
+        status.backends.iter().all(|b| b.state == State::Up),
         "{status:?}"
     );
     // Each reload installed a fresh table in every shard while calls flowed (no probe
@@ -414,7 +415,10 @@ fn reload_adds_and_removes_backends_and_a_bad_file_is_refused() {
     assert!(table.contains("reloads 1 ok / 2 refused"), "{table}");
     let kept = status(ports.control);
     assert_eq!(kept.backends.len(), 3, "{kept:?}");
-    assert!(kept.backends.iter().all(|b| b.state == "up"), "{kept:?}");
+    assert!(
+        kept.backends.iter().all(|b| b.state == State::Up),
+        "{kept:?}"
+    );
     let report = run_load(&calls(ports.listen, 300.0, None, Some(300))).unwrap();
     assert_all_completed(&report, "calls after the refused reloads");
 

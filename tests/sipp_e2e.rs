@@ -7,6 +7,7 @@
 mod support;
 
 use sipshard::config::{BalanceArgs, BalanceConfig};
+use sipshard::control::State;
 use sipshard::tools::balance::Balancer;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -116,15 +117,22 @@ fn two_thousand_sipp_calls_through_the_balancer() {
     let dir = scratch_dir();
     let uas: Vec<Uas> = (0..3).map(|n| start_uas(&dir, n)).collect();
     // The whole balancer, with OPTIONS probes every 200 ms answered by sipp.
-    let args = BalanceArgs {
-        listen: vec![format!("127.0.0.1:{}", free_udp_port())],
-        backend: uas.iter().map(|u| u.addr.to_string()).collect(),
-        workers: Some(2.min(sipshard::config::online_cores())),
-        secret: Some("sipp-e2e".into()),
-        probe_interval_ms: Some(200),
-        probe_timeout_ms: Some(150),
-        ..BalanceArgs::default()
-    };
+    let mut flags = vec![
+        "--listen".to_string(),
+        format!("127.0.0.1:{}", free_udp_port()),
+        "--workers".into(),
+        2.min(sipshard::config::online_cores()).to_string(),
+        "--secret".into(),
+        "sipp-e2e".into(),
+        "--probe-interval-ms".into(),
+        "200".into(),
+        "--probe-timeout-ms".into(),
+        "150".into(),
+    ];
+    for u in &uas {
+        flags.extend(["--backend".to_string(), u.addr.to_string()]);
+    }
+    let args = BalanceArgs::from_flags(flags).expect("valid flags");
     let config = BalanceConfig::from_args(&args).unwrap();
     let plane = Balancer::start(&args, &config).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -165,7 +173,7 @@ fn two_thousand_sipp_calls_through_the_balancer() {
     let health = plane.control().status().unwrap();
     let counters = plane.stop();
     for b in &health.backends {
-        assert_eq!(b.state, "up", "{health:?}");
+        assert_eq!(b.state, State::Up, "{health:?}");
         assert!(
             b.probe_rtt_ms.is_some(),
             "sipp answered no probe: {health:?}"

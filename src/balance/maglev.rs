@@ -199,8 +199,8 @@ fn check_size(size: u32) -> Result<(), MaglevError> {
     Ok(())
 }
 
-/// Trial division; `n` is at most [`MAX_TABLE_SIZE`], so at most ~2,000 divisions.
-fn is_prime(n: u32) -> bool {
+/// True if `n` is prime (trial division: at most ~2,000 divisions up to [`MAX_TABLE_SIZE`]).
+pub fn is_prime(n: u32) -> bool {
     if n < 4 {
         return n >= 2;
     }

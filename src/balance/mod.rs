@@ -9,4 +9,4 @@ pub mod hash;
 pub mod maglev;
 
 pub use hash::call_id_hash;
-pub use maglev::{Maglev, MaglevError, DEFAULT_TABLE_SIZE};
+pub use maglev::{is_prime, Maglev, MaglevError, DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE};

@@ -5,11 +5,11 @@
 use super::health::{Health, State};
 use super::metrics::{self, MetricsView};
 use super::probe::{ProbeOutcome, ProbeReport, ProbeTarget, Prober};
+use super::status::{BackendStatus, Status};
 use crate::balance::backends::Backend;
-use crate::config::{BalanceArgs, BalanceConfig};
+use crate::config::{restart_only_changes, BalanceConfig, Loader, ProbePolicy};
 use crate::shard::publish::Publisher;
 use crate::shard::{BackendCounters, ShardStats};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc};
@@ -18,42 +18,6 @@ use std::time::Duration;
 
 /// How long a caller waits for the control thread's answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// One backend as `status` shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BackendStatus {
-    /// Address.
-    pub addr: SocketAddr,
-    /// Configured weight.
-    pub weight: u32,
-    /// `up`, `down`, `probing` or `admin-disabled`.
-    pub state: String,
-    /// Whether OPTIONS probes are sent to it.
-    pub probed: bool,
-    /// Round-trip time of the last answered probe, in milliseconds.
-    pub probe_rtt_ms: Option<f64>,
-    /// Requests sent to it (all shards).
-    pub requests: u64,
-    /// Responses from it by class (1xx..6xx).
-    pub responses: [u64; 6],
-}
-
-/// What `sipshard ctl status` prints.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Status {
-    /// Every configured backend.
-    pub backends: Vec<BackendStatus>,
-    /// Successful reloads since start.
-    pub reloads: u64,
-    /// Rejected reloads since start.
-    pub reloads_failed: u64,
-    /// Worker shards.
-    pub workers: usize,
-    /// The last backend set published (0: the one at start).
-    pub generation: u64,
-    /// The set each shard routes with (equal to `generation` once all have picked it up).
-    pub shard_generations: Vec<u64>,
-}
 
 /// A request to the control thread.
 enum Command {
@@ -110,9 +74,9 @@ pub struct Controller {
 
 impl Controller {
     /// Starts the control thread for a running plane: `config` is what the plane started
-    /// with, `args` what a reload re-reads.
+    /// with, `loader` what a reload reads.
     pub fn start(
-        args: BalanceArgs,
+        loader: Loader,
         config: BalanceConfig,
         publisher: Publisher,
         shards: Vec<Arc<ShardStats>>,
@@ -128,7 +92,7 @@ impl Controller {
         )?;
         tracing::info!(from = %prober.local_addr(), "probing backends");
         let mut state = ControlState {
-            args,
+            loader,
             health: config
                 .backends
                 .iter()
@@ -178,25 +142,15 @@ fn probe_targets(config: &BalanceConfig) -> Vec<ProbeTarget> {
     config
         .backends
         .iter()
-        .zip(&config.probes)
-        .map(|(b, policy)| ProbeTarget {
+        .map(|b| ProbeTarget {
             addr: b.addr,
-            policy: policy.clone(),
+            policy: b.probe.clone(),
         })
         .collect()
 }
 
-fn state_label(state: State) -> &'static str {
-    match state {
-        State::Up => "up",
-        State::Down => "down",
-        State::Probing => "probing",
-        State::AdminDisabled => "admin-disabled",
-    }
-}
-
 struct ControlState {
-    args: BalanceArgs,
+    loader: Loader,
     config: BalanceConfig,
     health: HashMap<SocketAddr, Health>,
     publisher: Publisher,
@@ -240,10 +194,7 @@ impl ControlState {
                     .health
                     .get(&b.addr)
                     .is_none_or(|h| h.state().takes_calls());
-                Backend {
-                    addr: b.addr,
-                    weight: if up { b.weight } else { 0 },
-                }
+                b.with_weight(if up { b.weight } else { 0 })
             })
             .collect()
     }
@@ -266,9 +217,9 @@ impl ControlState {
         }
     }
 
-    fn policy_of(&self, addr: SocketAddr) -> Option<&crate::control::health::ProbePolicy> {
-        let i = self.config.backends.iter().position(|b| b.addr == addr)?;
-        self.config.probes.get(i)
+    fn policy_of(&self, addr: SocketAddr) -> Option<&ProbePolicy> {
+        let backend = self.config.backends.iter().find(|b| b.addr == addr)?;
+        Some(&backend.probe)
     }
 
     fn on_probe(&mut self, report: ProbeReport) {
@@ -284,7 +235,7 @@ impl ControlState {
             ProbeOutcome::Timeout => health.on_timeout(&policy),
         };
         if let Some(after) = changed {
-            let (from, to) = (state_label(before), state_label(after));
+            let (from, to) = (before.label(), after.label());
             match after {
                 State::Down => {
                     tracing::warn!(backend = %report.addr, from, to, outcome = ?report.outcome, "backend down")
@@ -307,7 +258,7 @@ impl ControlState {
         } else {
             health.disable()
         };
-        let state = state_label(health.state());
+        let state = health.state().label();
         tracing::info!(backend = %addr, state, "operator {}", if enabled { "enabled" } else { "disabled" });
         if changed.is_some() {
             self.publish();
@@ -316,7 +267,7 @@ impl ControlState {
     }
 
     fn reload(&mut self) -> Result<String, String> {
-        let new = match BalanceConfig::from_args(&self.args) {
+        let new = match self.loader.load() {
             Ok(c) => c,
             Err(e) => {
                 self.reloads_failed += 1;
@@ -324,40 +275,11 @@ impl ControlState {
                 return Err(e.to_string());
             }
         };
-        let mut notes = Vec::new();
+        let notes: Vec<String> = restart_only_changes(&self.config, &new)
+            .into_iter()
+            .map(|key| format!("{key} changed: takes effect at the next restart"))
+            .collect();
         let old = &self.config;
-        let restart_only: [(&str, bool); 12] = [
-            ("listen", new.listen != old.listen),
-            (
-                "internal",
-                (new.internal_ip, new.internal_base_port)
-                    != (old.internal_ip, old.internal_base_port),
-            ),
-            ("advertise", new.advertise != old.advertise),
-            ("workers", new.workers != old.workers),
-            (
-                "secret",
-                !(new.secret_is_random && old.secret_is_random) && new.secret != old.secret,
-            ),
-            ("retry_after", new.retry_after != old.retry_after),
-            ("table_size", new.table_size != old.table_size),
-            (
-                "metrics",
-                new.metrics != old.metrics || new.control != old.control,
-            ),
-            (
-                "log",
-                new.log_level != old.log_level || new.log_json != old.log_json,
-            ),
-            ("residence_time", new.residence_time != old.residence_time),
-            ("steering", new.steering != old.steering),
-            ("busy_poll_us", new.busy_poll != old.busy_poll),
-        ];
-        for (key, changed) in restart_only {
-            if changed {
-                notes.push(format!("{key} changed: takes effect at the next restart"));
-            }
-        }
         let added = new
             .backends
             .iter()
@@ -373,8 +295,7 @@ impl ControlState {
         for b in &new.backends {
             self.health.entry(b.addr).or_default();
         }
-        self.config.backends = new.backends.clone();
-        self.config.probes = new.probes.clone();
+        self.config.backends = new.backends;
         self.prober.set_targets(probe_targets(&self.config));
         self.publish_now();
         self.reloads += 1;
@@ -400,8 +321,7 @@ impl ControlState {
                 .config
                 .backends
                 .iter()
-                .zip(&self.config.probes)
-                .map(|(b, policy)| {
+                .map(|b| {
                     let health = self.health.get(&b.addr).cloned().unwrap_or_default();
                     let counters = totals
                         .get(&b.addr)
@@ -410,8 +330,8 @@ impl ControlState {
                     BackendStatus {
                         addr: b.addr,
                         weight: b.weight,
-                        state: state_label(health.state()).to_string(),
-                        probed: !policy.interval.is_zero(),
+                        state: health.state(),
+                        probed: !b.probe.interval.is_zero(),
                         probe_rtt_ms: health.last_rtt().map(|d| d.as_secs_f64() * 1e3),
                         requests: counters.requests,
                         responses: counters.responses,

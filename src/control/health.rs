@@ -6,56 +6,13 @@
 //! back (the first of them moves it to `Probing`). An operator can disable a backend;
 //! probes still run, so its state is known when it is enabled again.
 
+use crate::config::ProbePolicy;
 use std::time::Duration;
 
-/// Which probe replies count as success.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Accept {
-    /// Any response except a 5xx (the server is there and not overloaded or failing).
-    AnyButServerError,
-    /// Exactly these status codes.
-    Codes(Vec<u16>),
-}
-
-impl Accept {
-    /// True if a reply with `code` is a successful probe.
-    pub fn accepts(&self, code: u16) -> bool {
-        match self {
-            Accept::AnyButServerError => !(500..=599).contains(&code),
-            Accept::Codes(codes) => codes.contains(&code),
-        }
-    }
-}
-
-/// Probing settings (per backend or global).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProbePolicy {
-    /// Time between probes.
-    pub interval: Duration,
-    /// A probe unanswered this long fails.
-    pub timeout: Duration,
-    /// Consecutive failures that take a backend out.
-    pub failures_to_down: u32,
-    /// Consecutive successes that bring it back.
-    pub successes_to_up: u32,
-    /// Which replies are successes.
-    pub accept: Accept,
-}
-
-impl Default for ProbePolicy {
-    fn default() -> Self {
-        ProbePolicy {
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_millis(500),
-            failures_to_down: 3,
-            successes_to_up: 2,
-            accept: Accept::AnyButServerError,
-        }
-    }
-}
-
-/// A backend's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A backend's state; serialised (status API, `ctl`) and labelled (metrics, logs) as `up`,
+/// `down`, `probing` or `admin-disabled`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum State {
     /// Takes new calls.
     Up,
@@ -68,6 +25,19 @@ pub enum State {
 }
 
 impl State {
+    /// Every state, in the order metrics list them.
+    pub const ALL: [State; 4] = [State::Up, State::Down, State::Probing, State::AdminDisabled];
+
+    /// The state's name in logs and metric labels (the same as its serialised form).
+    pub fn label(self) -> &'static str {
+        match self {
+            State::Up => "up",
+            State::Down => "down",
+            State::Probing => "probing",
+            State::AdminDisabled => "admin-disabled",
+        }
+    }
+
     /// True if new calls may go to the backend.
     pub fn takes_calls(self) -> bool {
         self == State::Up
@@ -178,6 +148,7 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Accept;
 
     const RTT: Duration = Duration::from_millis(3);
 

@@ -2,7 +2,8 @@
 //! traffic, state and probe RTT, reloads, build info. Per-shard counters are summed per
 //! backend only here, when scraped.
 
-use super::controller::{BackendStatus, Status};
+use super::health::State;
+use super::status::{BackendStatus, Status};
 use crate::proxy::{DropReason, ReplyKind};
 use crate::shard::residence::Residence;
 use crate::shard::Counters;
@@ -27,9 +28,6 @@ const RESIDENCE_LE_US: [u64; 25] = [
     2, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1_000, 2_500, 5_000, 10_000,
     25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
 ];
-
-/// The states a backend can be in, as label values.
-const STATES: [&str; 4] = ["up", "down", "probing", "admin-disabled"];
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -200,11 +198,12 @@ pub fn render(view: &MetricsView<'_>) -> String {
         "1 for the backend's current state.",
     );
     for b in backends {
-        for state in STATES {
+        for state in State::ALL {
             let _ = writeln!(
                 out,
-                "sipshard_backend_state{{backend=\"{}\",state=\"{state}\"}} {}",
+                "sipshard_backend_state{{backend=\"{}\",state=\"{}\"}} {}",
                 b.addr,
+                state.label(),
                 u8::from(b.state == state)
             );
         }
@@ -214,7 +213,7 @@ pub fn render(view: &MetricsView<'_>) -> String {
         backends,
         ("sipshard_backend_up", "gauge"),
         "1 when the backend takes new calls.",
-        |b| Some(u8::from(b.state == "up").to_string()),
+        |b| Some(u8::from(b.state.takes_calls()).to_string()),
     );
     per_backend(
         &mut out,

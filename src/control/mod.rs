@@ -6,6 +6,9 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod probe;
+pub mod status;
 
-pub use controller::{BackendStatus, ControlHandle, Controller, Status};
+pub use controller::{ControlHandle, Controller};
+pub use health::State;
 pub use http::{Endpoints, HttpServer};
+pub use status::{BackendStatus, Status};

@@ -2,7 +2,7 @@
 //! interval, at most one in flight per backend. It reports raw outcomes (a reply's status
 //! and round-trip time, or a timeout); the controller turns them into states.
 
-use crate::control::health::ProbePolicy;
+use crate::config::ProbePolicy;
 use crate::sip::{self, Headers};
 use std::collections::HashMap;
 use std::fmt::Write as _;

@@ -1,8 +1,7 @@
 //! `sipshard balance`: validated config → data plane, control thread and endpoints → stop on
 //! SIGINT/SIGTERM, reload on SIGHUP.
 
-use crate::balance::backends::Backend;
-use crate::config::{BalanceArgs, BalanceConfig};
+use crate::config::{BalanceArgs, BalanceConfig, Loader};
 use crate::control::{ControlHandle, Controller, Endpoints, HttpServer};
 use crate::logging;
 use crate::proxy::{DropReason, ReplyKind};
@@ -24,14 +23,11 @@ pub fn plane_config(config: &BalanceConfig) -> PlaneConfig {
         backends: config
             .backends
             .iter()
-            .map(|b| Backend {
-                addr: b.addr,
-                weight: b.weight,
-            })
+            .map(|b| b.with_weight(b.weight))
             .collect(),
         workers: config.workers,
         pin: true,
-        secret: config.secret.clone(),
+        secret: config.secret.expose().to_vec(),
         retry_after: config.retry_after,
         table_size: config.table_size,
         residence_time: config.residence_time,
@@ -114,7 +110,7 @@ pub fn run(args: &BalanceArgs) -> ExitCode {
         }
     };
     logging::init(&config.log_level, config.log_json);
-    if config.secret_is_random {
+    if config.secret.is_random() {
         tracing::warn!("no --secret given: using a random one (instances of one deployment must share a secret)");
     }
     let signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
@@ -175,7 +171,7 @@ impl Services {
         plane: &Plane,
     ) -> Result<Services, String> {
         let controller = Controller::start(
-            args.clone(),
+            Loader::new(args.clone()),
             config.clone(),
             plane.publisher(),
             plane.shard_stats(),

@@ -121,7 +121,7 @@ pub fn status_table(status: &Status) -> String {
         rows.push([
             b.addr.to_string(),
             b.weight.to_string(),
-            b.state.clone(),
+            b.state.label().to_string(),
             rtt,
             b.requests.to_string(),
             r[0].to_string(),

@@ -5,6 +5,7 @@
 
 use super::lab::response_to;
 use sipshard::config::{BalanceArgs, BalanceConfig};
+use sipshard::control::State;
 use sipshard::sip::{self, Headers};
 use sipshard::tools::balance::Balancer;
 use std::collections::HashMap;
@@ -40,7 +41,7 @@ pub fn balancer(args: &BalanceArgs) -> Balancer {
 
 /// Polls the control thread until `addr` is in `state` and every shard routes with the
 /// backend set last published, or `limit` passes; returns the time it took.
-pub fn wait_for_state(b: &Balancer, addr: SocketAddr, state: &str, limit: Duration) -> Duration {
+pub fn wait_for_state(b: &Balancer, addr: SocketAddr, state: State, limit: Duration) -> Duration {
     let started = Instant::now();
     loop {
         let status = b.control().status().expect("control answers");
@@ -48,13 +49,12 @@ pub fn wait_for_state(b: &Balancer, addr: SocketAddr, state: &str, limit: Durati
             .backends
             .iter()
             .find(|s| s.addr == addr)
-            .map(|s| s.state.clone())
-            .unwrap_or_default();
+            .map(|s| s.state);
         let applied = status
             .shard_generations
             .iter()
             .all(|&g| g == status.generation);
-        if now == state && applied {
+        if now == Some(state) && applied {
             return started.elapsed();
         }
         assert!(

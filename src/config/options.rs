@@ -1,0 +1,210 @@
+//! Every option of `sipshard balance`, declared once: its TOML key and flag, what values it
+//! takes, its help text, where it may appear and whether a reload applies it.
+//!
+//! The command line ([`super::cli`]), the file reader ([`super::file`]), the layering
+//! ([`super::layer`]) and the reload report ([`super::reload`]) all work from this table; a
+//! new option is one entry here plus its check in [`super::validate`].
+
+use super::BalanceConfig;
+
+/// How an option's values are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Addresses: a repeatable flag; in the file a string or a list of strings.
+    Addresses,
+    /// Backends: a repeatable `ADDR[;weight=W]` flag; in the file `[[backend]]` tables.
+    Backends,
+    /// Free text; in the file a string.
+    Text,
+    /// Text never shown in logs or messages; in the file a string.
+    Secret,
+    /// An IP literal (the command line rejects anything else); in the file a string.
+    Ip,
+    /// A non-negative integer that fits 32 bits on the command line; in the file an integer.
+    U32,
+    /// A non-negative integer that fits 64 bits on the command line; in the file an integer.
+    U64,
+    /// `on` or `off`; in the file also `true` or `false`.
+    Switch,
+    /// `any` or status codes; in the file also one integer or a list of integers.
+    Codes,
+    /// A file path, on the command line only.
+    Path,
+}
+
+/// Where an option may be given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The command line only.
+    CommandLine,
+    /// The command line and the file's top level.
+    Everywhere,
+    /// Those, and inside a `[[backend]]` table (for that backend alone).
+    AlsoPerBackend,
+}
+
+/// What a reload does with a changed value.
+#[derive(Clone, Copy)]
+pub(crate) enum Reload {
+    /// Applied at once.
+    Applies,
+    /// Kept until the next restart; the function says whether two configurations differ in
+    /// this option (the reload's answer names it then).
+    AtRestart(fn(&BalanceConfig, &BalanceConfig) -> bool),
+}
+
+/// One option.
+#[derive(Clone, Copy)]
+pub(crate) struct Opt {
+    /// The TOML key, and the name in messages about file values.
+    pub key: &'static str,
+    /// The long flag: the key with `-` for `_`.
+    pub flag: &'static str,
+    /// The placeholder in the help.
+    pub value_name: &'static str,
+    /// The help text (its first sentence is the short help).
+    pub help: &'static str,
+    pub kind: Kind,
+    pub scope: Scope,
+    pub reload: Reload,
+}
+
+const fn opt(
+    key: &'static str,
+    flag: &'static str,
+    value_name: &'static str,
+    kind: Kind,
+    scope: Scope,
+    reload: Reload,
+    help: &'static str,
+) -> Opt {
+    Opt {
+        key,
+        flag,
+        value_name,
+        help,
+        kind,
+        scope,
+        reload,
+    }
+}
+
+use Kind::*;
+use Reload::{Applies, AtRestart};
+use Scope::{AlsoPerBackend, CommandLine, Everywhere};
+
+/// Every option, in the order of the help.
+#[rustfmt::skip]
+pub(crate) const OPTIONS: &[Opt] = &[
+    opt("listen", "listen", "ADDR", Addresses, Everywhere,
+        AtRestart(|a, b| a.listen != b.listen),
+        "Public address(es) to listen on (repeatable): IPv4 `1.2.3.4:5060`, IPv6 \
+         `[::1]:5060`; port defaults to 5060 if omitted."),
+    opt("backend", "backend", "ADDR[;weight=W]", Backends, Everywhere, Applies,
+        "Backend `ADDR[;weight=W]` (repeatable). Port defaults to 5060. Weight default 1, 0 = \
+         drained."),
+    opt("internal", "internal", "IP[:BASEPORT]", Text, Everywhere,
+        AtRestart(|a, b| (a.internal_ip, a.internal_base_port) != (b.internal_ip, b.internal_base_port)),
+        "`IP[:BASEPORT]`: address of the internal sockets toward the backends; shard k binds \
+         BASEPORT+k, ephemeral ports when no port is given."),
+    opt("workers", "workers", "N", U64, Everywhere,
+        AtRestart(|a, b| a.workers != b.workers),
+        "Worker cores (default: every online core)."),
+    opt("secret", "secret", "S", Secret, Everywhere,
+        AtRestart(|a, b| a.secret.differs_as_configured(&b.secret)),
+        "Secret keying the stateless branches (instances of one deployment must share it)."),
+    opt("config", "config", "FILE", Path, CommandLine, Applies,
+        "TOML config file; command-line values override it."),
+    opt("advertise", "advertise", "IP", Ip, Everywhere,
+        AtRestart(|a, b| a.advertise != b.advertise),
+        "Address put in our Via for requests that arrive from backends (default: the first \
+         listen IP, which then must not be unspecified)."),
+    opt("retry_after", "retry-after", "SECONDS", U32, Everywhere,
+        AtRestart(|a, b| a.retry_after != b.retry_after),
+        "Retry-After seconds in a 503 when no backend is up (default 5)."),
+    opt("table_size", "table-size", "PRIME", U32, Everywhere,
+        AtRestart(|a, b| a.table_size != b.table_size),
+        "Maglev table size, prime (default 65537)."),
+    opt("metrics", "metrics", "ADDR", Text, Everywhere,
+        AtRestart(|a, b| a.metrics != b.metrics),
+        "Serve Prometheus metrics over HTTP at `ADDR` (`GET /metrics`)."),
+    opt("control", "control", "ADDR", Text, Everywhere,
+        AtRestart(|a, b| a.control != b.control),
+        "Serve the control API over HTTP at `ADDR` (`sipshard ctl`: status, reload, \
+         enable/disable a backend)."),
+    opt("log_level", "log-level", "LEVEL", Text, Everywhere,
+        AtRestart(|a, b| a.log_level != b.log_level),
+        "Log level: error, warn, info (default), debug, trace; or a `tracing` filter \
+         directive. The SIPSHARD_LOG environment variable, when set, wins."),
+    opt("log_format", "log-format", "FORMAT", Text, Everywhere,
+        AtRestart(|a, b| a.log_json != b.log_json),
+        "Log format: text (default) or json."),
+    opt("residence_time", "residence-time", "on|off", Switch, Everywhere,
+        AtRestart(|a, b| a.residence_time != b.residence_time),
+        "Measure each datagram's residence time (kernel receive timestamp to the end of its \
+         send) into a histogram per shard: `on` or `off` (default; on costs about 4% more CPU \
+         per datagram, the kernel's timestamp and its copy to the shard)."),
+    opt("steering", "steering", "random|flow", Text, Everywhere,
+        AtRestart(|a, b| a.steering != b.steering),
+        "How datagrams to a public address are spread over the shards: `random` (default; \
+         any shard takes any datagram, so one busy peer spreads over every core) or `flow` \
+         (the kernel's hash of addresses and ports: each peer sticks to one shard)."),
+    opt("busy_poll_us", "busy-poll-us", "US", U64, Everywhere,
+        AtRestart(|a, b| a.busy_poll != b.busy_poll),
+        "Microseconds an idle shard keeps polling its sockets without blocking before it \
+         parks (default 0: it parks at once). Trades CPU for latency: no wake-up delay for a \
+         datagram that arrives within the window."),
+    opt("probe_interval_ms", "probe-interval-ms", "MS", U64, AlsoPerBackend, Applies,
+        "Milliseconds between two OPTIONS probes of a backend (default 1000; 0 = no probes, \
+         the backend is always up)."),
+    opt("probe_timeout_ms", "probe-timeout-ms", "MS", U64, AlsoPerBackend, Applies,
+        "A probe unanswered after this many milliseconds fails (default 500, or the interval \
+         when that is shorter)."),
+    opt("probe_failures", "probe-failures", "N", U32, AlsoPerBackend, Applies,
+        "Consecutive failed probes that take a backend down (default 3)."),
+    opt("probe_successes", "probe-successes", "N", U32, AlsoPerBackend, Applies,
+        "Consecutive good probes that bring it back up (default 2)."),
+    opt("probe_accept", "probe-accept", "any|CODES", Codes, AlsoPerBackend, Applies,
+        "Probe replies that count as success: `any` (every reply but a 5xx, the default) or \
+         status codes separated by commas (`200,404`)."),
+];
+
+/// The keys of a `[[backend]]` table besides the per-backend options.
+pub(crate) const BACKEND_OWN_KEYS: [&str; 2] = ["addr", "weight"];
+
+/// The option with this TOML key.
+pub(crate) fn by_key(key: &str) -> Option<&'static Opt> {
+    OPTIONS.iter().find(|o| o.key == key)
+}
+
+/// The keys the file's top level accepts.
+pub(crate) fn file_keys() -> impl Iterator<Item = &'static str> {
+    OPTIONS
+        .iter()
+        .filter(|o| o.scope != CommandLine)
+        .map(|o| o.key)
+}
+
+/// The keys a `[[backend]]` table accepts.
+pub(crate) fn backend_keys() -> impl Iterator<Item = &'static str> {
+    BACKEND_OWN_KEYS.into_iter().chain(
+        OPTIONS
+            .iter()
+            .filter(|o| o.scope == AlsoPerBackend)
+            .map(|o| o.key),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_keys_with_hyphens_and_unique() {
+        for (i, o) in OPTIONS.iter().enumerate() {
+            assert_eq!(o.flag, o.key.replace('_', "-"), "{}", o.key);
+            assert!(OPTIONS[..i].iter().all(|p| p.key != o.key), "{}", o.key);
+            assert!(!o.help.is_empty());
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! What `status` reports (the control API's answer, `sipshard ctl status`, the metrics'
+//! backend series): typed, serialised with serde.
+
+use super::health::State;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// One backend as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackendStatus {
+    /// Address.
+    pub addr: SocketAddr,
+    /// Configured weight.
+    pub weight: u32,
+    /// Its health.
+    pub state: State,
+    /// Whether OPTIONS probes are sent to it.
+    pub probed: bool,
+    /// Round-trip time of the last answered probe, in milliseconds.
+    pub probe_rtt_ms: Option<f64>,
+    /// Requests sent to it (all shards).
+    pub requests: u64,
+    /// Responses from it by class (1xx..6xx).
+    pub responses: [u64; 6],
+}
+
+/// What `sipshard ctl status` prints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Every configured backend.
+    pub backends: Vec<BackendStatus>,
+    /// Successful reloads since start.
+    pub reloads: u64,
+    /// Rejected reloads since start.
+    pub reloads_failed: u64,
+    /// Worker shards.
+    pub workers: usize,
+    /// The last backend set published (0: the one at start).
+    pub generation: u64,
+    /// The set each shard routes with (equal to `generation` once all have picked it up).
+    pub shard_generations: Vec<u64>,
+}
