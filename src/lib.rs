@@ -12,5 +12,7 @@ pub mod logging;
 pub mod net;
 pub mod proxy;
 pub mod shard;
-pub mod sip;
 pub mod tools;
+
+/// The SIP wire layer, its own crate ([`sipshard_sip`]): it cannot depend on any other layer.
+pub use sipshard_sip as sip;

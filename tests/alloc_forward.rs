@@ -2,7 +2,7 @@
 //! decision and rewrite (request to a backend, response back, reply 503/483/400), counted
 //! by a global allocator that tallies the measuring thread's allocations.
 
-use sipshard::balance::backends::{Backend, Snapshot};
+use sipshard::balance::{Backend, Snapshot};
 use sipshard::net::{HEADROOM, REPLY_LEN};
 use sipshard::proxy::{Advertised, Arrival, Exit, Forwarder, Side, Verdict};
 use sipshard::sip::BranchKey;

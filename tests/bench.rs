@@ -2,7 +2,7 @@
 //! the responder (directly and through the balancer), and against a peer that answers
 //! nothing, loss shows up as retransmissions and timeouts, not hangs.
 
-use sipshard::balance::backends::Backend;
+use sipshard::balance::Backend;
 use sipshard::shard::{start, PlaneConfig};
 use sipshard::tools::bench::engine::Mode;
 use sipshard::tools::bench::{run_load, Load};

@@ -5,7 +5,7 @@
 mod support;
 
 use proptest::prelude::*;
-use sipshard::sip::{self, params::CommaValues, BranchKey, HeaderName, Headers, ViaPrefix};
+use sipshard::sip::{self, BranchKey, CommaValues, HeaderName, Headers, ViaPrefix};
 use std::net::SocketAddr;
 use support::{insert_via, rewrite_request, strip_via};
 

@@ -4,9 +4,10 @@
 //! every sipshard instance agrees), and the hash picks a backend through a [`Maglev`]
 //! lookup table built from the backend set (independent of the order it is listed in).
 
-pub mod backends;
-pub mod hash;
-pub mod maglev;
+mod backends;
+mod hash;
+mod maglev;
 
+pub use backends::{Backend, Snapshot};
 pub use hash::call_id_hash;
 pub use maglev::{is_prime, Maglev, MaglevError, DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE};

@@ -30,7 +30,7 @@ pub use reload::restart_only_changes;
 pub use secret::{Secret, RANDOM_SECRET_LEN};
 pub use validate::{DEFAULT_RETRY_AFTER, MAX_BUSY_POLL_US};
 
-use crate::balance::backends::Backend;
+use crate::balance::Backend;
 use crate::net::Steering;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;

@@ -1,12 +1,12 @@
 //! The control side (threads off the packet path): health probing, the controller that
 //! publishes backend sets to the shards, reload, metrics and the HTTP endpoints.
 
-pub mod controller;
-pub mod health;
-pub mod http;
-pub mod metrics;
-pub mod probe;
-pub mod status;
+mod controller;
+mod health;
+mod http;
+mod metrics;
+mod probe;
+mod status;
 
 pub use controller::{ControlHandle, Controller};
 pub use health::State;

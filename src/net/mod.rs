@@ -2,14 +2,14 @@
 //! the two ways to park while sockets are idle: `poll(2)` for a shard that serves only its
 //! sockets, glommio for a thread that also runs timers and other tasks.
 
-pub mod batch;
-pub mod outbox;
-pub mod readiness;
+mod batch;
+mod outbox;
+mod readiness;
 pub mod runtime;
-pub mod sockaddr;
-pub mod socket;
-pub mod steering;
-pub mod waiter;
+mod sockaddr;
+mod socket;
+mod steering;
+mod waiter;
 
 pub use batch::{Batch, FlushReport, Payload, HEADROOM, MAX_DATAGRAM, REPLY_LEN, TAILROOM};
 pub use outbox::{Outbox, OUTBOX_DATAGRAM};

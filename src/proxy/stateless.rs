@@ -11,13 +11,13 @@
 //! | public | response to a backend's request | next Via | internal socket k |
 
 use super::verdict::{BackendTally, DropReason, Exit, MessageKind, ReplyKind, Verdict};
-use crate::balance::{backends::Snapshot, call_id_hash};
-use crate::sip::reply::{reply_destination, response_destination};
-use crate::sip::text::hex16;
+use crate::balance::{call_id_hash, Snapshot};
+use crate::sip::hex16;
 use crate::sip::{
     self, parse_lenient, BranchKey, Echo, Frame, HeaderName, Headers, Message, NameAddr,
     ParseError, RequestRewrite, SipUri, Status, TopViaRemoval, Via, ViaPrefix, DEFAULT_PORT,
 };
+use crate::sip::{reply_destination, response_destination};
 use std::cell::RefCell;
 use std::net::SocketAddr;
 
@@ -354,7 +354,7 @@ impl Forwarder {
             .headers
             .iter()
             .filter(|h| h.name == HeaderName::Route)
-            .flat_map(|h| sip::params::CommaValues::new(h.value))
+            .flat_map(|h| sip::CommaValues::new(h.value))
             .filter_map(|v| NameAddr::parse(v).ok())
             .find(|a| !self.is_us(a));
         let uri = match route {
@@ -363,7 +363,7 @@ impl Forwarder {
         };
         let uri = SipUri::parse(uri).ok()?;
         let ip = match uri.param(b"maddr") {
-            Some(Some(maddr)) => sip::via::ip_literal(maddr, false)?,
+            Some(Some(maddr)) => sip::ip_literal(maddr, false)?,
             _ => uri.host_ip()?,
         };
         Some(SocketAddr::new(ip, uri.port.unwrap_or(DEFAULT_PORT)))

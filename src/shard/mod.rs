@@ -10,11 +10,13 @@
 //! transaction leaves with the same Via sent-by); the kernel serialises concurrent sends on
 //! one socket, and no user-space state is shared.
 
-pub mod publish;
+mod publish;
 pub mod residence;
-pub mod stats;
+mod stats;
 
-use crate::balance::backends::{Backend, Snapshot};
+pub use publish::{Publisher, ShardUpdate};
+
+use crate::balance::{Backend, Snapshot};
 use crate::logging::LogLimiter;
 use crate::net::{
     enable_rx_timestamps, reuseport_group, runtime, spread_randomly, udp_socket, Batch,
@@ -22,7 +24,6 @@ use crate::net::{
 };
 use crate::proxy::{Advertised, Arrival, BackendTally, DropReason, Exit, Forwarder, Side, Verdict};
 use crate::sip::BranchKey;
-use publish::{Publisher, ShardUpdate};
 use socket2::Socket;
 pub use stats::{BackendCounters, BackendStats, Counters, ShardStats};
 use std::cell::RefCell;

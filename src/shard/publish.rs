@@ -4,8 +4,8 @@
 //! between two datagrams, so each message is routed by one whole set, old or new.
 
 use super::stats::{BackendCounters, BackendStats};
-use crate::balance::backends::{Backend, Snapshot};
 use crate::balance::MaglevError;
+use crate::balance::{Backend, Snapshot};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -7,7 +7,7 @@ use super::bench::engine::Mode;
 use super::bench::report::BenchReport;
 use super::bench::{run_load, Load};
 use super::responder::Responder;
-use crate::balance::backends::Backend;
+use crate::balance::Backend;
 use crate::shard::{self, Counters, PlaneConfig};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;

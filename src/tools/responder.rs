@@ -7,8 +7,8 @@
 use crate::balance::call_id_hash;
 use crate::net::runtime;
 use crate::net::{reuseport_group, Batch, Payload, HEADROOM};
-use crate::sip::reply::reply_destination;
-use crate::sip::text::hex16;
+use crate::sip::hex16;
+use crate::sip::reply_destination;
 use crate::sip::{self, Echo, Extras, Headers, Status};
 use arrayvec::ArrayVec;
 use std::net::SocketAddr;

@@ -17,14 +17,14 @@
 #![allow(dead_code)]
 
 use arrayvec::ArrayVec;
-use sipshard::sip::params::CommaValues;
-use sipshard::sip::reply::{write_reply, Echo, ReplyError, Status};
-use sipshard::sip::text::{push_decimal, push_ip};
+use sipshard::sip::CommaValues;
 use sipshard::sip::ViaPrefix;
 use sipshard::sip::{
     parse, parse_lenient, parse_strict, BranchKey, Fields, Frame, Header, HeaderName, Headers,
     Message, NameAddr, ParseError, RequestRewrite, Rport, SipUri, StartLine, TopViaRemoval, Via,
 };
+use sipshard::sip::{push_decimal, push_ip};
+use sipshard::sip::{write_reply, Echo, ReplyError, Status};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Header storage for parsing fuzz input (what the balancer uses).

@@ -2,7 +2,7 @@
 //! test can send a datagram and assert exactly what arrives on the other side.
 #![allow(dead_code)]
 
-use sipshard::balance::backends::Backend;
+use sipshard::balance::Backend;
 use sipshard::net::Steering;
 use sipshard::shard::{start, Counters, Plane, PlaneConfig};
 use sipshard::sip::{self, HeaderName, Headers};
@@ -152,7 +152,7 @@ pub fn vias(msg: &str) -> Vec<String> {
     m.headers
         .iter()
         .filter(|h| h.name == HeaderName::Via)
-        .flat_map(|h| sip::params::CommaValues::new(h.value))
+        .flat_map(|h| sip::CommaValues::new(h.value))
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .collect()
 }

@@ -1,6 +1,6 @@
 //! Request line and status line (RFC 3261 §7.1, §7.2): exactly one SP between elements,
 //! SIP/2.0 only. The Request-URI's shape is checked here (a scheme, URI characters only);
-//! its full SIP-URI grammar is checked by [`crate::sip::uri::check_request_uri`].
+//! its full SIP-URI grammar is checked by [`crate::uri::check_request_uri`].
 
 use super::classes::{all_uri_chars, token_end};
 use super::error::ParseError;
@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn sip_slash_word_compare() {
         let every_byte: Vec<u8> = (0..=255).collect();
-        for v in crate::sip::one_byte_variants(b"SIP/2.0 200 OK", &every_byte) {
+        for v in crate::one_byte_variants(b"SIP/2.0 200 OK", &every_byte) {
             assert_eq!(
                 starts_with_sip_slash(&v),
                 v.get(..4).is_some_and(|h| h.eq_ignore_ascii_case(b"SIP/")),
@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn version_word_compare() {
         let every_byte: Vec<u8> = (0..=255).collect();
-        for v in crate::sip::one_byte_variants(b"SIP/2.0", &every_byte) {
+        for v in crate::one_byte_variants(b"SIP/2.0", &every_byte) {
             assert_eq!(is_version(&v), v.eq_ignore_ascii_case(VERSION), "{v:?}");
         }
         assert!(is_version(b"sIp/2.0"));
@@ -227,7 +227,7 @@ mod tests {
     #[test]
     fn sp_version_word_compare() {
         let every_byte: Vec<u8> = (0..=255).collect();
-        for v in crate::sip::one_byte_variants(b" SIP/2.0", &every_byte) {
+        for v in crate::one_byte_variants(b" SIP/2.0", &every_byte) {
             if let Some(w) = v.first_chunk::<8>().filter(|_| v.len() == 8) {
                 assert_eq!(
                     is_sp_version(w),
@@ -265,10 +265,10 @@ mod tests {
     fn all_uri_chars_agrees_with_table() {
         let every_byte: Vec<u8> = (0..=255).collect();
         let sample = b"sip:+15551234567@carrier.example.com;transport=udp";
-        for v in crate::sip::one_byte_variants(sample, &every_byte) {
+        for v in crate::one_byte_variants(sample, &every_byte) {
             assert_eq!(
                 all_uri_chars(&v),
-                v.iter().all(|&b| crate::sip::scan::is_uri_char(b)),
+                v.iter().all(|&b| crate::scan::is_uri_char(b)),
                 "{v:?}"
             );
         }
@@ -291,7 +291,7 @@ mod tests {
             b"OPTIONS sip:192.0.2.4 SIP/2.0",
         ];
         let bytes = b" \t\r\n;:=,\"[]<>/.0aZ9-_~!%\\^{|}\x00\x7f\xff";
-        crate::sip::assert_fast_path_agrees(&samples, bytes, |v| {
+        crate::assert_fast_path_agrees(&samples, bytes, |v| {
             StartLine::parse_plain_request(v)
                 .is_none_or(|plain| Ok(plain) == StartLine::parse_request(v))
         });

@@ -292,9 +292,9 @@ mod tests {
     fn token_runs_across_classes() {
         let every_byte: Vec<u8> = (0..=255).collect();
         let sample = b"SIP/2.0/UDP h;branch=z9hG4bK.a-b_c!d;rport";
-        for v in crate::sip::one_byte_variants(sample, &every_byte) {
+        for v in crate::one_byte_variants(sample, &every_byte) {
             for start in [0, 14, 21, 30, 36, v.len()] {
-                let expected = crate::sip::scan::token_end(&v, start);
+                let expected = crate::scan::token_end(&v, start);
                 assert_eq!(token_end(&v, start), expected, "{v:?} {start}");
             }
         }

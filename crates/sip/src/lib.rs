@@ -1,10 +1,11 @@
 //! The SIP wire layer: a zero-copy parser, in-place rewrites, stateless replies and
 //! stateless branches. It knows nothing of sockets; every function works on byte slices
-//! and fixed storage, and none allocates.
+//! and fixed storage, and none allocates. It is a crate of its own so that nothing above it
+//! (balancing, proxy, sockets, shards) can leak into it.
 //!
 //! The path of a request through this layer:
 //! ```
-//! use sipshard::sip::{self, BranchKey, Frame, Headers, RequestRewrite, ViaPrefix};
+//! use sipshard_sip::{self as sip, BranchKey, Frame, Headers, RequestRewrite, ViaPrefix};
 //! let datagram = b"OPTIONS sip:b@example.com SIP/2.0\r\n\
 //!     Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport\r\n\
 //!     From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\n\
@@ -36,33 +37,36 @@
 //! assert!(text.contains("Max-Forwards: 70\r\n"));
 //! ```
 
-pub mod branch;
+#![deny(unsafe_code)]
+
+mod branch;
 pub mod checks;
-pub mod classes;
+mod classes;
 mod copy;
-pub mod edits;
-pub mod error;
-pub mod find;
-pub mod frame;
-pub mod header_name;
-pub mod lines;
-pub mod message;
-pub mod name_addr;
-pub mod params;
-pub mod reply;
-pub mod rewrite;
-pub mod scan;
-pub mod start_line;
-pub mod text;
-pub mod uri;
-pub mod via;
+mod edits;
+mod error;
+mod find;
+mod frame;
+mod header_name;
+mod lines;
+mod message;
+mod name_addr;
+mod params;
+mod reply;
+mod rewrite;
+mod scan;
+mod start_line;
+mod text;
+mod uri;
+mod via;
 mod via_plain;
-pub mod via_stamp;
+mod via_stamp;
 
 /// The port of a SIP URI or Via sent-by that gives none (RFC 3261 §19.1.2, UDP and TCP).
 pub const DEFAULT_PORT: u16 = 5060;
 
 pub use branch::{Branch, BranchId, BranchKey, BRANCH_LEN};
+pub use classes::token_end;
 pub use edits::{Edit, Edits, RewriteError};
 pub use error::ParseError;
 pub use frame::{Frame, NoRoom};
@@ -72,11 +76,17 @@ pub use message::{
     MaxForwards, Message, Partial, TopRoute, TopVia,
 };
 pub use name_addr::NameAddr;
-pub use reply::{write_reply, write_response, Echo, Extras, ReplyError, Status};
+pub use params::CommaValues;
+pub use reply::{
+    reply_destination, response_destination, write_reply, write_response, Echo, Extras, ReplyError,
+    Status,
+};
 pub use rewrite::{MaxForwardsExhausted, RequestRewrite, TopViaRemoval, ViaPrefix};
+pub use scan::{is_token_str, is_uri_char};
 pub use start_line::StartLine;
-pub use uri::SipUri;
-pub use via::{Rport, Via};
+pub use text::{hex16, push_decimal, push_ip};
+pub use uri::{check_request_uri, SipUri};
+pub use via::{ip_literal, Rport, Via};
 pub use via_stamp::{StampTexts, ViaStamp};
 
 /// Test inputs around `sample`: itself, every truncation, and every one-byte change to one of

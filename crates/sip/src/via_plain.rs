@@ -198,7 +198,7 @@ fn leading_digits_short(rest: &[u8]) -> Option<(u32, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::via::Rport;
+    use crate::via::Rport;
 
     #[test]
     fn plain_agrees_with_general() {
@@ -219,7 +219,7 @@ mod tests {
             b"SIP/2.0/UDP 192.0.2.10;RECEIVED=192.0.2.1;bRaNcH=z9hG4bK.1;MADDR=m;rport",
         ];
         let bytes = b" \t\r\n;:=,\"[]<>/.0aZ9-_~!%\x00\x7f\xff";
-        crate::sip::assert_fast_path_agrees(&samples, bytes, |v| {
+        crate::assert_fast_path_agrees(&samples, bytes, |v| {
             Via::parse_plain(v).is_none_or(|plain| Ok(plain) == Via::parse_general(v))
         });
     }
@@ -274,7 +274,7 @@ mod tests {
             b"123456;x",
             b"9876\xff\xff\x00\x7f",
         ] {
-            for v in crate::sip::one_byte_variants(sample, &every_byte) {
+            for v in crate::one_byte_variants(sample, &every_byte) {
                 if let Some(w) = v.first_chunk::<8>() {
                     assert_eq!(
                         leading_digits8(u64::from_le_bytes(*w)),
@@ -332,7 +332,7 @@ mod tests {
                 let start = s.len();
                 s.extend_from_slice(a);
                 s.extend_from_slice(tail);
-                let end = crate::sip::classes::token_end(&s, start);
+                let end = crate::classes::token_end(&s, start);
                 if let Some((key, len)) = known_name(&s, start) {
                     assert_eq!((key, start + len), (name_key(&s[start..end]), end), "{s:?}");
                 } else {

@@ -173,7 +173,7 @@ mod tests {
     fn scheme_fast_path() {
         let every_byte: Vec<u8> = (0..=255).collect();
         for sample in [&b"sip:a@b"[..], b"SIPS:x", b"tel:+1"] {
-            for uri in crate::sip::one_byte_variants(sample, &every_byte) {
+            for uri in crate::one_byte_variants(sample, &every_byte) {
                 assert_eq!(scheme_len(&uri), scheme_len_by_grammar(&uri), "{uri:?}");
             }
         }

@@ -45,7 +45,7 @@ impl HeaderName {
     /// [`HeaderName::classify`] of the `len`-byte name at the start of `window` (bytes past
     /// the name are ignored), so the parser can pass 16 bytes of the datagram without copying.
     /// The name is folded to lower case by OR-ing 0x20 into every byte and compared a word
-    /// at a time, as [`eq_lowercase`] does; a known name is also checked for CR, the one
+    /// at a time, as `eq_lowercase` does; a known name is also checked for CR, the one
     /// byte that folds onto `-`, so a name that is not a token is always
     /// [`HeaderName::Other`].
     #[inline(always)]
@@ -124,7 +124,7 @@ impl HeaderName {
         }
     }
 
-    /// True for the headers [`crate::sip::Checks::Proxy`] parses: Via, Route, Call-ID,
+    /// True for the headers [`crate::Checks::Proxy`] parses: Via, Route, Call-ID,
     /// CSeq, From, To, Max-Forwards, Content-Length. The others are only split into lines.
     #[inline]
     pub fn used_by_proxy(self) -> bool {
@@ -178,7 +178,7 @@ pub fn eq_lowercase(name: &[u8], lower: &[u8]) -> bool {
             == 0
 }
 
-/// OR-ed into every byte of a name: folds upper case onto lower case (see [`eq_lowercase`]).
+/// OR-ed into every byte of a name: folds upper case onto lower case (see `eq_lowercase`).
 pub(super) const FOLD: u64 = 0x2020_2020_2020_2020;
 
 // The known long forms as keys (see [`key`]).
@@ -348,7 +348,7 @@ mod tests {
 
     /// The definition: a token equal to a long form ignoring case.
     fn reference(name: &[u8]) -> HeaderName {
-        if !crate::sip::scan::is_token_str(name) {
+        if !crate::scan::is_token_str(name) {
             return Other;
         }
         NAMES

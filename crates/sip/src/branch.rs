@@ -119,7 +119,7 @@ impl BranchKey {
     }
 
     /// The stateless branch for a request we forward, not yet written out (what
-    /// [`crate::sip::RequestRewrite::add_via`] takes).
+    /// [`crate::RequestRewrite::add_via`] takes).
     pub fn branch_id(&self, msg: &Message<'_, '_>) -> BranchId {
         let via = &msg.top_via.via;
         let chain = |h: u64, part: &[u8]| xxh3_64_with_seed(part, h);
