@@ -1,10 +1,11 @@
 //! Strict and lenient parse of arbitrary bytes, plus the stateless 400 built from them.
-//! The checks live in tests/support/fuzz_checks.rs, shared with tests/fuzz_corpus.rs.
+//! The checks live in tests/it/support/fuzz_checks.rs, shared with tests/it/fuzz_corpus.rs.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../tests/support/fuzz_checks.rs"]
+#[path = "../../tests/it/support/fuzz_checks.rs"]
+#[allow(dead_code)] // each target uses one of the checks
 mod fuzz_checks;
 
 fuzz_target!(|data: &[u8]| fuzz_checks::check_parse(data));

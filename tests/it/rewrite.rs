@@ -1,13 +1,11 @@
 //! In-place rewrites: our Via on top, strip of the top Via value, received/rport,
 //! Max-Forwards, Route removal, truncation, and the buffer-room rules.
 
-mod support;
-
+use crate::support::*;
 use sipshard::sip::{
     self, BranchKey, Frame, Headers, MaxForwardsExhausted, RequestRewrite, RewriteError, ViaPrefix,
 };
 use std::net::SocketAddr;
-use support::*;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()

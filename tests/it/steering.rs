@@ -2,10 +2,8 @@
 //! datagrams of one peer — one source address and port, like a busy SIP trunk — reach every
 //! shard; with `--steering flow` the kernel's hash keeps them on one.
 
-mod support;
-
+use crate::support::lab::*;
 use sipshard::net::Steering;
-use support::lab::*;
 
 const REQUESTS: u64 = 200;
 

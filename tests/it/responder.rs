@@ -1,11 +1,9 @@
 //! The responder over loopback UDP: what it answers to each method.
 
-mod support;
-
+use crate::support::lab::{header, recv, request, vias};
 use sipshard::tools::responder::Responder;
 use std::net::UdpSocket;
 use std::time::Duration;
-use support::lab::{header, recv, request, vias};
 
 fn setup() -> (Responder, UdpSocket) {
     let responder = Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();

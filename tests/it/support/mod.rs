@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
 
+pub mod counting_alloc;
 pub mod farm;
+pub mod fuzz_checks;
 pub mod lab;
 pub mod process;
 
@@ -12,9 +13,9 @@ use std::net::SocketAddr;
 pub const ROOM: usize = 512;
 
 /// A typical INVITE with SDP (~730 bytes).
-pub const INVITE: &[u8] = include_bytes!("../data/messages/invite.sip");
+pub const INVITE: &[u8] = include_bytes!("../../data/messages/invite.sip");
 /// A typical 200 OK to it, with our Via on top (~800 bytes).
-pub const OK200: &[u8] = include_bytes!("../data/messages/ok200.sip");
+pub const OK200: &[u8] = include_bytes!("../../data/messages/ok200.sip");
 
 /// A receive buffer holding `msg` after `ROOM` bytes of headroom.
 pub fn buffer_with(msg: &[u8]) -> Vec<u8> {

@@ -2,6 +2,7 @@
 //! the responder (directly and through the balancer), and against a peer that answers
 //! nothing, loss shows up as retransmissions and timeouts, not hangs.
 
+use crate::support::process::serial;
 use sipshard::balance::Backend;
 use sipshard::shard::{start, PlaneConfig};
 use sipshard::tools::bench::engine::Mode;
@@ -21,6 +22,7 @@ fn load(target: SocketAddr, mode: Mode, rate: f64, count: u64, workers: usize) -
 
 #[test]
 fn calls_and_messages_complete_against_the_responder() {
+    let _serial = serial();
     let responder = Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
     let calls = run_load(&load(responder.addr(), Mode::Calls, 2000.0, 1000, 2)).unwrap();
     assert_eq!(
@@ -69,6 +71,7 @@ fn calls_and_messages_complete_against_the_responder() {
 
 #[test]
 fn calls_complete_through_the_balancer() {
+    let _serial = serial();
     let responder = Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
     let plane = start(&PlaneConfig {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
@@ -99,6 +102,7 @@ fn calls_complete_through_the_balancer() {
 
 #[test]
 fn loss_shows_as_retransmissions_and_timeouts() {
+    let _serial = serial();
     // A socket that reads nothing: every request is lost.
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut lost = load(silent.local_addr().unwrap(), Mode::Calls, 100.0, 5, 1);

@@ -2,12 +2,10 @@
 //! gives back the message byte for byte, and a parse of the rewritten message sees our Via
 //! on top with the original ones below, in order.
 
-mod support;
-
+use crate::support::{insert_via, rewrite_request, strip_via};
 use proptest::prelude::*;
 use sipshard::sip::{self, BranchKey, CommaValues, HeaderName, Headers, ViaPrefix};
 use std::net::SocketAddr;
-use support::{insert_via, rewrite_request, strip_via};
 
 fn token() -> impl Strategy<Value = String> {
     "[A-Za-z0-9][A-Za-z0-9.!%*_+`'~-]{0,11}"

@@ -9,12 +9,9 @@ use sipshard::sip::BranchKey;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 
-#[path = "support/counting_alloc.rs"]
-mod counting_alloc;
+use crate::support::counting_alloc::allocations_during;
 
-use counting_alloc::allocations_during;
-
-const INVITE: &[u8] = include_bytes!("data/messages/invite.sip");
+const INVITE: &[u8] = include_bytes!("../data/messages/invite.sip");
 
 fn forwarder(weight: u32) -> Forwarder {
     let backends = [Backend {

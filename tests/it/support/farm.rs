@@ -1,7 +1,6 @@
 //! A whole balancer (plane, control thread, endpoints) in the test process, in front of
 //! backends played by the test: recording UDP backends that answer every request with a
 //! 200 and remember which Call-IDs they saw.
-#![allow(dead_code)]
 
 use super::lab::response_to;
 use sipshard::config::{BalanceArgs, BalanceConfig};

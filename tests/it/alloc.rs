@@ -2,18 +2,14 @@
 //! branch, full request rewrite, response strip, and a stateless reply, counted by a
 //! global allocator that tallies the allocations of the measuring thread.
 
-#[path = "support/counting_alloc.rs"]
-mod counting_alloc;
-mod support;
+use crate::support::counting_alloc::allocations_during;
 
-use counting_alloc::allocations_during;
-
+use crate::support::{INVITE, OK200, ROOM};
 use sipshard::sip::{
     self, parse_lenient, BranchKey, Echo, Frame, Headers, RequestRewrite, Status, TopViaRemoval,
     ViaPrefix,
 };
 use std::net::SocketAddr;
-use support::{INVITE, OK200, ROOM};
 
 /// What the balancer does per message, on fixed buffers.
 fn per_message_work(

@@ -2,8 +2,8 @@
 //! `POST /reload` under call load lose nothing, a reload adds and removes backends, and a bad
 //! file is refused with the running configuration kept.
 
-mod support;
-
+use crate::support::farm::{free_tcp_port, free_udp_port};
+use crate::support::process::{loopback_addr, serial, BalancerProcess};
 use sipshard::control::State;
 use sipshard::control::Status;
 use sipshard::tools::bench::engine::Mode;
@@ -15,8 +15,6 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use support::farm::{free_tcp_port, free_udp_port};
-use support::process::{loopback_addr, serial, BalancerProcess};
 
 /// A directory under the system temp dir, removed when dropped.
 struct TempDir(PathBuf);

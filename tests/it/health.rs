@@ -3,8 +3,10 @@
 //! Call-IDs move and they spread over every remaining backend, and when it answers again it
 //! is marked up and gets its Call-IDs back.
 
-mod support;
-
+use crate::support::farm::{
+    balancer, free_udp_port, send_call_ids, wait_for_state, RecordingBackend, Seen,
+};
+use crate::support::process::serial;
 use sipshard::config::BalanceArgs;
 use sipshard::control::State;
 use sipshard::tools::bench::{run_load, Load, Mode};
@@ -12,9 +14,6 @@ use sipshard::tools::responder::Responder;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::farm::{
-    balancer, free_udp_port, send_call_ids, wait_for_state, RecordingBackend, Seen,
-};
 
 const INTERVAL_MS: u64 = 100;
 const TIMEOUT_MS: u64 = 80;
@@ -59,6 +58,7 @@ fn calls(target: SocketAddr, rate: f64, seconds: f64) -> Load {
 
 #[test]
 fn a_stopped_backend_is_marked_down_new_calls_all_succeed_and_it_comes_back() {
+    let _serial = serial();
     let mut responders: Vec<Responder> = (0..3)
         .map(|_| Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap())
         .collect();
@@ -125,6 +125,7 @@ fn placement(public: SocketAddr, seen: &Seen, ids: &[String]) -> HashMap<String,
 
 #[test]
 fn only_the_dead_backends_call_ids_move_spread_over_all_others_and_return() {
+    let _serial = serial();
     const BACKENDS: usize = 4;
     const CALL_IDS: usize = 4000;
     let seen = Seen::default();

@@ -1,12 +1,10 @@
 //! Stateless responses: 400, 482, 483, 503 built from the request as §8.2.6 requires.
 
-mod support;
-
+use crate::support::text;
 use sipshard::sip::{
     self, parse_lenient, write_reply, Echo, HeaderName, Headers, ReplyError, Status,
 };
 use std::net::SocketAddr;
-use support::text;
 
 const SOURCE: &str = "203.0.113.9:6000";
 

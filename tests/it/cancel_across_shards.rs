@@ -2,11 +2,9 @@
 //! SO_REUSEPORT may hand it to another shard) must reach the backend with exactly the
 //! INVITE's top Via: same branch, same sent-by (§9.1, §17.2.3).
 
-mod support;
-
+use crate::support::lab::*;
 use std::net::UdpSocket;
 use std::time::Duration;
-use support::lab::*;
 
 #[test]
 fn cancel_from_another_port_carries_the_invites_top_via() {

@@ -1,11 +1,9 @@
 //! The balancer, message by message, over real loopback UDP (IPv4 and IPv6): exactly what
 //! the backend or the client receives for each kind of datagram.
 
-mod support;
-
+use crate::support::lab::*;
 use sipshard::proxy::{DropReason, ReplyKind};
 use sipshard::sip::BranchKey;
-use support::lab::*;
 
 fn both_families(test: impl Fn(bool)) {
     test(false);

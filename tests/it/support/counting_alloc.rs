@@ -1,5 +1,6 @@
 //! A global allocator that counts the allocations of the thread that asks it to, for the
-//! zero-allocation tests. Include with `#[path = "support/counting_alloc.rs"] mod counting_alloc;`.
+//! zero-allocation tests. It is the test crate's global allocator; it counts nothing until a
+//! thread asks.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -4,8 +4,8 @@
 //! call must reach one backend. The balancer probes the sipp servers with OPTIONS (sipp's
 //! `-aa` answers them) and must see them all up. Needs `sipp` (Debian package sip-tester; .ci/run installs it).
 
-mod support;
-
+use crate::support::farm::free_udp_port;
+use crate::support::process::serial;
 use sipshard::config::{BalanceArgs, BalanceConfig};
 use sipshard::control::State;
 use sipshard::tools::balance::Balancer;
@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use support::farm::free_udp_port;
 
 const CALLS: usize = 2000;
 const RATE: usize = 200;
@@ -114,6 +113,7 @@ fn stat(csv: &str, column: &str) -> u64 {
 
 #[test]
 fn two_thousand_sipp_calls_through_the_balancer() {
+    let _serial = serial();
     let dir = scratch_dir();
     let uas: Vec<Uas> = (0..3).map(|n| start_uas(&dir, n)).collect();
     // The whole balancer, with OPTIONS probes every 200 ms answered by sipp.

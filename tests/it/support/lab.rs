@@ -1,6 +1,5 @@
 //! A balancer on loopback with a test-controlled client socket and backend socket, so a
 //! test can send a datagram and assert exactly what arrives on the other side.
-#![allow(dead_code)]
 
 use sipshard::balance::Backend;
 use sipshard::net::Steering;

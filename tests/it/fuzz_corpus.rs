@@ -3,9 +3,6 @@
 //! targets, so `cargo test` on stable guards every input the fuzzers ever found
 //! interesting, without cargo-fuzz or libFuzzer. See docs/fuzzing.md.
 
-#[path = "support/fuzz_checks.rs"]
-mod fuzz_checks;
-
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -62,23 +59,39 @@ fn replay(what: &str, files: &[PathBuf], check: fn(&[u8])) {
 
 #[test]
 fn parse_corpus_passes_parse_checks() {
-    replay("parse", &corpus("parse"), fuzz_checks::check_parse);
+    replay(
+        "parse",
+        &corpus("parse"),
+        crate::support::fuzz_checks::check_parse,
+    );
 }
 
 #[test]
 fn rewrite_corpus_passes_rewrite_checks() {
-    replay("rewrite", &corpus("rewrite"), fuzz_checks::check_rewrite);
+    replay(
+        "rewrite",
+        &corpus("rewrite"),
+        crate::support::fuzz_checks::check_rewrite,
+    );
 }
 
 // Each corpus is also good input for the other target: cheap extra coverage.
 #[test]
 fn parse_corpus_passes_rewrite_checks() {
-    replay("rewrite", &corpus("parse"), fuzz_checks::check_rewrite);
+    replay(
+        "rewrite",
+        &corpus("parse"),
+        crate::support::fuzz_checks::check_rewrite,
+    );
 }
 
 #[test]
 fn rewrite_corpus_passes_parse_checks() {
-    replay("parse", &corpus("rewrite"), fuzz_checks::check_parse);
+    replay(
+        "parse",
+        &corpus("rewrite"),
+        crate::support::fuzz_checks::check_parse,
+    );
 }
 
 #[test]
@@ -87,6 +100,6 @@ fn regressions_pass_both_checks() {
         .iter()
         .flat_map(|t| regressions(t))
         .collect();
-    replay("parse", &all, fuzz_checks::check_parse);
-    replay("rewrite", &all, fuzz_checks::check_rewrite);
+    replay("parse", &all, crate::support::fuzz_checks::check_parse);
+    replay("rewrite", &all, crate::support::fuzz_checks::check_rewrite);
 }

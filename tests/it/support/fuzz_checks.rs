@@ -1,5 +1,6 @@
 //! The invariants checked by the fuzz targets (`fuzz/fuzz_targets/*.rs`) and by the corpus
-//! replay test (`tests/fuzz_corpus.rs`). Both include this one file with `#[path]`, so the
+//! replay test (`tests/it/fuzz_corpus.rs`). Both use this one file (the fuzz targets with
+//! `#[path]`), so the
 //! fuzzers and `cargo test` check exactly the same things.
 //!
 //! Every check panics on a violated invariant; a panic is what the fuzzer reports as a
@@ -13,8 +14,6 @@
 //! proxy parse never looked at (the second Route value, the third Via value): the checks
 //! below allow exactly that error, and demand a clean result when `parse_strict` accepted
 //! the input.
-
-#![allow(dead_code)]
 
 use arrayvec::ArrayVec;
 use sipshard::sip::CommaValues;

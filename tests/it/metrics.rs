@@ -2,8 +2,8 @@
 //! series carry exactly the counts the load generator saw; `/status` lists the backends; an
 //! operator's disable takes a backend out of rotation and enable puts it back.
 
-mod support;
-
+use crate::support::farm::{balancer, free_tcp_port, free_udp_port, wait_for_state};
+use crate::support::process::serial;
 use sipshard::config::BalanceArgs;
 use sipshard::control::State;
 use sipshard::tools::bench::{run_load, Load, Mode};
@@ -12,7 +12,6 @@ use sipshard::tools::responder::Responder;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
-use support::farm::{balancer, free_tcp_port, free_udp_port, wait_for_state};
 
 /// Every sample of a scrape: `name{labels}` → value.
 fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
@@ -48,6 +47,7 @@ fn options(target: SocketAddr, count: u64) -> Load {
 
 #[test]
 fn scraped_series_match_the_traffic_and_the_control_api_works() {
+    let _serial = serial();
     let responders: Vec<Responder> = (0..2)
         .map(|_| Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap())
         .collect();
@@ -233,6 +233,7 @@ fn scraped_series_match_the_traffic_and_the_control_api_works() {
 
 #[test]
 fn residence_time_off_by_default_leaves_the_histogram_out() {
+    let _serial = serial();
     let responder = Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
     let args = BalanceArgs::from_flags([
         "--listen".to_string(),

@@ -1,16 +1,14 @@
 //! Graceful stop of a running `sipshard balance` (a child process) under call load: SIGTERM
 //! or SIGINT ends it with status 0 within 5 s, and its last log line sums up what it did.
 
-mod support;
-
+use crate::support::farm::{free_tcp_port, free_udp_port};
+use crate::support::process::{loopback_addr, serial, BalancerProcess};
 use sipshard::tools::bench::engine::Mode;
 use sipshard::tools::bench::{run_load, Load};
 use sipshard::tools::ctl;
 use sipshard::tools::responder::Responder;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
-use support::farm::{free_tcp_port, free_udp_port};
-use support::process::{loopback_addr, serial, BalancerProcess};
 
 /// The sum over shards of a per-shard counter in a scrape.
 fn per_shard_total(scrape: &str, name: &str) -> u64 {

@@ -1,6 +1,5 @@
 //! `sipshard balance` as a child process (for signals, exit status and logs), and what the
 //! tests that drive one share.
-#![allow(dead_code)]
 
 use sipshard::tools::ctl;
 use std::io::Read;

@@ -3,15 +3,13 @@
 //! counters (metrics, final summary) still count every drop; with `--log-format json`, every
 //! line of stderr is a JSON object.
 
-mod support;
-
+use crate::support::farm::{free_tcp_port, free_udp_port};
+use crate::support::process::{loopback_addr, serial, BalancerProcess};
 use sipshard::tools::ctl;
 use sipshard::tools::responder::Responder;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
-use support::farm::{free_tcp_port, free_udp_port};
-use support::process::{loopback_addr, serial, BalancerProcess};
 
 /// Drop lines allowed per shard and reason in one window, and the window.
 const BURST: usize = 10;
