@@ -11,8 +11,9 @@
 
 mod forwarder_common;
 
+use sipshard::net::now_ns;
 use sipshard::net::{enable_rx_timestamps, Batch, Readiness};
-use sipshard::shard::residence::{now_ns, ResidenceHistogram};
+use sipshard::shard::residence::ResidenceHistogram;
 use std::cell::Cell;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};

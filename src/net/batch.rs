@@ -384,6 +384,14 @@ pub(crate) fn send_all(fd: RawFd, headers: &mut [libc::mmsghdr]) -> FlushReport 
     report
 }
 
+/// Now, ns since the Unix epoch (`CLOCK_REALTIME`, the clock of the kernel's receive
+/// timestamps that [`Batch::rx_time_ns`] gives).
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,7 +415,7 @@ mod tests {
     fn kernel_receive_times_come_with_the_batch_when_asked() {
         let (a, a_addr) = bound();
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let now = || crate::shard::residence::now_ns();
+        let now = now_ns;
 
         // Without the socket option or the batch's control buffers: no time.
         let mut plain = Batch::new(4);

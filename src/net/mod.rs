@@ -11,7 +11,7 @@ mod socket;
 mod steering;
 mod waiter;
 
-pub use batch::{Batch, FlushReport, Payload, HEADROOM, MAX_DATAGRAM, REPLY_LEN, TAILROOM};
+pub use batch::{now_ns, Batch, FlushReport, Payload, HEADROOM, MAX_DATAGRAM, REPLY_LEN, TAILROOM};
 pub use outbox::{Outbox, OUTBOX_DATAGRAM};
 pub use readiness::Readiness;
 pub use socket::{enable_rx_timestamps, reuseport_group, udp_socket, SocketOptions};

@@ -469,7 +469,7 @@ impl runtime::SocketHandler for ShardHandler<'_> {
 
     fn flushed(&mut self, batch: &Batch, report: &FlushReport) {
         if batch.collects_rx_times() {
-            let done = residence::now_ns();
+            let done = crate::net::now_ns();
             for i in 0..batch.len() {
                 if let Some(rx) = batch.rx_time_ns(i) {
                     self.state.stats.residence.record(rx, done);

@@ -9,7 +9,6 @@
 //! (≤ 10%). One shard writes its histogram; readers sum shards when asked.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Buckets below 100 µs (1 µs each).
 const FINE: usize = 100;
@@ -50,14 +49,6 @@ pub fn upper_edge_us(bucket: usize) -> Option<u64> {
     let (decade, within) = ((bucket - FINE) / PER_DECADE, (bucket - FINE) % PER_DECADE);
     let start = FINE as u64 * 10u64.pow(decade as u32);
     Some(start + (within as u64 + 1) * (start / 10))
-}
-
-/// Now, ns since the Unix epoch (`CLOCK_REALTIME`, the clock of the kernel's receive
-/// timestamps).
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// One shard's residence histogram, written by that shard only.

@@ -152,8 +152,9 @@ fn forwarding_makes_no_heap_allocation() {
 /// residence time recorded, the batch sent on. 0 allocations once the batch exists.
 #[test]
 fn batch_io_with_residence_time_makes_no_heap_allocation() {
+    use sipshard::net::now_ns;
     use sipshard::net::{enable_rx_timestamps, udp_socket, Batch, Payload, SocketOptions};
-    use sipshard::shard::residence::{now_ns, ResidenceHistogram};
+    use sipshard::shard::residence::ResidenceHistogram;
     use std::os::fd::AsRawFd;
 
     let options = SocketOptions {

@@ -17,6 +17,7 @@ mod cli;
 mod config;
 mod fuzz_corpus;
 mod health;
+mod layering;
 mod logs;
 mod maglev;
 mod metrics;
