@@ -7,7 +7,7 @@ use super::metrics::{self, MetricsView};
 use super::probe::{ProbeOutcome, ProbeReport, ProbeTarget, Prober};
 use super::status::{BackendStatus, Status};
 use crate::balance::Backend;
-use crate::config::{restart_only_changes, BalanceConfig, Loader, ProbePolicy};
+use crate::config::{restart_only_changes, BalanceConfig, ConfigError, Loader, ProbePolicy};
 use crate::shard::Publisher;
 use crate::shard::{BackendCounters, ShardStats};
 use std::collections::HashMap;
@@ -19,11 +19,25 @@ use std::time::Duration;
 /// How long a caller waits for the control thread's answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why the control thread did not carry out a command.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The configuration read for a reload was refused; the running one is kept.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The address is not one of the configured backends.
+    #[error("{0} is not a configured backend")]
+    UnknownBackend(SocketAddr),
+    /// The control thread did not answer in time (or has stopped).
+    #[error("the control thread did not answer")]
+    NoAnswer,
+}
+
 /// A request to the control thread.
 enum Command {
     Probe(ProbeReport),
-    Reload(mpsc::Sender<Result<String, String>>),
-    SetEnabled(SocketAddr, bool, mpsc::Sender<Result<String, String>>),
+    Reload(mpsc::Sender<Result<String, ControlError>>),
+    SetEnabled(SocketAddr, bool, mpsc::Sender<Result<String, ControlError>>),
     Status(mpsc::Sender<Status>),
     Metrics(mpsc::Sender<String>),
     Stop,
@@ -44,15 +58,15 @@ impl ControlHandle {
 
     /// Re-reads the configuration; `Ok` says what changed, `Err` why the file was refused (the
     /// running configuration is kept).
-    pub fn reload(&self) -> Result<String, String> {
+    pub fn reload(&self) -> Result<String, ControlError> {
         self.ask(Command::Reload)
-            .unwrap_or_else(|| Err("the control thread did not answer".to_string()))
+            .unwrap_or(Err(ControlError::NoAnswer))
     }
 
     /// Enables (`true`) or disables an operator's hold on a backend.
-    pub fn set_enabled(&self, addr: SocketAddr, enabled: bool) -> Result<String, String> {
+    pub fn set_enabled(&self, addr: SocketAddr, enabled: bool) -> Result<String, ControlError> {
         self.ask(|tx| Command::SetEnabled(addr, enabled, tx))
-            .unwrap_or_else(|| Err("the control thread did not answer".to_string()))
+            .unwrap_or(Err(ControlError::NoAnswer))
     }
 
     /// Backends, states and counters.
@@ -248,11 +262,11 @@ impl ControlState {
         }
     }
 
-    fn set_enabled(&mut self, addr: SocketAddr, enabled: bool) -> Result<String, String> {
+    fn set_enabled(&mut self, addr: SocketAddr, enabled: bool) -> Result<String, ControlError> {
         let health = self
             .health
             .get_mut(&addr)
-            .ok_or_else(|| format!("{addr} is not a configured backend"))?;
+            .ok_or(ControlError::UnknownBackend(addr))?;
         let changed = if enabled {
             health.enable()
         } else {
@@ -266,13 +280,13 @@ impl ControlState {
         Ok(format!("{addr}: {state}"))
     }
 
-    fn reload(&mut self) -> Result<String, String> {
+    fn reload(&mut self) -> Result<String, ControlError> {
         let new = match self.loader.load() {
             Ok(c) => c,
             Err(e) => {
                 self.reloads_failed += 1;
                 tracing::warn!(error = %e, "reload refused; the running configuration is kept");
-                return Err(e.to_string());
+                return Err(e.into());
             }
         };
         let notes: Vec<String> = restart_only_changes(&self.config, &new)

@@ -146,6 +146,6 @@ fn backend_command(path: &str, control: &ControlHandle) -> Response<io::Cursor<V
     };
     match control.set_enabled(addr, enabled) {
         Ok(summary) => text(200, summary + "\n"),
-        Err(reason) => text(404, reason + "\n"),
+        Err(reason) => text(404, format!("{reason}\n")),
     }
 }

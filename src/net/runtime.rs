@@ -20,7 +20,7 @@ pub fn spawn_shard<T, F, Fut>(
     pin: bool,
     name: &str,
     run: F,
-) -> Result<glommio::ExecutorJoinHandle<T>, String>
+) -> Result<glommio::ExecutorJoinHandle<T>, SpawnError>
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = T> + 'static,
@@ -36,7 +36,20 @@ where
         .io_memory(64 << 10)
         .ring_depth(256)
         .spawn(run)
-        .map_err(|e| e.to_string())
+        .map_err(|e| SpawnError {
+            thread: format!("{name}-{index}"),
+            reason: e.to_string(),
+        })
+}
+
+/// A pinned executor that could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start executor {thread}: {reason}")]
+pub struct SpawnError {
+    /// The executor's thread name (`NAME-INDEX`).
+    pub thread: String,
+    /// glommio's reason.
+    pub reason: String,
 }
 
 /// The `n` datagrams just received: `on_datagram` for each, then one send of what they

@@ -286,8 +286,13 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
             busy_poll: config.busy_poll,
             stop: stop.clone(),
         };
-        let handle = runtime::spawn_shard(k, config.pin, "sipshard", move || shard.run())
-            .map_err(|message| StartError::Executor { shard: k, message })?;
+        let handle =
+            runtime::spawn_shard(k, config.pin, "sipshard", move || shard.run()).map_err(|e| {
+                StartError::Executor {
+                    shard: k,
+                    message: e.reason,
+                }
+            })?;
         shards.push(handle);
     }
     Ok(Plane {

@@ -36,6 +36,27 @@ pub fn plane_config(config: &BalanceConfig) -> PlaneConfig {
     }
 }
 
+/// Why a balancer did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BalancerError {
+    /// The data plane did not start.
+    #[error(transparent)]
+    Plane(#[from] shard::StartError),
+    /// The control thread did not start.
+    #[error("cannot start the control thread: {0}")]
+    Control(std::io::Error),
+    /// An HTTP endpoint could not be served.
+    #[error("cannot serve {what} on {addr}: {source}")]
+    Serve {
+        /// `metrics` or `the control API`.
+        what: &'static str,
+        /// Its address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
 /// A running balancer: data plane, control thread (probes, reload) and HTTP endpoints.
 pub struct Balancer {
     plane: Plane,
@@ -44,8 +65,8 @@ pub struct Balancer {
 
 impl Balancer {
     /// Starts everything `config` asks for; `args` is what a reload re-reads.
-    pub fn start(args: &BalanceArgs, config: &BalanceConfig) -> Result<Balancer, String> {
-        let plane = shard::start(&plane_config(config)).map_err(|e| e.to_string())?;
+    pub fn start(args: &BalanceArgs, config: &BalanceConfig) -> Result<Balancer, BalancerError> {
+        let plane = shard::start(&plane_config(config))?;
         match Services::start(args, config, &plane) {
             Ok(services) => Ok(Balancer { plane, services }),
             Err(e) => {
@@ -169,18 +190,18 @@ impl Services {
         args: &BalanceArgs,
         config: &BalanceConfig,
         plane: &Plane,
-    ) -> Result<Services, String> {
+    ) -> Result<Services, BalancerError> {
         let controller = Controller::start(
             Loader::new(args.clone()),
             config.clone(),
             plane.publisher(),
             plane.shard_stats(),
         )
-        .map_err(|e| format!("cannot start the control thread: {e}"))?;
+        .map_err(BalancerError::Control)?;
         let serve = |addr: Option<SocketAddr>, endpoints, what| {
             addr.map(|addr| {
                 HttpServer::start(addr, endpoints, controller.handle())
-                    .map_err(|e| format!("cannot serve {what} on {addr}: {e}"))
+                    .map_err(|source| BalancerError::Serve { what, addr, source })
             })
             .transpose()
         };

@@ -28,7 +28,7 @@ pub fn run() -> ExitCode {
     for _ in 0..BACKENDS {
         match Responder::start(SocketAddr::new(loopback, 0), 1, false) {
             Ok(r) => responders.push(r),
-            Err(e) => return fail(&e),
+            Err(e) => return fail(&e.to_string()),
         }
     }
     let plane = match shard::start(&PlaneConfig {
@@ -82,7 +82,7 @@ pub fn run() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Err(e) => fail(&e),
+        Err(e) => fail(&e.to_string()),
     }
 }
 

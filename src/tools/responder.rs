@@ -71,12 +71,35 @@ pub struct Responder {
     addr: SocketAddr,
 }
 
+/// Why a responder did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponderError {
+    /// Its sockets could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A shard's executor did not start.
+    #[error(transparent)]
+    Spawn(#[from] runtime::SpawnError),
+}
+
 impl Responder {
     /// Binds `listen` (port 0: ephemeral) with `workers` shards and starts answering.
-    pub fn start(listen: SocketAddr, workers: usize, pin: bool) -> Result<Responder, String> {
+    pub fn start(
+        listen: SocketAddr,
+        workers: usize,
+        pin: bool,
+    ) -> Result<Responder, ResponderError> {
         let workers = workers.max(1);
         let (sockets, addr) =
-            reuseport_group(listen, workers).map_err(|e| format!("cannot bind {listen}: {e}"))?;
+            reuseport_group(listen, workers).map_err(|source| ResponderError::Bind {
+                addr: listen,
+                source,
+            })?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut shards = Vec::with_capacity(workers);
         for (k, socket) in sockets.into_iter().enumerate() {

@@ -46,6 +46,26 @@ pub enum Mode {
     Messages(String),
 }
 
+/// Why a load did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A worker's socket could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A worker's executor did not start.
+    #[error(transparent)]
+    Spawn(#[from] runtime::SpawnError),
+    /// A worker failed while running (its executor's error, or its histograms could not be
+    /// merged).
+    #[error("a load worker failed: {0}")]
+    Worker(String),
+}
+
 /// One worker's share of the load.
 #[derive(Clone, Debug)]
 pub struct WorkerLoad {
@@ -417,7 +437,11 @@ pub fn send_interval(rate: f64) -> Duration {
 pub fn spawn(
     load: WorkerLoad,
     progress: Arc<Progress>,
-) -> Result<glommio::ExecutorJoinHandle<WorkerResult>, String> {
+) -> Result<glommio::ExecutorJoinHandle<WorkerResult>, BenchError> {
+    let bind = |source| BenchError::Bind {
+        addr: load.local,
+        source,
+    };
     let socket = udp_socket(
         load.local,
         SocketOptions {
@@ -425,19 +449,19 @@ pub fn spawn(
             ..SocketOptions::default()
         },
     )
-    .map_err(|e| format!("cannot bind {}: {e}", load.local))?;
+    .map_err(bind)?;
     let local = socket
         .local_addr()
-        .ok()
-        .and_then(|a| a.as_socket())
-        .ok_or("no local address")?;
+        .map_err(bind)?
+        .as_socket()
+        .ok_or_else(|| bind(std::io::Error::other("the socket has no IP address")))?;
     let local = if local.ip().is_unspecified() {
         SocketAddr::new(unspecified_to_loopback(local.ip()), local.port())
     } else {
         local
     };
     let pin = load.core.is_some();
-    runtime::spawn_shard(
+    Ok(runtime::spawn_shard(
         load.core.unwrap_or(load.index),
         pin,
         "bench",
@@ -535,7 +559,7 @@ pub fn spawn(
                 local,
             }
         },
-    )
+    )?)
 }
 
 fn unspecified_to_loopback(ip: IpAddr) -> IpAddr {

@@ -5,8 +5,8 @@
 pub mod engine;
 pub mod report;
 
-pub use engine::Mode;
 use engine::{histogram, Progress, WorkerLoad};
+pub use engine::{BenchError, Mode};
 use report::{BenchReport, Percentiles};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -175,7 +175,7 @@ impl Load {
 }
 
 /// Runs the load to completion and returns the merged report.
-pub fn run_load(load: &Load) -> Result<BenchReport, String> {
+pub fn run_load(load: &Load) -> Result<BenchReport, BenchError> {
     let progress: Vec<Arc<Progress>> = (0..load.workers)
         .map(|_| Arc::new(Progress::default()))
         .collect();
@@ -239,9 +239,15 @@ pub fn run_load(load: &Load) -> Result<BenchReport, String> {
     let mut latency = histogram();
     let mut call = histogram();
     for handle in handles {
-        let result = handle.join().map_err(|e| e.to_string())?;
-        latency.add(&result.latency_us).map_err(|e| e.to_string())?;
-        call.add(&result.call_us).map_err(|e| e.to_string())?;
+        let result = handle
+            .join()
+            .map_err(|e| BenchError::Worker(e.to_string()))?;
+        // Every worker's histograms have the same bounds as the merged ones.
+        latency
+            .add(&result.latency_us)
+            .map_err(|e| BenchError::Worker(e.to_string()))?;
+        call.add(&result.call_us)
+            .map_err(|e| BenchError::Worker(e.to_string()))?;
     }
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
     let (sent, received, completed) = (
