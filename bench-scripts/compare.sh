@@ -16,10 +16,15 @@
 #     sipshard the residence time measured on the forwarder itself (kernel receive timestamp
 #     to the end of the batch's send; the bare forwarder measures it only in this phase;
 #     net.core.netdev_tstamp_prequeue=0 for the run, see residence.sh).
-# ROUNDS rounds (default 3), medians reported; the table goes to docs/benchmarks.md.
+#   base   - with BASE=COMMIT: sipshard balance built from that commit (a git worktree and
+#            target directory of its own), run exactly like sipshard: an A/B of two builds
+#            in the same rounds, alternating with the others.
+# ROUNDS rounds (default 3), medians reported; the table is printed (the current figures
+# live in docs/benchmarks.md, with the command and commit).
 # Needs root (sysctl, apt-get). Nothing else should run on the machine meanwhile.
 #   bench-scripts/compare.sh             # full run (~10 minutes)
 #   ROUNDS=1 STEP_SECONDS=3 bench-scripts/compare.sh   # quicker, noisier
+#   BASE=32d80f4 SYSTEMS="bare base sipshard" bench-scripts/compare.sh   # A/B against a commit
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -31,17 +36,27 @@ RATES=${RATES:-"10000 20000 30000 40000 55000 70000 85000 100000 120000 140000"}
 GEN_CORE=0
 SUT_CORE=1
 RESPONDER=127.0.0.1:5090
-declare -A PORT=([bare]=5060 [kam]=5070 [sipshard]=5080)
-SYSTEMS="bare kam sipshard"
+declare -A PORT=([bare]=5060 [kam]=5070 [base]=5075 [sipshard]=5080)
+BASE=${BASE:-}
+SYSTEMS=${SYSTEMS:-"bare kam ${BASE:+base }sipshard"}
 WORK=$(mktemp -d /tmp/sipshard-compare.XXXXXX)
-trap 'stop_all; rm -rf "$WORK"; unstamp' EXIT
+trap 'stop_all; [ -d "$WORK/base" ] && git worktree remove --force "$WORK/base"; rm -rf "$WORK"; unstamp' EXIT
 
 log() { echo "[compare] $*" >&2; }
 
-command -v kamailio >/dev/null || { log "installing kamailio"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kamailio >/dev/null; }
+case " $SYSTEMS " in *" kam "*)
+  command -v kamailio >/dev/null || { log "installing kamailio"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kamailio >/dev/null; } ;;
+esac
 cargo build --release --bin sipshard --example bare_forwarder >/dev/null 2>&1
 SIPSHARD=$ROOT/target/release/sipshard
 BARE=$ROOT/target/release/examples/bare_forwarder
+if [ -n "$BASE" ]; then
+  log "building $BASE"
+  git worktree add --detach "$WORK/base" "$BASE" >/dev/null 2>&1
+  (cd "$WORK/base" && CARGO_TARGET_DIR="$WORK/base-target" cargo build --release --bin sipshard >/dev/null 2>&1)
+  BASE_SIPSHARD=$WORK/base-target/release/sipshard
+  [ -x "$BASE_SIPSHARD" ] || { log "cannot build $BASE"; exit 1; }
+fi
 sysctl -qw net.core.rmem_max=8388608 net.core.wmem_max=8388608 || true
 
 source "$ROOT/bench-scripts/lib.sh"
@@ -58,6 +73,7 @@ start_system() { # system [--residence: measure residence times (bare and sipsha
     bare) taskset -c $SUT_CORE "$BARE" --listen 127.0.0.1:${PORT[bare]} --to $RESPONDER ${2:-} 2>"$WORK/bare.log" & ;;
     kam) taskset -c $SUT_CORE kamailio -f "$WORK/kamailio.cfg" -DD -E -m 256 -M 16 -x fm -P "$WORK/kam.pidfile" 2>"$WORK/kam.log" & ;;
     sipshard) taskset -c $SUT_CORE "$SIPSHARD" balance --listen 127.0.0.1:${PORT[sipshard]} --backend $RESPONDER --workers 1 --secret compare ${2:+--residence-time on} 2>"$WORK/sipshard.log" & ;;
+    base) taskset -c $SUT_CORE "$BASE_SIPSHARD" balance --listen 127.0.0.1:${PORT[base]} --backend $RESPONDER --workers 1 --secret compare ${2:+--residence-time on} 2>"$WORK/base.log" & ;;
   esac
   echo $! >"$WORK/$1.pid"
   sleep 1
@@ -157,29 +173,32 @@ for system in $SYSTEMS; do
   log "$system: max ${MAX_LIST:-} ${maxes[*]} | cpu ${cpus[*]}"
 done
 
-table=$(python3 - <<EOF
-systems = [("bare", "bare recvmmsg/sendmmsg forwarder"), ("kam", "Kamailio 5.6 (dispatcher alg 0, forward(), 1 worker)"), ("sipshard", "sipshard balance, 1 worker")]
-mx = {s: float(v) for s, v in zip(["bare","kam","sipshard"], "${MED_MAX[bare]} ${MED_MAX[kam]} ${MED_MAX[sipshard]}".split())}
-cpu = {s: float(v) for s, v in zip(["bare","kam","sipshard"], "${MED_CPU[bare]} ${MED_CPU[kam]} ${MED_CPU[sipshard]}".split())}
-lat = {"bare": "${MED_P50[bare]} ${MED_P99[bare]} ${MED_P999[bare]}", "kam": "${MED_P50[kam]} ${MED_P99[kam]} ${MED_P999[kam]}", "sipshard": "${MED_P50[sipshard]} ${MED_P99[sipshard]} ${MED_P999[sipshard]}"}
-res = {"bare": "${MED_R50[bare]} ${MED_R99[bare]} ${MED_R999[bare]}", "kam": "- - -", "sipshard": "${MED_R50[sipshard]} ${MED_R99[sipshard]} ${MED_R999[sipshard]}"}
-top = float("${RATES}".split()[-1])
+export SYSTEMS RATES BASE
+MED="$(for system in $SYSTEMS; do echo "$system ${MED_MAX[$system]} ${MED_CPU[$system]} ${MED_P50[$system]} ${MED_P99[$system]} ${MED_P999[$system]} ${MED_R50[$system]} ${MED_R99[$system]} ${MED_R999[$system]}"; done)"
+export MED
+table=$(python3 - <<'EOF'
+import os
+names = {"bare": "bare recvmmsg/sendmmsg forwarder", "kam": "Kamailio 5.6 (dispatcher alg 0, forward(), 1 worker)",
+         "base": f"sipshard balance at {os.environ.get('BASE')}, 1 worker", "sipshard": "sipshard balance, 1 worker"}
+rows = {}
+for line in os.environ["MED"].splitlines():
+    key, mx, cpu, *rest = line.split()
+    rows[key] = (float(mx), float(cpu), rest[:3], rest[3:] if key != "kam" else ["-"] * 3)
+top = float(os.environ["RATES"].split()[-1])
+ref = rows["bare"][1] if "bare" in rows else next(iter(rows.values()))[1]
 print("| system | max req/s at ≤0.1% loss | CPU µs per forwarded datagram | × bare | latency p50 / p99 / p99.9 (µs) at 50% of sipshard's max | residence on the forwarder p50 / p99 / p99.9 (µs, bucket edge), same run |")
 print("| --- | --- | --- | --- | --- | --- |")
-for key, name in systems:
-    m = f"{mx[key]:.0f}" + (" (≥: the highest rate tried)" if mx[key] >= top else "")
-    print(f"| {name} | {m} | {cpu[key]:.2f} | {cpu[key]/cpu['bare']:.2f} | {' / '.join(lat[key].split())} | {' / '.join(res[key].split())} |")
+for key, (mx, cpu, lat, res) in rows.items():
+    m = f"{mx:.0f}" + (" (≥: the highest rate tried)" if mx >= top else "")
+    print(f"| {names[key]} | {m} | {cpu:.2f} | {cpu/ref:.2f} | {' / '.join(lat)} | {' / '.join(res)} |")
 print()
-print(f"sipshard vs Kamailio: {cpu['kam']/cpu['sipshard']:.2f}× less CPU per datagram; max rate {mx['sipshard']/max(mx['kam'],1):.2f}×; sipshard's max rate is {mx['sipshard']/max(mx['bare'],1)*100:.0f}% of the bare forwarder's.")
+if "kam" in rows and "sipshard" in rows:
+    print(f"sipshard vs Kamailio: {rows['kam'][1]/rows['sipshard'][1]:.2f}× less CPU per datagram; max rate {rows['sipshard'][0]/max(rows['kam'][0],1):.2f}×.")
+if "base" in rows and "sipshard" in rows:
+    print(f"sipshard vs the base commit: CPU per datagram {rows['sipshard'][1]/rows['base'][1]:.3f}×; max rate {rows['sipshard'][0]/max(rows['base'][0],1):.2f}×.")
 EOF
 )
+echo
+echo "compare.sh run of $(date -u +%Y-%m-%d) (commit $(git rev-parse --short HEAD), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); rounds: $ROUNDS (median quoted); rate steps: $RATES req/s, ${STEP_SECONDS} s each; CPU at $CPU_RATE req/s for ${CPU_SECONDS} s."
+echo
 echo "$table"
-{
-  echo
-  echo "### compare.sh run of $(date -u +%Y-%m-%d) (commit $(git rev-parse --short HEAD), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
-  echo
-  echo "Rounds: $ROUNDS (median quoted); rate steps: $RATES req/s, ${STEP_SECONDS} s each; CPU at $CPU_RATE req/s for ${CPU_SECONDS} s."
-  echo
-  echo "$table"
-} >>"$ROOT/docs/benchmarks.md"
-log "appended to docs/benchmarks.md"
