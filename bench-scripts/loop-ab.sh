@@ -18,7 +18,7 @@ old_target=${OLD_TARGET:-/tmp/sipshard-ab-target}
 [ -d "$old_tree" ] || git worktree add -f --detach "$old_tree" "$old" >/dev/null
 # An old tree whose driver predates the `time` argument and the batch modes gets this
 # tree's driver, which then must compile against the old library; where the API differs,
-# prepare OLD_TREE by hand (docs/benchmarks.md, session-4 wire runs, shows how).
+# prepare OLD_TREE by hand (docs/benchmarks.md, "An old tree for loop-ab.sh", shows how).
 if ! grep -q insert_via_batch "$old_tree/bench-scripts/parse_loop.rs"; then
   cp bench-scripts/parse_loop.rs bench-scripts/wire_ops.rs "$old_tree/bench-scripts/"
 fi

@@ -82,7 +82,7 @@ fn argument(opt: &Opt) -> Arg {
     let arg = Arg::new(opt.key)
         .long(opt.flag)
         .value_name(opt.value_name)
-        .help(opt.help);
+        .help(opt.help_with_default());
     let arg = match opt.kind {
         Kind::Addresses | Kind::Backends => arg.action(ArgAction::Append),
         _ => arg.action(ArgAction::Set),

@@ -1,7 +1,7 @@
 //! One source of configuration (the command line, or the file) as raw values that remember
 //! where they came from, and the merge of two sources.
 
-use super::error::Origin;
+use super::error::{invalid, ConfigError, Origin};
 use std::collections::BTreeMap;
 
 /// A value and where it came from.
@@ -102,4 +102,20 @@ impl Layer {
             _ => None,
         }
     }
+}
+
+/// The value of an option that has a declared default, from a layer that holds the defaults
+/// under what was given (so it is always there unless the declaration lacks a default).
+pub(crate) fn declared<T>(
+    item: Option<Located<T>>,
+    key: &'static str,
+) -> Result<Located<T>, ConfigError> {
+    item.ok_or_else(|| {
+        invalid(
+            &Origin::Default,
+            key,
+            None,
+            "no value, and no default declared for it".to_string(),
+        )
+    })
 }

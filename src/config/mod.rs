@@ -26,9 +26,9 @@ pub use address::MAX_WEIGHT;
 pub use cli::BalanceArgs;
 pub use error::{ConfigError, Origin};
 pub use probe::{parse_accept, Accept, ProbePolicy, MAX_PROBE_INTERVAL_MS, MAX_PROBE_THRESHOLD};
-pub use reload::restart_only_changes;
+pub use reload::{restart_only_changes, restart_only_keys};
 pub use secret::{Secret, RANDOM_SECRET_LEN};
-pub use validate::{DEFAULT_RETRY_AFTER, MAX_BUSY_POLL_US};
+pub use validate::MAX_BUSY_POLL_US;
 
 use crate::balance::Backend;
 use crate::net::Steering;

@@ -5,6 +5,8 @@
 //! ([`super::layer`]) and the reload report ([`super::reload`]) all work from this table; a
 //! new option is one entry here plus its check in [`super::validate`].
 
+use super::error::Origin;
+use super::layer::{Layer, Located, Raw};
 use super::BalanceConfig;
 
 /// How an option's values are written.
@@ -43,6 +45,20 @@ pub(crate) enum Scope {
     AlsoPerBackend,
 }
 
+/// What an option is when it is not given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fallback {
+    /// This value, written as on the command line; it goes through the same check as a value
+    /// given.
+    Value(&'static str),
+    /// Computed from other options or the machine, as the text says (its check does it).
+    Computed(&'static str),
+    /// Required: the configuration is refused without it.
+    Required,
+    /// Absent: the feature it configures is off.
+    Off,
+}
+
 /// What a reload does with a changed value.
 #[derive(Clone, Copy)]
 pub(crate) enum Reload {
@@ -67,14 +83,28 @@ pub(crate) struct Opt {
     pub kind: Kind,
     pub scope: Scope,
     pub reload: Reload,
+    pub fallback: Fallback,
 }
 
+impl Opt {
+    /// The help with its default.
+    pub fn help_with_default(&self) -> String {
+        match self.fallback {
+            Fallback::Value(value) => format!("{} [default: {value}]", self.help),
+            Fallback::Computed(how) => format!("{} [default: {how}]", self.help),
+            Fallback::Required | Fallback::Off => self.help.to_string(),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // a row of the table below
 const fn opt(
     key: &'static str,
     flag: &'static str,
     value_name: &'static str,
     kind: Kind,
     scope: Scope,
+    fallback: Fallback,
     reload: Reload,
     help: &'static str,
 ) -> Opt {
@@ -86,9 +116,11 @@ const fn opt(
         kind,
         scope,
         reload,
+        fallback,
     }
 }
 
+use Fallback::{Computed, Off, Required, Value};
 use Kind::*;
 use Reload::{Applies, AtRestart};
 use Scope::{AlsoPerBackend, CommandLine, Everywhere};
@@ -96,81 +128,103 @@ use Scope::{AlsoPerBackend, CommandLine, Everywhere};
 /// Every option, in the order of the help.
 #[rustfmt::skip]
 pub(crate) const OPTIONS: &[Opt] = &[
-    opt("listen", "listen", "ADDR", Addresses, Everywhere,
+    opt("listen", "listen", "ADDR", Addresses, Everywhere, Required,
         AtRestart(|a, b| a.listen != b.listen),
         "Public address(es) to listen on (repeatable): IPv4 `1.2.3.4:5060`, IPv6 \
          `[::1]:5060`; port defaults to 5060 if omitted."),
-    opt("backend", "backend", "ADDR[;weight=W]", Backends, Everywhere, Applies,
+    opt("backend", "backend", "ADDR[;weight=W]", Backends, Everywhere, Required, Applies,
         "Backend `ADDR[;weight=W]` (repeatable). Port defaults to 5060. Weight default 1, 0 = \
          drained."),
     opt("internal", "internal", "IP[:BASEPORT]", Text, Everywhere,
-        AtRestart(|a, b| (a.internal_ip, a.internal_base_port) != (b.internal_ip, b.internal_base_port)),
+        Computed("the first listen IP, ephemeral ports"),
+        AtRestart(|a, b| {
+            (a.internal_ip, a.internal_base_port) != (b.internal_ip, b.internal_base_port)
+        }),
         "`IP[:BASEPORT]`: address of the internal sockets toward the backends; shard k binds \
          BASEPORT+k, ephemeral ports when no port is given."),
-    opt("workers", "workers", "N", U64, Everywhere,
+    opt("workers", "workers", "N", U64, Everywhere, Computed("every online core"),
         AtRestart(|a, b| a.workers != b.workers),
-        "Worker cores (default: every online core)."),
-    opt("secret", "secret", "S", Secret, Everywhere,
+        "Worker cores."),
+    opt("secret", "secret", "S", Secret, Everywhere, Computed("32 random bytes, drawn at start"),
         AtRestart(|a, b| a.secret.differs_as_configured(&b.secret)),
         "Secret keying the stateless branches (instances of one deployment must share it)."),
-    opt("config", "config", "FILE", Path, CommandLine, Applies,
+    opt("config", "config", "FILE", Path, CommandLine, Off, Applies,
         "TOML config file; command-line values override it."),
-    opt("advertise", "advertise", "IP", Ip, Everywhere,
+    opt("advertise", "advertise", "IP", Ip, Everywhere, Computed("the first listen IP"),
         AtRestart(|a, b| a.advertise != b.advertise),
-        "Address put in our Via for requests that arrive from backends (default: the first \
-         listen IP, which then must not be unspecified)."),
-    opt("retry_after", "retry-after", "SECONDS", U32, Everywhere,
+        "Address put in our Via for requests that arrive from backends (without it, the \
+         first listen IP must not be unspecified)."),
+    opt("retry_after", "retry-after", "SECONDS", U32, Everywhere, Value("5"),
         AtRestart(|a, b| a.retry_after != b.retry_after),
-        "Retry-After seconds in a 503 when no backend is up (default 5)."),
-    opt("table_size", "table-size", "PRIME", U32, Everywhere,
+        "Retry-After seconds in a 503 when no backend is up."),
+    opt("table_size", "table-size", "PRIME", U32, Everywhere, Value("65537"),
         AtRestart(|a, b| a.table_size != b.table_size),
-        "Maglev table size, prime (default 65537)."),
-    opt("metrics", "metrics", "ADDR", Text, Everywhere,
+        "Maglev table size, prime."),
+    opt("metrics", "metrics", "ADDR", Text, Everywhere, Off,
         AtRestart(|a, b| a.metrics != b.metrics),
         "Serve Prometheus metrics over HTTP at `ADDR` (`GET /metrics`)."),
-    opt("control", "control", "ADDR", Text, Everywhere,
+    opt("control", "control", "ADDR", Text, Everywhere, Off,
         AtRestart(|a, b| a.control != b.control),
         "Serve the control API over HTTP at `ADDR` (`sipshard ctl`: status, reload, \
          enable/disable a backend)."),
-    opt("log_level", "log-level", "LEVEL", Text, Everywhere,
+    opt("log_level", "log-level", "LEVEL", Text, Everywhere, Value("info"),
         AtRestart(|a, b| a.log_level != b.log_level),
-        "Log level: error, warn, info (default), debug, trace; or a `tracing` filter \
-         directive. The SIPSHARD_LOG environment variable, when set, wins."),
-    opt("log_format", "log-format", "FORMAT", Text, Everywhere,
+        "Log level: error, warn, info, debug, trace; or a `tracing` filter directive. The \
+         SIPSHARD_LOG environment variable, when set, wins."),
+    opt("log_format", "log-format", "FORMAT", Text, Everywhere, Value("text"),
         AtRestart(|a, b| a.log_json != b.log_json),
-        "Log format: text (default) or json."),
-    opt("residence_time", "residence-time", "on|off", Switch, Everywhere,
+        "Log format: text or json."),
+    opt("residence_time", "residence-time", "on|off", Switch, Everywhere, Value("off"),
         AtRestart(|a, b| a.residence_time != b.residence_time),
         "Measure each datagram's residence time (kernel receive timestamp to the end of its \
-         send) into a histogram per shard: `on` or `off` (default; on costs about 4% more CPU \
-         per datagram, the kernel's timestamp and its copy to the shard)."),
-    opt("steering", "steering", "random|flow", Text, Everywhere,
+         send) into a histogram per shard: `on` or `off` (on costs about 4% more CPU per \
+         datagram, the kernel's timestamp and its copy to the shard)."),
+    opt("steering", "steering", "random|flow", Text, Everywhere, Value("random"),
         AtRestart(|a, b| a.steering != b.steering),
-        "How datagrams to a public address are spread over the shards: `random` (default; \
-         any shard takes any datagram, so one busy peer spreads over every core) or `flow` \
+        "How datagrams to a public address are spread over the shards: `random` (any shard \
+         takes any datagram, so one busy peer spreads over every core) or `flow` \
          (the kernel's hash of addresses and ports: each peer sticks to one shard)."),
-    opt("busy_poll_us", "busy-poll-us", "US", U64, Everywhere,
+    opt("busy_poll_us", "busy-poll-us", "US", U64, Everywhere, Value("0"),
         AtRestart(|a, b| a.busy_poll != b.busy_poll),
         "Microseconds an idle shard keeps polling its sockets without blocking before it \
-         parks (default 0: it parks at once). Trades CPU for latency: no wake-up delay for a \
+         parks (0: it parks at once). Trades CPU for latency: no wake-up delay for a \
          datagram that arrives within the window."),
-    opt("probe_interval_ms", "probe-interval-ms", "MS", U64, AlsoPerBackend, Applies,
-        "Milliseconds between two OPTIONS probes of a backend (default 1000; 0 = no probes, \
-         the backend is always up)."),
-    opt("probe_timeout_ms", "probe-timeout-ms", "MS", U64, AlsoPerBackend, Applies,
-        "A probe unanswered after this many milliseconds fails (default 500, or the interval \
-         when that is shorter)."),
-    opt("probe_failures", "probe-failures", "N", U32, AlsoPerBackend, Applies,
-        "Consecutive failed probes that take a backend down (default 3)."),
-    opt("probe_successes", "probe-successes", "N", U32, AlsoPerBackend, Applies,
-        "Consecutive good probes that bring it back up (default 2)."),
-    opt("probe_accept", "probe-accept", "any|CODES", Codes, AlsoPerBackend, Applies,
-        "Probe replies that count as success: `any` (every reply but a 5xx, the default) or \
-         status codes separated by commas (`200,404`)."),
+    opt("probe_interval_ms", "probe-interval-ms", "MS", U64, AlsoPerBackend, Value("1000"), Applies,
+        "Milliseconds between two OPTIONS probes of a backend (0 = no probes, the backend \
+         is always up)."),
+    opt("probe_timeout_ms", "probe-timeout-ms", "MS", U64, AlsoPerBackend, Value("500"), Applies,
+        "A probe unanswered after this many milliseconds fails (when not given: the default, \
+         or the interval when that is shorter)."),
+    opt("probe_failures", "probe-failures", "N", U32, AlsoPerBackend, Value("3"), Applies,
+        "Consecutive failed probes that take a backend down."),
+    opt("probe_successes", "probe-successes", "N", U32, AlsoPerBackend, Value("2"), Applies,
+        "Consecutive good probes that bring it back up."),
+    opt("probe_accept", "probe-accept", "any|CODES", Codes, AlsoPerBackend, Value("any"), Applies,
+        "Probe replies that count as success: `any` (every reply but a 5xx) or status \
+         codes separated by commas (`200,404`)."),
 ];
 
 /// The keys of a `[[backend]]` table besides the per-backend options.
 pub(crate) const BACKEND_OWN_KEYS: [&str; 2] = ["addr", "weight"];
+
+/// The values used for options not given: a layer of every [`Fallback::Value`].
+pub(crate) fn defaults() -> Layer {
+    let mut layer = Layer::default();
+    for o in OPTIONS {
+        let Fallback::Value(text) = o.fallback else {
+            continue;
+        };
+        let raw = match o.kind {
+            // A declared default that is not a number fails the check of its option.
+            U32 | U64 => text
+                .parse()
+                .map_or_else(|_| Raw::Text(text.into()), Raw::Int),
+            _ => Raw::Text(text.into()),
+        };
+        layer.set(o.key, Located::new(raw, Origin::Default));
+    }
+    layer
+}
 
 /// The option with this TOML key.
 pub(crate) fn by_key(key: &str) -> Option<&'static Opt> {
@@ -198,6 +252,21 @@ pub(crate) fn backend_keys() -> impl Iterator<Item = &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_defaults_pass_their_checks() {
+        // Every Value default, alone, through the whole validation: with only the required
+        // options given, the configuration is accepted and holds the declared values.
+        let text = "listen = \"127.0.0.1\"\nworkers = 1\n[[backend]]\naddr = \"127.0.0.2\"\n";
+        let c = BalanceConfig::from_toml_str(text).expect("defaults are valid");
+        assert_eq!(c.table_size, crate::balance::DEFAULT_TABLE_SIZE);
+        assert_eq!(c.backends[0].probe, crate::config::ProbePolicy::default());
+        for o in OPTIONS {
+            if let Fallback::Value(_) = o.fallback {
+                assert!(defaults().text(o.key).is_some() || defaults().int(o.key).is_some());
+            }
+        }
+    }
 
     #[test]
     fn flags_are_keys_with_hyphens_and_unique() {

@@ -3,7 +3,7 @@
 //! `[[backend]]` table, which override the global ones for it).
 
 use super::error::{invalid, ConfigError, Origin};
-use super::layer::{Layer, Located};
+use super::layer::{declared, Layer};
 use std::time::Duration;
 
 /// Longest probe interval: one hour.
@@ -46,14 +46,11 @@ pub struct ProbePolicy {
 }
 
 impl Default for ProbePolicy {
+    /// The policy of the declared defaults of the probe options (`config::options`).
     fn default() -> Self {
-        ProbePolicy {
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_millis(500),
-            failures_to_down: 3,
-            successes_to_up: 2,
-            accept: Accept::AnyButServerError,
-        }
+        resolve(&super::options::defaults(), Scope::Global).unwrap_or_else(|e| {
+            unreachable!("the declared probe defaults are valid (a unit test checks): {e}")
+        })
     }
 }
 
@@ -64,12 +61,9 @@ pub(crate) enum Scope<'a> {
     Backend(&'a str),
 }
 
-/// The policy the probe options of `layer` give on top of `base`.
-pub(crate) fn resolve(
-    layer: &Layer,
-    base: &ProbePolicy,
-    scope: Scope<'_>,
-) -> Result<ProbePolicy, ConfigError> {
+/// The policy the probe options of `layer` give; `layer` holds the declared defaults under
+/// what was given.
+pub(crate) fn resolve(layer: &Layer, scope: Scope<'_>) -> Result<ProbePolicy, ConfigError> {
     let error = |key: &'static str, item_origin: &Origin, reason: String| match scope {
         Scope::Global => invalid(item_origin, key, None, reason),
         Scope::Backend(addr) => invalid(
@@ -79,71 +73,52 @@ pub(crate) fn resolve(
             format!("{key}: {reason}"),
         ),
     };
-    let mut policy = base.clone();
-    let timeout_ms: Option<Located<i128>> = layer.int("probe_timeout_ms");
-    if let Some(i) = &layer.int("probe_interval_ms") {
-        if !(0..=MAX_PROBE_INTERVAL_MS).contains(&i.value) {
+    let int = |key: &'static str, range: std::ops::RangeInclusive<i128>, note: &str| {
+        let item = declared(layer.int(key), key)?;
+        if !range.contains(&item.value) {
             return Err(error(
-                "probe_interval_ms",
-                &i.origin,
+                key,
+                &item.origin,
                 format!(
-                    "{} is out of range (0..={MAX_PROBE_INTERVAL_MS}; 0 turns probing off)",
-                    i.value
+                    "{} is out of range ({}..={}{note})",
+                    item.value,
+                    range.start(),
+                    range.end()
                 ),
             ));
         }
-        policy.interval = Duration::from_millis(i.value as u64);
-    }
-    if let Some(t) = &timeout_ms {
-        if !(1..=MAX_PROBE_INTERVAL_MS).contains(&t.value) {
-            return Err(error(
-                "probe_timeout_ms",
-                &t.origin,
-                format!("{} is out of range (1..={MAX_PROBE_INTERVAL_MS})", t.value),
-            ));
-        }
-        policy.timeout = Duration::from_millis(t.value as u64);
-    }
-    for (item, key, slot) in [
-        (
-            layer.int("probe_failures"),
-            "probe_failures",
-            &mut policy.failures_to_down,
-        ),
-        (
-            layer.int("probe_successes"),
-            "probe_successes",
-            &mut policy.successes_to_up,
-        ),
-    ] {
-        if let Some(n) = &item {
-            if !(1..=MAX_PROBE_THRESHOLD).contains(&n.value) {
-                return Err(error(
-                    key,
-                    &n.origin,
-                    format!("{} is out of range (1..={MAX_PROBE_THRESHOLD})", n.value),
-                ));
-            }
-            *slot = n.value as u32;
-        }
-    }
-    if let Some(a) = &layer.text("probe_accept") {
-        policy.accept =
-            parse_accept(&a.value).map_err(|reason| error("probe_accept", &a.origin, reason))?;
-    }
+        Ok(item)
+    };
+    let interval = int(
+        "probe_interval_ms",
+        0..=MAX_PROBE_INTERVAL_MS,
+        "; 0 turns probing off",
+    )?;
+    let timeout = int("probe_timeout_ms", 1..=MAX_PROBE_INTERVAL_MS, "")?;
+    let failures = int("probe_failures", 1..=MAX_PROBE_THRESHOLD, "")?;
+    let successes = int("probe_successes", 1..=MAX_PROBE_THRESHOLD, "")?;
+    let accept = declared(layer.text("probe_accept"), "probe_accept")?;
+    // In range, so the conversions hold.
+    let mut policy = ProbePolicy {
+        interval: Duration::from_millis(interval.value as u64),
+        timeout: Duration::from_millis(timeout.value as u64),
+        failures_to_down: failures.value as u32,
+        successes_to_up: successes.value as u32,
+        accept: parse_accept(&accept.value)
+            .map_err(|reason| error("probe_accept", &accept.origin, reason))?,
+    };
     if !policy.interval.is_zero() && policy.timeout > policy.interval {
-        // A timeout not given here follows a shorter interval down.
-        let Some(given) = &timeout_ms else {
+        // A timeout not given (the default) follows a shorter interval down.
+        if timeout.origin == Origin::Default {
             policy.timeout = policy.interval;
             return Ok(policy);
-        };
-        let origin = given.origin.clone();
+        }
         return Err(error(
             "probe_timeout_ms",
-            &origin,
+            &timeout.origin,
             format!(
                 "{} ms is longer than the probe interval ({} ms): one probe per backend is \
-                     in flight at a time",
+                 in flight at a time",
                 policy.timeout.as_millis(),
                 policy.interval.as_millis()
             ),

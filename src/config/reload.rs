@@ -4,6 +4,14 @@
 use super::options::{Reload, OPTIONS};
 use super::BalanceConfig;
 
+/// The keys of the options a reload does not apply (they wait for a restart).
+pub fn restart_only_keys() -> impl Iterator<Item = &'static str> {
+    OPTIONS
+        .iter()
+        .filter(|o| matches!(o.reload, Reload::AtRestart(_)))
+        .map(|o| o.key)
+}
+
 /// The keys of the restart-only options that differ between `running` and `loaded`, in
 /// declaration order.
 pub fn restart_only_changes(running: &BalanceConfig, loaded: &BalanceConfig) -> Vec<&'static str> {

@@ -6,18 +6,15 @@ use super::address::{
     parse_weight_params, PORT_RANGE,
 };
 use super::error::{invalid, ConfigError, Origin};
-use super::layer::{Layer, Located, RawBackend};
-use super::probe::{self, ProbePolicy};
+use super::layer::{declared, Layer, Located, RawBackend};
+use super::probe;
 use super::secret::Secret;
 use super::{BackendSpec, BalanceConfig};
-use crate::balance::{is_prime, DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE};
+use crate::balance::{is_prime, MAX_TABLE_SIZE};
 use crate::net::Steering;
 use crate::sip::DEFAULT_PORT;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-
-/// Default `Retry-After` seconds in the 503 sent when no backend is up.
-pub const DEFAULT_RETRY_AFTER: u32 = 5;
 
 /// A backend that passed its own checks, with the text it was given as (for later messages).
 struct CheckedBackend {
@@ -27,30 +24,31 @@ struct CheckedBackend {
     options: Layer,
 }
 
-/// Checks every value and every rule across values; `online` is the core count.
-pub(crate) fn validate(layer: Layer, online: usize) -> Result<BalanceConfig, ConfigError> {
+/// Checks every value and every rule across values, the declared defaults standing in for
+/// options not given; `online` is the core count.
+pub(crate) fn validate(given: Layer, online: usize) -> Result<BalanceConfig, ConfigError> {
+    let layer = super::options::defaults().merge(given);
     let listen = check_listen(layer.list("listen"))?;
     let backend_list = check_backends(layer.backends(), &listen)?;
     let workers = check_workers(layer.int("workers").as_ref(), online)?;
-    let table_size = check_table_size(layer.int("table_size").as_ref(), backend_list.len())?;
-    let retry_after = check_retry_after(layer.int("retry_after").as_ref())?;
+    let table_size = check_table_size(
+        &declared(layer.int("table_size"), "table_size")?,
+        backend_list.len(),
+    )?;
+    let retry_after = check_retry_after(&declared(layer.int("retry_after"), "retry_after")?)?;
     let (internal_ip, internal_base_port) =
         check_internal(layer.text("internal").as_ref(), &listen, workers)?;
     check_families(&backend_list, internal_ip)?;
     let advertise = check_advertise(layer.text("advertise").as_ref(), &listen)?;
     // The global probe options are checked alone first, so their errors name them.
-    probe::resolve(&layer, &ProbePolicy::default(), probe::Scope::Global)?;
+    probe::resolve(&layer, probe::Scope::Global)?;
     let backends = backend_list
         .into_iter()
         .map(|b| {
             // On the global *options* (not the resolved policy), so a default timeout
             // follows this backend's own interval.
             let options = layer.clone().merge(b.options);
-            let probe = probe::resolve(
-                &options,
-                &ProbePolicy::default(),
-                probe::Scope::Backend(&b.given.value),
-            )?;
+            let probe = probe::resolve(&options, probe::Scope::Backend(&b.given.value))?;
             Ok(BackendSpec {
                 addr: b.addr,
                 weight: b.weight,
@@ -71,26 +69,23 @@ pub(crate) fn validate(layer: Layer, online: usize) -> Result<BalanceConfig, Con
             ));
         }
     }
-    let log_level = check_log_level(layer.text("log_level").as_ref())?;
+    let log_level = check_log_level(&declared(layer.text("log_level"), "log_level")?)?;
     let log_json = check_choice(
-        layer.text("log_format").as_ref(),
+        &declared(layer.text("log_format"), "log_format")?,
         "log_format",
         &[("text", false), ("json", true)],
-        false,
     )?;
     let residence_time = check_choice(
-        layer.text("residence_time").as_ref(),
+        &declared(layer.text("residence_time"), "residence_time")?,
         "residence_time",
         &[("on", true), ("off", false)],
-        false,
     )?;
     let steering = check_choice(
-        layer.text("steering").as_ref(),
+        &declared(layer.text("steering"), "steering")?,
         "steering",
         &[("random", Steering::Random), ("flow", Steering::Flow)],
-        Steering::default(),
     )?;
-    let busy_poll = check_busy_poll(layer.int("busy_poll_us").as_ref())?;
+    let busy_poll = check_busy_poll(&declared(layer.int("busy_poll_us"), "busy_poll_us")?)?;
     // Last: the random secret costs a read.
     let secret = check_secret(layer.text("secret").as_ref())?;
     Ok(BalanceConfig {
@@ -242,33 +237,24 @@ fn check_workers(workers: Option<&Located<i128>>, online: usize) -> Result<usize
     }
 }
 
-/// A prime in `2..=MAX_TABLE_SIZE`, at least the number of backends; default 65537.
-fn check_table_size(
-    table_size: Option<&Located<i128>>,
-    backends: usize,
-) -> Result<u32, ConfigError> {
-    let (size, origin) = match table_size {
-        None => (DEFAULT_TABLE_SIZE, Origin::Default),
-        Some(t) => {
-            let at = |reason: String| invalid(&t.origin, "table_size", None, reason);
-            let size = u32::try_from(t.value)
-                .ok()
-                .filter(|&n| n <= MAX_TABLE_SIZE)
-                .ok_or_else(|| {
-                    at(format!(
-                        "{} is out of range (a prime, 2..={MAX_TABLE_SIZE})",
-                        t.value
-                    ))
-                })?;
-            if !is_prime(size) {
-                return Err(at(format!("{size} is not prime (for example 65537)")));
-            }
-            (size, t.origin.clone())
-        }
-    };
+/// A prime in `2..=MAX_TABLE_SIZE`, at least the number of backends.
+fn check_table_size(t: &Located<i128>, backends: usize) -> Result<u32, ConfigError> {
+    let at = |reason: String| invalid(&t.origin, "table_size", None, reason);
+    let size = u32::try_from(t.value)
+        .ok()
+        .filter(|&n| n <= MAX_TABLE_SIZE)
+        .ok_or_else(|| {
+            at(format!(
+                "{} is out of range (a prime, 2..={MAX_TABLE_SIZE})",
+                t.value
+            ))
+        })?;
+    if !is_prime(size) {
+        return Err(at(format!("{size} is not prime (for example 65537)")));
+    }
     if (size as usize) < backends {
         return Err(invalid(
-            &origin,
+            &t.origin,
             "table_size",
             None,
             format!("{size} is smaller than the number of backends ({backends})"),
@@ -277,11 +263,8 @@ fn check_table_size(
     Ok(size)
 }
 
-/// `0..=u32::MAX`; default 5.
-fn check_retry_after(retry_after: Option<&Located<i128>>) -> Result<u32, ConfigError> {
-    let Some(r) = retry_after else {
-        return Ok(DEFAULT_RETRY_AFTER);
-    };
+/// `0..=u32::MAX`.
+fn check_retry_after(r: &Located<i128>) -> Result<u32, ConfigError> {
     u32::try_from(r.value).map_err(|_| {
         invalid(
             &r.origin,
@@ -422,11 +405,8 @@ fn check_service_addr(
     Ok(Some(SocketAddr::new(ip, port)))
 }
 
-/// A level name or a `tracing` filter directive; default `info`.
-fn check_log_level(item: Option<&Located<String>>) -> Result<String, ConfigError> {
-    let Some(item) = item else {
-        return Ok("info".to_string());
-    };
+/// A level name or a `tracing` filter directive.
+fn check_log_level(item: &Located<String>) -> Result<String, ConfigError> {
     let text = item.value.trim();
     // A bare word must be a level: `loud` would otherwise read as a target name and
     // silently log nothing.
@@ -445,17 +425,13 @@ fn check_log_level(item: Option<&Located<String>>) -> Result<String, ConfigError
     }
 }
 
-/// One of a few words, in any case: the value paired with the word given, `default` when
-/// the key is absent. The error lists the words.
+/// One of a few words, in any case: the value paired with the word given. The error lists
+/// the words.
 fn check_choice<T: Copy>(
-    item: Option<&Located<String>>,
+    item: &Located<String>,
     key: &'static str,
     choices: &[(&str, T)],
-    default: T,
 ) -> Result<T, ConfigError> {
-    let Some(item) = item else {
-        return Ok(default);
-    };
     let word = item.value.trim().to_ascii_lowercase();
     match choices.iter().find(|(w, _)| *w == word) {
         Some(&(_, value)) => Ok(value),
@@ -474,14 +450,11 @@ fn check_choice<T: Copy>(
 /// Longest busy-poll window accepted, µs.
 pub const MAX_BUSY_POLL_US: i128 = 10_000;
 
-/// 0 (default) to [`MAX_BUSY_POLL_US`] microseconds.
-fn check_busy_poll(item: Option<&Located<i128>>) -> Result<Duration, ConfigError> {
-    match item {
-        None => Ok(Duration::ZERO),
-        Some(i) if (0..=MAX_BUSY_POLL_US).contains(&i.value) => {
-            Ok(Duration::from_micros(i.value as u64))
-        }
-        Some(i) => Err(invalid(
+/// 0 to [`MAX_BUSY_POLL_US`] microseconds.
+fn check_busy_poll(i: &Located<i128>) -> Result<Duration, ConfigError> {
+    match i {
+        i if (0..=MAX_BUSY_POLL_US).contains(&i.value) => Ok(Duration::from_micros(i.value as u64)),
+        i => Err(invalid(
             &i.origin,
             "busy_poll_us",
             Some(&i.value.to_string()),

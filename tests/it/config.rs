@@ -1398,3 +1398,70 @@ fn residence_time_is_a_switch_in_a_file() {
         assert_eq!(c.steering, sipshard::net::Steering::Flow);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The manual covers every option.
+
+#[test]
+fn configuration_manual_lists_every_flag_and_what_needs_a_restart() {
+    let manual = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .expect("docs/configuration.md");
+    let command = Wrapper::command();
+    let flags: Vec<&str> = command
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .filter(|f| *f != "help")
+        .collect();
+    assert!(flags.len() >= 20, "{flags:?}");
+    for flag in flags {
+        assert!(
+            manual.contains(&format!("| `--{flag}")),
+            "docs/configuration.md has no row for --{flag}"
+        );
+    }
+    // The default the help gives (from the option's declaration) is the one the manual gives.
+    for arg in command.get_arguments() {
+        let (Some(flag), Some(help)) = (arg.get_long(), arg.get_help()) else {
+            continue;
+        };
+        let help = help.to_string();
+        let Some(default) = help
+            .split_once("[default: ")
+            .and_then(|(_, rest)| rest.strip_suffix(']'))
+        else {
+            continue;
+        };
+        let row = manual
+            .lines()
+            .find(|l| l.starts_with(&format!("| `--{flag}")))
+            .expect("a row");
+        // Columns: flag, TOML key, default, constraints; `\|` inside a cell is not a border.
+        let cells: Vec<&str> = row.split(" | ").collect();
+        let cell = cells.get(2).copied().unwrap_or_default();
+        let cell = cell.trim().trim_start_matches('`');
+        let words: Vec<&str> = default
+            .split([' ', ','])
+            .filter(|w| !w.is_empty())
+            .collect();
+        let first = words.first().copied().unwrap_or_default();
+        assert!(
+            cell.starts_with(first) || cell.contains(&format!("`{first}`")),
+            "--{flag}: the help says default {default:?}, the manual's row says {cell:?}"
+        );
+    }
+    let restart_row = manual
+        .lines()
+        .skip_while(|l| !l.starts_with("| takes effect at once | needs a restart |"))
+        .nth(2)
+        .expect("the reload table");
+    let restart_cell = restart_row.rsplit('|').nth(1).expect("its second column");
+    for key in sipshard::config::restart_only_keys() {
+        assert!(
+            restart_cell.contains(&format!("`{key}`")),
+            "the reload table of docs/configuration.md does not list {key} as needing a restart"
+        );
+    }
+}
