@@ -48,9 +48,10 @@ pub(crate) enum Scope {
 /// What an option is when it is not given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Fallback {
-    /// This value, written as on the command line; it goes through the same check as a value
-    /// given.
-    Value(&'static str),
+    /// This word, as on the command line; it goes through the same check as a value given.
+    Word(&'static str),
+    /// This number; it goes through the same check as a value given.
+    Number(u64),
     /// Computed from other options or the machine, as the text says (its check does it).
     Computed(&'static str),
     /// Required: the configuration is refused without it.
@@ -90,7 +91,8 @@ impl Opt {
     /// The help with its default.
     pub fn help_with_default(&self) -> String {
         match self.fallback {
-            Fallback::Value(value) => format!("{} [default: {value}]", self.help),
+            Fallback::Word(value) => format!("{} [default: {value}]", self.help),
+            Fallback::Number(value) => format!("{} [default: {value}]", self.help),
             Fallback::Computed(how) => format!("{} [default: {how}]", self.help),
             Fallback::Required | Fallback::Off => self.help.to_string(),
         }
@@ -120,7 +122,8 @@ const fn opt(
     }
 }
 
-use Fallback::{Computed, Off, Required, Value};
+use crate::balance::DEFAULT_TABLE_SIZE;
+use Fallback::{Computed, Number, Off, Required, Word};
 use Kind::*;
 use Reload::{Applies, AtRestart};
 use Scope::{AlsoPerBackend, CommandLine, Everywhere};
@@ -154,10 +157,10 @@ pub(crate) const OPTIONS: &[Opt] = &[
         AtRestart(|a, b| a.advertise != b.advertise),
         "Address put in our Via for requests that arrive from backends (without it, the \
          first listen IP must not be unspecified)."),
-    opt("retry_after", "retry-after", "SECONDS", U32, Everywhere, Value("5"),
+    opt("retry_after", "retry-after", "SECONDS", U32, Everywhere, Number(5),
         AtRestart(|a, b| a.retry_after != b.retry_after),
         "Retry-After seconds in a 503 when no backend is up."),
-    opt("table_size", "table-size", "PRIME", U32, Everywhere, Value("65537"),
+    opt("table_size", "table-size", "PRIME", U32, Everywhere, Number(DEFAULT_TABLE_SIZE as u64),
         AtRestart(|a, b| a.table_size != b.table_size),
         "Maglev table size, prime."),
     opt("metrics", "metrics", "ADDR", Text, Everywhere, Off,
@@ -167,39 +170,39 @@ pub(crate) const OPTIONS: &[Opt] = &[
         AtRestart(|a, b| a.control != b.control),
         "Serve the control API over HTTP at `ADDR` (`sipshard ctl`: status, reload, \
          enable/disable a backend)."),
-    opt("log_level", "log-level", "LEVEL", Text, Everywhere, Value("info"),
+    opt("log_level", "log-level", "LEVEL", Text, Everywhere, Word("info"),
         AtRestart(|a, b| a.log_level != b.log_level),
         "Log level: error, warn, info, debug, trace; or a `tracing` filter directive. The \
          SIPSHARD_LOG environment variable, when set, wins."),
-    opt("log_format", "log-format", "FORMAT", Text, Everywhere, Value("text"),
+    opt("log_format", "log-format", "FORMAT", Text, Everywhere, Word("text"),
         AtRestart(|a, b| a.log_json != b.log_json),
         "Log format: text or json."),
-    opt("residence_time", "residence-time", "on|off", Switch, Everywhere, Value("off"),
+    opt("residence_time", "residence-time", "on|off", Switch, Everywhere, Word("off"),
         AtRestart(|a, b| a.residence_time != b.residence_time),
         "Measure each datagram's residence time (kernel receive timestamp to the end of its \
          send) into a histogram per shard: `on` or `off` (on costs about 4% more CPU per \
          datagram, the kernel's timestamp and its copy to the shard)."),
-    opt("steering", "steering", "random|flow", Text, Everywhere, Value("random"),
+    opt("steering", "steering", "random|flow", Text, Everywhere, Word("random"),
         AtRestart(|a, b| a.steering != b.steering),
         "How datagrams to a public address are spread over the shards: `random` (any shard \
          takes any datagram, so one busy peer spreads over every core) or `flow` \
          (the kernel's hash of addresses and ports: each peer sticks to one shard)."),
-    opt("busy_poll_us", "busy-poll-us", "US", U64, Everywhere, Value("0"),
+    opt("busy_poll_us", "busy-poll-us", "US", U64, Everywhere, Number(0),
         AtRestart(|a, b| a.busy_poll != b.busy_poll),
         "Microseconds an idle shard keeps polling its sockets without blocking before it \
          parks (0: it parks at once). Trades CPU for latency: no wake-up delay for a \
          datagram that arrives within the window."),
-    opt("probe_interval_ms", "probe-interval-ms", "MS", U64, AlsoPerBackend, Value("1000"), Applies,
+    opt("probe_interval_ms", "probe-interval-ms", "MS", U64, AlsoPerBackend, Number(1000), Applies,
         "Milliseconds between two OPTIONS probes of a backend (0 = no probes, the backend \
          is always up)."),
-    opt("probe_timeout_ms", "probe-timeout-ms", "MS", U64, AlsoPerBackend, Value("500"), Applies,
+    opt("probe_timeout_ms", "probe-timeout-ms", "MS", U64, AlsoPerBackend, Number(500), Applies,
         "A probe unanswered after this many milliseconds fails (when not given: the default, \
          or the interval when that is shorter)."),
-    opt("probe_failures", "probe-failures", "N", U32, AlsoPerBackend, Value("3"), Applies,
+    opt("probe_failures", "probe-failures", "N", U32, AlsoPerBackend, Number(3), Applies,
         "Consecutive failed probes that take a backend down."),
-    opt("probe_successes", "probe-successes", "N", U32, AlsoPerBackend, Value("2"), Applies,
+    opt("probe_successes", "probe-successes", "N", U32, AlsoPerBackend, Number(2), Applies,
         "Consecutive good probes that bring it back up."),
-    opt("probe_accept", "probe-accept", "any|CODES", Codes, AlsoPerBackend, Value("any"), Applies,
+    opt("probe_accept", "probe-accept", "any|CODES", Codes, AlsoPerBackend, Word("any"), Applies,
         "Probe replies that count as success: `any` (every reply but a 5xx) or status \
          codes separated by commas (`200,404`)."),
 ];
@@ -207,19 +210,15 @@ pub(crate) const OPTIONS: &[Opt] = &[
 /// The keys of a `[[backend]]` table besides the per-backend options.
 pub(crate) const BACKEND_OWN_KEYS: [&str; 2] = ["addr", "weight"];
 
-/// The values used for options not given: a layer of every [`Fallback::Value`].
+/// The values used for options not given: a layer of every [`Fallback::Word`] and
+/// [`Fallback::Number`].
 pub(crate) fn defaults() -> Layer {
     let mut layer = Layer::default();
     for o in OPTIONS {
-        let Fallback::Value(text) = o.fallback else {
-            continue;
-        };
-        let raw = match o.kind {
-            // A declared default that is not a number fails the check of its option.
-            U32 | U64 => text
-                .parse()
-                .map_or_else(|_| Raw::Text(text.into()), Raw::Int),
-            _ => Raw::Text(text.into()),
+        let raw = match o.fallback {
+            Fallback::Word(text) => Raw::Text(text.into()),
+            Fallback::Number(n) => Raw::Int(i128::from(n)),
+            Fallback::Computed(_) | Fallback::Required | Fallback::Off => continue,
         };
         layer.set(o.key, Located::new(raw, Origin::Default));
     }
@@ -262,8 +261,10 @@ mod tests {
         assert_eq!(c.table_size, crate::balance::DEFAULT_TABLE_SIZE);
         assert_eq!(c.backends[0].probe, crate::config::ProbePolicy::default());
         for o in OPTIONS {
-            if let Fallback::Value(_) = o.fallback {
-                assert!(defaults().text(o.key).is_some() || defaults().int(o.key).is_some());
+            match o.fallback {
+                Fallback::Word(_) => assert!(defaults().text(o.key).is_some(), "{}", o.key),
+                Fallback::Number(_) => assert!(defaults().int(o.key).is_some(), "{}", o.key),
+                _ => {}
             }
         }
     }

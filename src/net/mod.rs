@@ -14,6 +14,6 @@ mod waiter;
 pub use batch::{now_ns, Batch, FlushReport, Payload, HEADROOM, MAX_DATAGRAM, REPLY_LEN, TAILROOM};
 pub use outbox::{Outbox, OUTBOX_DATAGRAM};
 pub use readiness::Readiness;
-pub use socket::{enable_rx_timestamps, reuseport_group, udp_socket, SocketOptions};
+pub use socket::{enable_rx_timestamps, reuseport_group, udp_socket, BindError, SocketOptions};
 pub use steering::{spread_randomly, Steering};
 pub use waiter::readiness_waiter;

@@ -4,6 +4,23 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
 
+/// A socket that could not be made or bound to its address.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot bind {addr}: {source}")]
+pub struct BindError {
+    /// The address.
+    pub addr: SocketAddr,
+    /// The OS error.
+    pub source: io::Error,
+}
+
+impl BindError {
+    /// The error for `addr`, from the OS error (for `map_err`).
+    pub fn at(addr: SocketAddr) -> impl Fn(io::Error) -> BindError + Copy {
+        move |source| BindError { addr, source }
+    }
+}
+
 /// How to set a socket up.
 #[derive(Clone, Copy, Debug)]
 pub struct SocketOptions {

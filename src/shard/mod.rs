@@ -19,7 +19,7 @@ pub use publish::{Publisher, ShardUpdate};
 use crate::balance::{Backend, Snapshot};
 use crate::logging::LogLimiter;
 use crate::net::{
-    enable_rx_timestamps, reuseport_group, runtime, spread_randomly, udp_socket, Batch,
+    enable_rx_timestamps, reuseport_group, runtime, spread_randomly, udp_socket, Batch, BindError,
     FlushReport, Payload, SocketOptions, Steering, HEADROOM,
 };
 use crate::proxy::{Advertised, Arrival, BackendTally, DropReason, Exit, Forwarder, Side, Verdict};
@@ -81,13 +81,8 @@ pub struct PlaneConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A socket could not be made or bound.
-    #[error("cannot bind {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The OS error.
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     /// The backend table could not be built.
     #[error("backend table: {0}")]
     Table(#[from] crate::balance::MaglevError),
@@ -200,7 +195,7 @@ fn bind(addr: SocketAddr, reuse_port: bool) -> Result<Socket, StartError> {
             ..SocketOptions::default()
         },
     )
-    .map_err(|source| StartError::Bind { addr, source })
+    .map_err(|e| BindError::at(addr)(e).into())
 }
 
 fn local_addr(socket: &Socket, fallback: SocketAddr) -> SocketAddr {
@@ -239,10 +234,7 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
     let mut public = Vec::new();
     for &listen in &config.listen {
         let (group, bound) =
-            reuseport_group(listen, config.workers).map_err(|source| StartError::Bind {
-                addr: listen,
-                source,
-            })?;
+            reuseport_group(listen, config.workers).map_err(BindError::at(listen))?;
         if config.steering == Steering::Random && group.len() > 1 {
             spread_randomly(group[0].as_raw_fd(), group.len()).map_err(|source| {
                 StartError::Steering {

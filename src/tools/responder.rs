@@ -6,7 +6,7 @@
 
 use crate::balance::call_id_hash;
 use crate::net::runtime;
-use crate::net::{reuseport_group, Batch, Payload, HEADROOM};
+use crate::net::{reuseport_group, Batch, BindError, Payload, HEADROOM};
 use crate::sip::hex16;
 use crate::sip::reply_destination;
 use crate::sip::{self, Echo, Extras, Headers, Status};
@@ -75,13 +75,8 @@ pub struct Responder {
 #[derive(Debug, thiserror::Error)]
 pub enum ResponderError {
     /// Its sockets could not be bound.
-    #[error("cannot bind {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     /// A shard's executor did not start.
     #[error(transparent)]
     Spawn(#[from] runtime::SpawnError),
@@ -95,11 +90,7 @@ impl Responder {
         pin: bool,
     ) -> Result<Responder, ResponderError> {
         let workers = workers.max(1);
-        let (sockets, addr) =
-            reuseport_group(listen, workers).map_err(|source| ResponderError::Bind {
-                addr: listen,
-                source,
-            })?;
+        let (sockets, addr) = reuseport_group(listen, workers).map_err(BindError::at(listen))?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut shards = Vec::with_capacity(workers);
         for (k, socket) in sockets.into_iter().enumerate() {

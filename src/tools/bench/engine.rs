@@ -9,7 +9,9 @@
 //! are drained with `recvmmsg`, and ACK/BYE go back in the same batch's `sendmmsg`.
 
 use crate::net::runtime;
-use crate::net::{udp_socket, Batch, Outbox, Payload, SocketOptions, HEADROOM, OUTBOX_DATAGRAM};
+use crate::net::{
+    udp_socket, Batch, BindError, Outbox, Payload, SocketOptions, HEADROOM, OUTBOX_DATAGRAM,
+};
 use crate::sip::{self, Headers};
 use arrayvec::ArrayVec;
 use hdrhistogram::Histogram;
@@ -50,13 +52,8 @@ pub enum Mode {
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// A worker's socket could not be bound.
-    #[error("cannot bind {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     /// A worker's executor did not start.
     #[error(transparent)]
     Spawn(#[from] runtime::SpawnError),
@@ -438,10 +435,7 @@ pub fn spawn(
     load: WorkerLoad,
     progress: Arc<Progress>,
 ) -> Result<glommio::ExecutorJoinHandle<WorkerResult>, BenchError> {
-    let bind = |source| BenchError::Bind {
-        addr: load.local,
-        source,
-    };
+    let bind = BindError::at(load.local);
     let socket = udp_socket(
         load.local,
         SocketOptions {
