@@ -136,7 +136,8 @@ impl File<'_> {
                 })
             }
             (Kind::Backends, other) => return Err(wrong("[[backend]] tables", "", other)),
-            (Kind::Path, _) => unreachable!("command-line options are not file keys"),
+            // Filtered out by the caller; answered as a wrong type if one ever got here.
+            (Kind::Path, other) => return Err(wrong("a command-line flag", "", other)),
         };
         Ok(Located::new(raw, origin))
     }

@@ -59,6 +59,17 @@ impl Layer {
         self
     }
 
+    /// Only the values of `keys`.
+    pub fn subset(&self, keys: impl Iterator<Item = &'static str>) -> Layer {
+        let mut out = Layer::default();
+        for key in keys {
+            if let Some(value) = self.values.get(key) {
+                out.set(key, value.clone());
+            }
+        }
+        out
+    }
+
     /// A text value.
     pub fn text(&self, key: &str) -> Option<Located<String>> {
         match self.values.get(key)? {

@@ -42,12 +42,13 @@ pub(crate) fn validate(given: Layer, online: usize) -> Result<BalanceConfig, Con
     let advertise = check_advertise(layer.text("advertise").as_ref(), &listen)?;
     // The global probe options are checked alone first, so their errors name them.
     probe::resolve(&layer, probe::Scope::Global)?;
+    let per_backend = layer.subset(super::options::backend_keys());
     let backends = backend_list
         .into_iter()
         .map(|b| {
             // On the global *options* (not the resolved policy), so a default timeout
             // follows this backend's own interval.
-            let options = layer.clone().merge(b.options);
+            let options = per_backend.clone().merge(b.options);
             let probe = probe::resolve(&options, probe::Scope::Backend(&b.given.value))?;
             Ok(BackendSpec {
                 addr: b.addr,
