@@ -13,6 +13,11 @@ use crate::support::counting_alloc::allocations_during;
 
 const INVITE: &[u8] = include_bytes!("../data/messages/invite.sip");
 
+/// A datagram from `source` on `side`.
+fn at(side: Side, source: SocketAddr) -> Arrival {
+    Arrival { side, source }
+}
+
 fn forwarder(weight: u32) -> Forwarder {
     let backends = [Backend {
         addr: "10.0.0.20:5060".parse().unwrap(),
@@ -40,10 +45,7 @@ fn forwarding_makes_no_heap_allocation() {
     // Prepare the inputs outside the measured region.
     slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
     let Verdict::Forward { start, len, .. } = f.handle(
-        Arrival {
-            side: Side::Public,
-            source: client,
-        },
+        at(Side::Public, client),
         &mut slot,
         HEADROOM,
         INVITE.len(),
@@ -74,10 +76,7 @@ fn forwarding_makes_no_heap_allocation() {
         for _ in 0..1000 {
             slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
             if let Verdict::Forward { .. } = f.handle(
-                Arrival {
-                    side: Side::Public,
-                    source: client,
-                },
+                at(Side::Public, client),
                 &mut slot,
                 HEADROOM,
                 INVITE.len(),
@@ -89,10 +88,7 @@ fn forwarding_makes_no_heap_allocation() {
             if let Verdict::Forward {
                 exit: Exit::Public, ..
             } = f.handle(
-                Arrival {
-                    side: Side::Internal,
-                    source: backend,
-                },
+                at(Side::Internal, backend),
                 &mut slot,
                 HEADROOM,
                 ok.len(),
@@ -102,10 +98,7 @@ fn forwarding_makes_no_heap_allocation() {
             }
             slot[HEADROOM..HEADROOM + zero_mf.len()].copy_from_slice(zero_mf.as_bytes());
             if let Verdict::Reply { .. } = f.handle(
-                Arrival {
-                    side: Side::Public,
-                    source: client,
-                },
+                at(Side::Public, client),
                 &mut slot,
                 HEADROOM,
                 zero_mf.len(),
@@ -115,10 +108,7 @@ fn forwarding_makes_no_heap_allocation() {
             }
             slot[HEADROOM..HEADROOM + bad.len()].copy_from_slice(bad.as_bytes());
             if let Verdict::Reply { .. } = f.handle(
-                Arrival {
-                    side: Side::Public,
-                    source: client,
-                },
+                at(Side::Public, client),
                 &mut slot,
                 HEADROOM,
                 bad.len(),
@@ -128,10 +118,7 @@ fn forwarding_makes_no_heap_allocation() {
             }
             slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
             if let Verdict::Reply { .. } = drained.handle(
-                Arrival {
-                    side: Side::Public,
-                    source: client,
-                },
+                at(Side::Public, client),
                 &mut slot,
                 HEADROOM,
                 INVITE.len(),

@@ -4,7 +4,7 @@
 //! is marked up and gets its Call-IDs back.
 
 use crate::support::farm::{
-    balancer, free_udp_port, send_call_ids, wait_for_state, RecordingBackend, Seen,
+    balance_args, balancer, send_call_ids, wait_for_state, RecordingBackend, Seen,
 };
 use crate::support::process::serial;
 use sipshard::config::BalanceArgs;
@@ -21,26 +21,23 @@ const FAILURES: u32 = 3;
 const SUCCESSES: u32 = 2;
 
 fn args(backends: &[SocketAddr]) -> BalanceArgs {
-    let mut flags = vec![
-        "--listen".to_string(),
-        format!("127.0.0.1:{}", free_udp_port()),
-        "--workers".into(),
-        2.min(sipshard::config::online_cores()).to_string(),
-        "--secret".into(),
-        "health-test".into(),
-        "--probe-interval-ms".into(),
-        INTERVAL_MS.to_string(),
-        "--probe-timeout-ms".into(),
-        TIMEOUT_MS.to_string(),
-        "--probe-failures".into(),
-        FAILURES.to_string(),
-        "--probe-successes".into(),
-        SUCCESSES.to_string(),
-    ];
-    for b in backends {
-        flags.extend(["--backend".to_string(), b.to_string()]);
-    }
-    BalanceArgs::from_flags(flags).expect("valid flags")
+    balance_args(
+        backends,
+        &[
+            "--workers",
+            &2.min(sipshard::config::online_cores()).to_string(),
+            "--secret",
+            "health-test",
+            "--probe-interval-ms",
+            &INTERVAL_MS.to_string(),
+            "--probe-timeout-ms",
+            &TIMEOUT_MS.to_string(),
+            "--probe-failures",
+            &FAILURES.to_string(),
+            "--probe-successes",
+            &SUCCESSES.to_string(),
+        ],
+    )
 }
 
 /// The nominal detection bound, with slack for a loaded 2-core machine.

@@ -2,9 +2,8 @@
 //! series carry exactly the counts the load generator saw; `/status` lists the backends; an
 //! operator's disable takes a backend out of rotation and enable puts it back.
 
-use crate::support::farm::{balancer, free_tcp_port, free_udp_port, wait_for_state};
+use crate::support::farm::{balance_args, balancer, free_tcp_port, wait_for_state};
 use crate::support::process::serial;
-use sipshard::config::BalanceArgs;
 use sipshard::control::State;
 use sipshard::tools::bench::{run_load, Load, Mode};
 use sipshard::tools::ctl::{request, status_table};
@@ -53,26 +52,23 @@ fn scraped_series_match_the_traffic_and_the_control_api_works() {
         .collect();
     let addrs: Vec<SocketAddr> = responders.iter().map(Responder::addr).collect();
     let workers = 2.min(sipshard::config::online_cores());
-    let mut flags = vec![
-        "--listen".to_string(),
-        format!("127.0.0.1:{}", free_udp_port()),
-        "--workers".into(),
-        workers.to_string(),
-        "--secret".into(),
-        "metrics".into(),
-        "--metrics".into(),
-        format!("127.0.0.1:{}", free_tcp_port()),
-        "--control".into(),
-        format!("127.0.0.1:{}", free_tcp_port()),
-        "--probe-interval-ms".into(),
-        "100".into(),
-        "--residence-time".into(),
-        "on".into(),
-    ];
-    for a in &addrs {
-        flags.extend(["--backend".to_string(), a.to_string()]);
-    }
-    let args = BalanceArgs::from_flags(flags).expect("valid flags");
+    let args = balance_args(
+        &addrs,
+        &[
+            "--workers",
+            &workers.to_string(),
+            "--secret",
+            "metrics",
+            "--metrics",
+            &format!("127.0.0.1:{}", free_tcp_port()),
+            "--control",
+            &format!("127.0.0.1:{}", free_tcp_port()),
+            "--probe-interval-ms",
+            "100",
+            "--residence-time",
+            "on",
+        ],
+    );
     let b = balancer(&args);
     let (public, metrics, control) = (
         b.public_addrs()[0],
@@ -235,21 +231,19 @@ fn scraped_series_match_the_traffic_and_the_control_api_works() {
 fn residence_time_off_by_default_leaves_the_histogram_out() {
     let _serial = serial();
     let responder = Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
-    let args = BalanceArgs::from_flags([
-        "--listen".to_string(),
-        format!("127.0.0.1:{}", free_udp_port()),
-        "--backend".into(),
-        responder.addr().to_string(),
-        "--workers".into(),
-        "1".into(),
-        "--secret".into(),
-        "metrics".into(),
-        "--metrics".into(),
-        format!("127.0.0.1:{}", free_tcp_port()),
-        "--probe-interval-ms".into(),
-        "0".into(),
-    ])
-    .expect("valid flags");
+    let args = balance_args(
+        &[responder.addr()],
+        &[
+            "--workers",
+            "1",
+            "--secret",
+            "metrics",
+            "--metrics",
+            &format!("127.0.0.1:{}", free_tcp_port()),
+            "--probe-interval-ms",
+            "0",
+        ],
+    );
     let b = balancer(&args);
     let load = run_load(&options(b.public_addrs()[0], 20)).unwrap();
     assert_eq!(load.completed, 20, "{load:?}");

@@ -4,9 +4,9 @@
 //! call must reach one backend. The balancer probes the sipp servers with OPTIONS (sipp's
 //! `-aa` answers them) and must see them all up. Needs `sipp` (Debian package sip-tester; .ci/run installs it).
 
-use crate::support::farm::free_udp_port;
+use crate::support::farm::{balance_args, free_udp_port};
 use crate::support::process::serial;
-use sipshard::config::{BalanceArgs, BalanceConfig};
+use sipshard::config::BalanceConfig;
 use sipshard::control::State;
 use sipshard::tools::balance::Balancer;
 use std::collections::HashMap;
@@ -117,22 +117,20 @@ fn two_thousand_sipp_calls_through_the_balancer() {
     let dir = scratch_dir();
     let uas: Vec<Uas> = (0..3).map(|n| start_uas(&dir, n)).collect();
     // The whole balancer, with OPTIONS probes every 200 ms answered by sipp.
-    let mut flags = vec![
-        "--listen".to_string(),
-        format!("127.0.0.1:{}", free_udp_port()),
-        "--workers".into(),
-        2.min(sipshard::config::online_cores()).to_string(),
-        "--secret".into(),
-        "sipp-e2e".into(),
-        "--probe-interval-ms".into(),
-        "200".into(),
-        "--probe-timeout-ms".into(),
-        "150".into(),
-    ];
-    for u in &uas {
-        flags.extend(["--backend".to_string(), u.addr.to_string()]);
-    }
-    let args = BalanceArgs::from_flags(flags).expect("valid flags");
+    let backends: Vec<SocketAddr> = uas.iter().map(|u| u.addr).collect();
+    let args = balance_args(
+        &backends,
+        &[
+            "--workers",
+            &2.min(sipshard::config::online_cores()).to_string(),
+            "--secret",
+            "sipp-e2e",
+            "--probe-interval-ms",
+            "200",
+            "--probe-timeout-ms",
+            "150",
+        ],
+    );
     let config = BalanceConfig::from_args(&args).unwrap();
     let plane = Balancer::start(&args, &config).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));

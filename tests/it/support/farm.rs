@@ -38,6 +38,20 @@ pub fn balancer(args: &BalanceArgs) -> Balancer {
     Balancer::start(args, &config).expect("balancer starts")
 }
 
+/// `sipshard balance` arguments as the command line gives them: a free loopback listen
+/// port, `backends`, then `flags`.
+pub fn balance_args(backends: &[SocketAddr], flags: &[&str]) -> BalanceArgs {
+    let mut argv = vec![
+        "--listen".to_string(),
+        format!("127.0.0.1:{}", free_udp_port()),
+    ];
+    for b in backends {
+        argv.extend(["--backend".to_string(), b.to_string()]);
+    }
+    argv.extend(flags.iter().map(|f| f.to_string()));
+    BalanceArgs::from_flags(argv).expect("valid flags")
+}
+
 /// Polls the control thread until `addr` is in `state` and every shard routes with the
 /// backend set last published, or `limit` passes; returns the time it took.
 pub fn wait_for_state(b: &Balancer, addr: SocketAddr, state: State, limit: Duration) -> Duration {
