@@ -1,7 +1,10 @@
 //! sipshard: a thread-per-core SIP (RFC 3261) load balancer.
 //!
-//! Layers, each depending only on those below it: [`sip`] (wire format), [`balance`]
-//! (backend choice), `net` (sockets and batch I/O), `shard` (the per-core loop), [`tools`].
+//! Layers, each using only layers below it (docs/architecture.md; `tests/it/layering.rs`
+//! checks it): [`sip`] (the wire format, a crate of its own), [`balance`] (backend choice)
+//! and [`logging`]; [`proxy`] (what to do with a message, no I/O) and [`net`] (sockets,
+//! batch I/O, the pinned executors) beside it; [`shard`] (the per-core loop); [`config`];
+//! [`control`] (the control thread, probes, metrics, HTTP); [`tools`] (the commands).
 
 #![deny(unsafe_code)]
 

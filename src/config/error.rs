@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 pub enum Origin {
     /// The command line (the key is shown as its flag, `--key`).
     CommandLine,
-    /// A config file; `path` is `None` for text given to [`BalanceConfig::from_toml_str`].
+    /// A config file; `path` is `None` for text given to [`super::BalanceConfig::from_toml_str`].
     File {
         /// The file.
         path: Option<PathBuf>,
@@ -36,7 +36,7 @@ pub enum ConfigError {
     /// belongs (or the reverse).
     #[error("{}{message}", file_prefix(.path.as_deref(), *.line))]
     Toml {
-        /// The file (`None` for [`BalanceConfig::from_toml_str`]).
+        /// The file (`None` for [`super::BalanceConfig::from_toml_str`]).
         path: Option<PathBuf>,
         /// 1-based line of the error, when known.
         line: Option<usize>,

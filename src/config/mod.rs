@@ -1,11 +1,11 @@
 //! Balancer configuration: command line and TOML file into one validated config.
 //!
-//! Every option is declared once in [`options`] (key, flag, kind, help, where it may appear,
+//! Every option is declared once in `options` (key, flag, kind, help, where it may appear,
 //! whether a reload applies it). Two layers feed one [`BalanceConfig`]: an optional TOML file
-//! (`--config FILE`, read by [`file`]) and the command line ([`BalanceArgs`], built by
-//! [`cli`]). Each value remembers where it came from; the command line replaces the file value
+//! (`--config FILE`, read by `file`) and the command line ([`BalanceArgs`], built by
+//! `cli`). Each value remembers where it came from; the command line replaces the file value
 //! by value (a list given on the command line replaces the file's list), and one validation
-//! pass ([`validate`]) turns the result into typed values. Every error names the flag or key,
+//! pass (`validate`) turns the result into typed values. Every error names the flag or key,
 //! the file and line when the value came from a file, and the reason (see [`ConfigError`]).
 //!
 //! Addresses are IP literals only (no DNS): `1.2.3.4:5060`, `[2001:db8::1]:5060`, or without a

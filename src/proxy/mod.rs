@@ -2,7 +2,7 @@
 //!
 //! It sits over the wire layer ([`crate::sip`]) and backend choice ([`crate::balance`]) and
 //! under the shard, which receives datagrams, asks this layer for a [`Verdict`] and carries
-//! it out. Today it holds the stateless proxy ([`stateless`], RFC 3261 §16.11); the
+//! it out. Today it holds the stateless proxy ([`Forwarder`], RFC 3261 §16.11); the
 //! transaction layer of the stateful mode will sit beside it.
 
 mod stateless;

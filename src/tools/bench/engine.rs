@@ -418,7 +418,7 @@ impl Worker {
 }
 
 /// The default time between two sends of new requests at `rate` per second: about
-/// [`SEND_BURST`] requests a send, within 100 µs..1 ms. (A burst of a whole millisecond's
+/// `SEND_BURST` requests a send, within 100 µs..1 ms. (A burst of a whole millisecond's
 /// requests at once would queue behind itself in every hop and inflate the latencies the
 /// tool measures.)
 pub fn send_interval(rate: f64) -> Duration {
