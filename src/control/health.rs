@@ -153,6 +153,16 @@ mod tests {
     const RTT: Duration = Duration::from_millis(3);
 
     #[test]
+    fn labels_are_the_serialised_names() {
+        for state in State::ALL {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.label()));
+            assert_eq!(serde_json::from_str::<State>(&json).unwrap(), state);
+        }
+        assert_eq!(State::AdminDisabled.label(), "admin-disabled");
+    }
+
+    #[test]
     fn goes_down_after_the_failure_threshold_and_back_after_the_success_threshold() {
         let policy = ProbePolicy::default();
         let mut h = Health::default();
