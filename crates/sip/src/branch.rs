@@ -110,7 +110,12 @@ impl BranchKey {
     }
 
     fn check_value(&self, id: u64) -> u32 {
-        self.mac.hash(&id.to_le_bytes()) as u32
+        self.check_value_of(&id.to_le_bytes())
+    }
+
+    /// The 32-bit MAC of `bytes` under this key (branches and pins label their inputs apart).
+    pub(crate) fn check_value_of(&self, bytes: &[u8]) -> u32 {
+        self.mac.hash(bytes) as u32
     }
 
     /// The stateless branch for a request we forward, as text.

@@ -52,6 +52,7 @@ mod lines;
 mod message;
 mod name_addr;
 mod params;
+mod pin;
 mod reply;
 mod rewrite;
 mod scan;
@@ -77,6 +78,7 @@ pub use message::{
 };
 pub use name_addr::NameAddr;
 pub use params::CommaValues;
+pub use pin::{PinError, PinText, PIN_MAX_LEN, PIN_PARAM};
 pub use reply::{
     reply_destination, response_destination, write_reply, write_response, Echo, Extras, ReplyError,
     Status,

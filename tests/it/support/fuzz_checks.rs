@@ -327,11 +327,23 @@ fn key() -> BranchKey {
 
 /// The `parse` target: strict and lenient parse, their agreement, every borrowed slice, the
 /// branch MAC, the Request-URI, and a stateless 400 for whatever the lenient parse allows.
+/// A backend pin: any text is refused or names a backend without panicking, and the pin of
+/// an address derived from the input names that address again.
+fn check_pin(data: &[u8]) {
+    let key = key();
+    let _ = key.unpin(data);
+    let backend = derived_addr(data);
+    let pin = key.pin(backend);
+    assert_eq!(key.unpin(pin.as_bytes()), Ok(backend), "{pin:?}");
+    assert!(pin.as_bytes().len() <= sipshard::sip::PIN_MAX_LEN);
+}
+
 pub fn check_parse(data: &[u8]) {
     // Neither of these may panic on anything.
     check_sip_uri(data);
     let _ = key().verify(data);
     check_text(derived_addr(data));
+    check_pin(data);
 
     let mut storage = Headers::<HEADERS>::new();
     let strict = parse(data, &mut storage);
