@@ -289,3 +289,65 @@ fn no_room_is_an_error() {
     let mut frame = Frame::new(&mut buf, 0, len);
     assert_eq!(rw.apply(&mut frame), Err(RewriteError::NoRoom));
 }
+
+#[test]
+fn record_route_lines_go_below_our_via_and_carry_the_pin() {
+    let key = BranchKey::new(b"k");
+    let prefix = ViaPrefix::new("UDP", addr("10.1.2.3:5071")).unwrap();
+    let lines = [
+        sip::RoutePrefix::record_route(addr("10.1.2.3:5071")),
+        sip::RoutePrefix::record_route(addr("[2001:db8::7]:5060")),
+    ];
+    let backend = addr("10.9.9.9:5080");
+    let out = rewrite_request(INVITE, |m, rw| {
+        rw.add_via(&prefix, key.branch_id(m));
+        rw.add_record_route(&lines, key.pin(backend));
+        rw.forward_max_forwards(m).unwrap();
+    });
+    let pin = key.pin(backend).text();
+    let pin = text(pin.as_bytes());
+    let lines: Vec<&str> = std::str::from_utf8(&out).unwrap().split("\r\n").collect();
+    assert!(
+        lines[1].starts_with("Via: SIP/2.0/UDP 10.1.2.3:5071;branch="),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[2],
+        format!("Record-Route: <sip:10.1.2.3:5071;lr;pin={pin}>")
+    );
+    assert_eq!(
+        lines[3],
+        format!("Record-Route: <sip:[2001:db8::7]:5060;lr;pin={pin}>")
+    );
+    // An endpoint's parse accepts it, our entries are the top two, the body is intact.
+    let mut headers = Headers::<64>::new();
+    let m = sip::parse_strict(&out, &mut headers).expect("rewritten INVITE parses strictly");
+    let rr: Vec<&[u8]> = m
+        .headers
+        .iter()
+        .filter(|h| h.name == sip::HeaderName::RecordRoute)
+        .map(|h| h.value)
+        .collect();
+    assert_eq!(rr.len(), 2, "{rr:?}");
+    let first = sip::NameAddr::parse(rr[0]).unwrap();
+    let uri = sip::SipUri::parse(first.uri).unwrap();
+    let pin_value = uri.param(sip::PIN_PARAM).flatten().unwrap();
+    assert_eq!(key.unpin(pin_value), Ok(backend));
+    assert!(out.ends_with(&INVITE[INVITE.len() - 40..]));
+}
+
+#[test]
+fn both_of_our_route_values_are_removed() {
+    let two_lines = req(
+        "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1",
+        "Route: <sip:203.0.113.10;lr;pin=x>\r\nRoute: <sip:10.0.0.1:5070;lr;pin=x>,<sip:10.0.0.20;lr>\r\n",
+    );
+    let out = rewrite_request(two_lines.as_bytes(), |m, rw| rw.remove_top_routes(m, 2));
+    assert_eq!(
+        text(&out),
+        req(
+            "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1",
+            "Route: <sip:10.0.0.20;lr>\r\n"
+        )
+    );
+}

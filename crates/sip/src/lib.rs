@@ -53,6 +53,7 @@ mod message;
 mod name_addr;
 mod params;
 mod pin;
+mod record_route;
 mod reply;
 mod rewrite;
 mod scan;
@@ -78,7 +79,8 @@ pub use message::{
 };
 pub use name_addr::NameAddr;
 pub use params::CommaValues;
-pub use pin::{PinError, PinText, PIN_MAX_LEN, PIN_PARAM};
+pub use pin::{Pin, PinError, PinText, PIN_MAX_LEN, PIN_PARAM};
+pub use record_route::{route_values, top_route_removals, RoutePrefix, ROUTE_PREFIX_MAX};
 pub use reply::{
     reply_destination, response_destination, write_reply, write_response, Echo, Extras, ReplyError,
     Status,

@@ -24,6 +24,96 @@ pub const PIN_MAX_LEN: usize = 1 + 32 + 4 + 8;
 /// Separates the pin MAC's input from the branch check value's.
 const PIN_LABEL: u8 = b'P';
 
+/// A pin before it is written out: the backend and its check value (a few words, so a
+/// rewrite plan carries it and writes the text straight into the datagram).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pin {
+    /// The backend's address octets (IPv4 in the first four), kept as bytes so the value
+    /// stays small (24 octets) in a rewrite plan.
+    address: [u8; 16],
+    port: u16,
+    v6: bool,
+    check: u32,
+}
+
+impl Pin {
+    fn new(backend: SocketAddr, check: u32) -> Pin {
+        let mut address = [0u8; 16];
+        let v6 = match backend.ip() {
+            IpAddr::V4(ip) => {
+                address[..4].copy_from_slice(&ip.octets());
+                false
+            }
+            IpAddr::V6(ip) => {
+                address = ip.octets();
+                true
+            }
+        };
+        Pin {
+            address,
+            port: backend.port(),
+            v6,
+            check,
+        }
+    }
+
+    /// The backend it names.
+    pub fn backend(&self) -> SocketAddr {
+        let ip: IpAddr = if self.v6 {
+            Ipv6Addr::from(self.address).into()
+        } else {
+            let [a, b, c, d, ..] = self.address;
+            Ipv4Addr::new(a, b, c, d).into()
+        };
+        SocketAddr::new(ip, self.port)
+    }
+
+    /// Length of its text: 21 octets for an IPv4 backend, 45 for IPv6.
+    pub fn len(&self) -> usize {
+        if !self.v6 {
+            1 + 8 + 4 + 8
+        } else {
+            PIN_MAX_LEN
+        }
+    }
+
+    /// Never: a pin always has text (for clippy's `len_without_is_empty`).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Writes the text into the first [`Pin::len`] octets of `out`, which must have room.
+    pub fn write(&self, out: &mut [u8]) {
+        let address_digits = match self.backend().ip() {
+            IpAddr::V4(ip) => {
+                out[0] = b'4';
+                put_hex(&mut out[1..9], u64::from(u32::from(ip)));
+                8
+            }
+            IpAddr::V6(ip) => {
+                out[0] = b'6';
+                let value = u128::from(ip);
+                put_hex(&mut out[1..17], (value >> 64) as u64);
+                put_hex(&mut out[17..33], value as u64);
+                32
+            }
+        };
+        let port_at = 1 + address_digits;
+        put_hex(&mut out[port_at..port_at + 4], u64::from(self.port));
+        put_hex(&mut out[port_at + 4..port_at + 12], u64::from(self.check));
+    }
+
+    /// The text.
+    pub fn text(&self) -> PinText {
+        let mut bytes = [0u8; PIN_MAX_LEN];
+        self.write(&mut bytes);
+        PinText {
+            bytes,
+            len: self.len() as u8,
+        }
+    }
+}
+
 /// A pin's text, ready to go into a URI parameter.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PinText {
@@ -91,31 +181,9 @@ fn read_hex(s: &[u8]) -> Option<u128> {
 
 impl BranchKey {
     /// The pin naming `backend`.
-    pub fn pin(&self, backend: SocketAddr) -> PinText {
-        let mut bytes = [0u8; PIN_MAX_LEN];
-        let address_digits = match backend.ip() {
-            IpAddr::V4(ip) => {
-                bytes[0] = b'4';
-                put_hex(&mut bytes[1..9], u64::from(u32::from(ip)));
-                8
-            }
-            IpAddr::V6(ip) => {
-                bytes[0] = b'6';
-                let value = u128::from(ip);
-                put_hex(&mut bytes[1..17], (value >> 64) as u64);
-                put_hex(&mut bytes[17..33], value as u64);
-                32
-            }
-        };
-        let port_at = 1 + address_digits;
-        put_hex(&mut bytes[port_at..port_at + 4], u64::from(backend.port()));
+    pub fn pin(&self, backend: SocketAddr) -> Pin {
         let (input, len) = mac_input(backend);
-        let check = self.check_value_of(&input[..len]);
-        put_hex(&mut bytes[port_at + 4..port_at + 12], u64::from(check));
-        PinText {
-            bytes,
-            len: (port_at + 12) as u8,
-        }
+        Pin::new(backend, self.check_value_of(&input[..len]))
     }
 
     /// The backend `text` names, if it is a pin made with this key.
@@ -163,7 +231,7 @@ mod tests {
         let same = BranchKey::new(b"deployment");
         let other = BranchKey::new(b"another");
         for backend in backends() {
-            let pin = key.pin(backend);
+            let pin = key.pin(backend).text();
             let text = pin.as_bytes();
             assert_eq!(text.len(), if backend.is_ipv4() { 21 } else { 45 });
             assert!(crate::is_token_str(text), "{pin:?}");
@@ -171,17 +239,16 @@ mod tests {
             assert_eq!(other.unpin(text), Err(PinError::Forged), "{pin:?}");
         }
         // Family, 10.0.0.20, 5060, then the check value.
-        assert!(key
-            .pin(backends()[0])
-            .as_bytes()
-            .starts_with(b"40a00001413c4"));
+        let pin = key.pin(backends()[0]);
+        assert!(pin.text().as_bytes().starts_with(b"40a00001413c4"));
+        assert_eq!(pin.backend(), backends()[0]);
     }
 
     #[test]
     fn every_one_byte_change_is_refused() {
         let key = BranchKey::new(b"deployment");
         for backend in backends() {
-            let pin = key.pin(backend);
+            let pin = key.pin(backend).text();
             let variants = crate::one_byte_variants(pin.as_bytes(), b"0123456789abcdefABCDEF46g;-");
             for variant in &variants[1..] {
                 if variant.as_slice() == pin.as_bytes() {

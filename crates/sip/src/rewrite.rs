@@ -8,6 +8,8 @@ use super::copy::copy_short;
 use super::edits::{Edit, Edits, RewriteError};
 use super::frame::Frame;
 use super::message::Message;
+use super::pin::Pin;
+use super::record_route::{top_route_removals, RoutePrefix, ROUTE_SUFFIX};
 use super::scan::is_token_str;
 use super::text::{push_decimal, push_ip};
 use super::via_stamp::ViaStamp;
@@ -33,7 +35,11 @@ pub struct RequestRewrite<'p> {
     stamp: ViaStamp,
     /// Offset and length of the Max-Forwards digits, and the new value.
     max_forwards: Option<(usize, usize, u8)>,
-    route_removal: Option<(usize, usize)>,
+    /// Offsets and lengths of up to two cuts that remove values from the top of Route
+    /// (length 0: no cut; a datagram's offsets fit 32 bits).
+    route_removal: [(u32, u32); 2],
+    /// Our two Record-Route lines (the top one first) and the pin they carry.
+    record_route: Option<(&'p [RoutePrefix; 2], Pin)>,
 }
 
 /// Our Via header line up to the branch value (`Via: SIP/2.0/UDP 10.0.0.1:5070;branch=`),
@@ -87,7 +93,8 @@ impl<'p> RequestRewrite<'p> {
             insert_max_forwards: false,
             stamp: ViaStamp::default(),
             max_forwards: None,
-            route_removal: None,
+            route_removal: [(0, 0); 2],
+            record_route: None,
         }
     }
 
@@ -124,10 +131,27 @@ impl<'p> RequestRewrite<'p> {
     /// Removes the topmost Route value (loose routing, §16.4), if there is one.
     /// Returns whether there was one.
     pub fn remove_top_route(&mut self, msg: &Message<'_, '_>) -> bool {
-        self.route_removal = msg
-            .top_route
-            .map(|r| (msg.offset_of(r.removal), r.removal.len()));
-        self.route_removal.is_some()
+        let Some(route) = msg.top_route else {
+            return false;
+        };
+        self.route_removal[0] = cut(msg.offset_of(route.removal), route.removal.len());
+        true
+    }
+
+    /// Removes the first `count` Route values (1 or 2: our double entry), in whichever
+    /// lines they are.
+    pub fn remove_top_routes(&mut self, msg: &Message<'_, '_>, count: usize) {
+        let cuts = top_route_removals(msg, count);
+        for (slot, &(at, len)) in self.route_removal.iter_mut().zip(&cuts) {
+            *slot = cut(at, len);
+        }
+    }
+
+    /// Inserts our two Record-Route lines below our Via, `lines[0]` on top, each carrying
+    /// `pin` (RFC 3261 §16.6 step 4; two lines: RFC 5658 double record-routing, one entry
+    /// per side).
+    pub fn add_record_route(&mut self, lines: &'p [RoutePrefix; 2], pin: Pin) {
+        self.record_route = Some((lines, pin));
     }
 
     /// Applies the plan to `frame`, which must hold the datagram the message was parsed
@@ -136,7 +160,7 @@ impl<'p> RequestRewrite<'p> {
         frame.truncate(self.len);
         // Nothing below the top lines (our Via alone): the edit list and the stamp texts are
         // not built (100 instructions per message, insn-count.sh insert_via).
-        if !self.stamp.is_empty() || self.max_forwards.is_some() || self.route_removal.is_some() {
+        if !self.stamp.is_empty() || self.max_forwards.is_some() || self.route_removal[0].1 > 0 {
             self.apply_edits(frame)?;
         }
         // The top lines last: every other edit lies at or after the first header line, and
@@ -159,32 +183,51 @@ impl<'p> RequestRewrite<'p> {
                 insert: &digits,
             })?;
         }
-        if let Some((at, remove)) = self.route_removal {
+        for &(at, remove) in self.route_removal.iter().filter(|c| c.1 > 0) {
             edits.push(Edit {
-                at,
-                remove,
+                at: at as usize,
+                remove: remove as usize,
                 insert: &[],
             })?;
         }
         edits.apply(frame)
     }
 
-    /// Writes our Via and, when the request had none, Max-Forwards in front of the first
-    /// header line, formatted straight into the frame.
+    /// Writes our Via, our Record-Route lines and, when the request had none, Max-Forwards
+    /// in front of the first header line, formatted straight into the frame.
     fn insert_top_lines(&self, frame: &mut Frame<'_>) -> Result<(), RewriteError> {
         let via_len = self
             .via
             .map_or(0, |(prefix, _)| prefix.as_bytes().len() + BRANCH_LEN + 2);
+        let line_len = |prefix: &RoutePrefix, pin: &Pin| {
+            prefix.as_bytes().len() + pin.len() + ROUTE_SUFFIX.len()
+        };
+        let rr_len = self.record_route.map_or(0, |([top, second], pin)| {
+            line_len(top, &pin) + line_len(second, &pin)
+        });
         let mf_len = if self.insert_max_forwards {
             DEFAULT_MAX_FORWARDS_LINE.len()
         } else {
             0
         };
-        if via_len + mf_len == 0 {
+        if via_len + rr_len + mf_len == 0 {
             return Ok(());
         }
-        frame.insert_front_with(self.headers_start, via_len + mf_len, |out| {
-            let (via, mf) = out.split_at_mut(via_len);
+        frame.insert_front_with(self.headers_start, via_len + rr_len + mf_len, |out| {
+            let (via, rest) = out.split_at_mut(via_len);
+            let (rr, mf) = rest.split_at_mut(rr_len);
+            if let Some((lines, pin)) = self.record_route {
+                let mut at = 0;
+                for prefix in lines {
+                    let line = &mut rr[at..at + line_len(prefix, &pin)];
+                    let (text, rest) = line.split_at_mut(prefix.as_bytes().len());
+                    text.copy_from_slice(prefix.as_bytes());
+                    let (pin_text, suffix) = rest.split_at_mut(pin.len());
+                    pin.write(pin_text);
+                    suffix.copy_from_slice(ROUTE_SUFFIX);
+                    at += line.len();
+                }
+            }
             if let Some((prefix, branch)) = self.via {
                 let (text, rest) = via.split_at_mut(prefix.as_bytes().len());
                 copy_short(text, prefix.as_bytes());
@@ -228,4 +271,13 @@ impl TopViaRemoval {
         frame.splice(self.at, self.remove, &[])?;
         Ok(())
     }
+}
+
+/// A cut of `len` octets at `at` in the plan's compact form; offsets and lengths within a
+/// datagram (at most 65535 octets) always fit.
+fn cut(at: usize, len: usize) -> (u32, u32) {
+    (
+        u32::try_from(at).unwrap_or(u32::MAX),
+        u32::try_from(len).unwrap_or(0),
+    )
 }

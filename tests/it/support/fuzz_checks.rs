@@ -333,7 +333,7 @@ fn check_pin(data: &[u8]) {
     let key = key();
     let _ = key.unpin(data);
     let backend = derived_addr(data);
-    let pin = key.pin(backend);
+    let pin = key.pin(backend).text();
     assert_eq!(key.unpin(pin.as_bytes()), Ok(backend), "{pin:?}");
     assert!(pin.as_bytes().len() <= sipshard::sip::PIN_MAX_LEN);
 }
@@ -639,10 +639,63 @@ pub fn check_rewrite(data: &[u8]) {
         check_empty_plan(data, &msg);
         check_stamp_only(data, &msg, derived_addr(data));
         check_full_rewrite(data, &msg, full_ok);
+        check_edge_rewrite(data, &msg, full_ok);
         check_insert_strip(data, &msg, original);
     } else {
         check_response_strip(data, &msg, full_ok);
     }
+}
+
+/// The edge rewrite: our Via, our two Record-Route lines with a pin, our two Route values
+/// removed. The output parses, its top two Record-Route values carry a pin that names the
+/// backend, and two Route values fewer remain, the rest in order.
+fn check_edge_rewrite(data: &[u8], msg: &Message<'_, '_>, full_ok: bool) {
+    let key = key();
+    let backend = derived_addr(data);
+    let prefix = via_prefix();
+    let lines = [
+        sipshard::sip::RoutePrefix::record_route(sent_by()),
+        sipshard::sip::RoutePrefix::record_route(source()),
+    ];
+    let mut plan = RequestRewrite::new(msg);
+    plan.add_via(&prefix, key.branch_id(msg));
+    plan.add_record_route(&lines, key.pin(backend));
+    plan.remove_top_routes(msg, 2);
+    let before = route_values(msg.headers);
+    // The proxy parse checked only the top Route value; a later one becomes the top.
+    let allowed =
+        (!before.is_empty() && !full_ok).then_some(ParseError::Invalid(HeaderName::Route));
+
+    let mut buf = framed(data);
+    let mut frame = Frame::new(&mut buf, ROOM, data.len());
+    plan.apply(&mut frame)
+        .unwrap_or_else(|e| panic!("edge rewrite failed: {e:?}"));
+    let out = frame.bytes();
+    let mut st = Headers::<HEADERS_OUT>::new();
+    let p = reparse(out, &mut st, allowed, full_ok, "edge-rewritten request");
+    let rr: Vec<&[u8]> = p
+        .headers
+        .iter()
+        .filter(|h| h.name == HeaderName::RecordRoute)
+        .flat_map(|h| CommaValues::new(h.value))
+        .take(2)
+        .collect();
+    assert_eq!(rr.len(), 2, "our Record-Route values are missing");
+    for value in rr {
+        let addr = NameAddr::parse(value).expect("our Record-Route value parses");
+        let uri = SipUri::parse(addr.uri).expect("our Record-Route URI parses");
+        let pin = uri
+            .param(sipshard::sip::PIN_PARAM)
+            .flatten()
+            .expect("our pin");
+        assert_eq!(
+            key.unpin(pin),
+            Ok(backend),
+            "our pin does not name the backend"
+        );
+    }
+    let after = route_values(p.headers);
+    assert_eq!(after, before.iter().skip(2).copied().collect::<Vec<_>>());
 }
 
 /// An empty plan only drops the octets past the message.
