@@ -5,14 +5,17 @@ use super::maglev::{Maglev, MaglevError};
 use ahash::AHashMap;
 use std::net::SocketAddr;
 
-/// One backend and its weight (0 = drained: keeps its calls' in-flight responses flowing,
-/// receives no new Call-IDs).
+/// One backend, its weight (0 = drained: keeps its calls' in-flight responses flowing,
+/// receives no new Call-IDs) and whether it is up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backend {
     /// Where requests go.
     pub addr: SocketAddr,
-    /// Relative share of Call-IDs.
+    /// Relative share of new Call-IDs (0 while it is down or drained).
     pub weight: u32,
+    /// Up (its probes pass, or it is not probed): the requests of the dialogs pinned to it
+    /// keep reaching it, whatever its weight.
+    pub up: bool,
 }
 
 /// A backend set and its lookup table. Cloned once per shard, so each core reads its own copy.

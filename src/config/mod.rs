@@ -48,12 +48,13 @@ pub struct BackendSpec {
 }
 
 impl BackendSpec {
-    /// The backend as the balancing layer sees it, with `weight` (its configured weight, or 0
-    /// while it takes no new calls).
-    pub fn with_weight(&self, weight: u32) -> Backend {
+    /// The backend as the balancing layer sees it: up with its configured weight, or down
+    /// with weight 0.
+    pub fn backend(&self, up: bool) -> Backend {
         Backend {
             addr: self.addr,
-            weight,
+            weight: if up { self.weight } else { 0 },
+            up,
         }
     }
 }
@@ -93,6 +94,8 @@ pub struct BalanceConfig {
     pub steering: Steering,
     /// How long an idle shard polls without blocking before it parks.
     pub busy_poll: Duration,
+    /// Stay in the dialogs' route sets: Record-Route with the backend pinned.
+    pub record_route: bool,
 }
 
 impl BalanceConfig {

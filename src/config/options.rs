@@ -192,6 +192,11 @@ pub(crate) const OPTIONS: &[Opt] = &[
         "Microseconds an idle shard keeps polling its sockets without blocking before it \
          parks (0: it parks at once). Trades CPU for latency: no wake-up delay for a \
          datagram that arrives within the window."),
+    opt("record_route", "record-route", "on|off", Switch, Everywhere, Word("on"),
+        AtRestart(|a, b| a.record_route != b.record_route),
+        "Stay in the route set of the dialogs it forwards: a Record-Route entry on each side \
+         (public and internal), carrying the backend chosen, so that in-dialog requests reach \
+         that backend whatever the farm's changes, and reach clients through the balancer."),
     opt("probe_interval_ms", "probe-interval-ms", "MS", U64, AlsoPerBackend, Number(1000), Applies,
         "Milliseconds between two OPTIONS probes of a backend (0 = no probes, the backend \
          is always up)."),

@@ -86,6 +86,11 @@ pub(crate) fn validate(given: Layer, online: usize) -> Result<BalanceConfig, Con
         "steering",
         &[("random", Steering::Random), ("flow", Steering::Flow)],
     )?;
+    let record_route = check_choice(
+        &declared(layer.text("record_route"), "record_route")?,
+        "record_route",
+        &[("on", true), ("off", false)],
+    )?;
     let busy_poll = check_busy_poll(&declared(layer.int("busy_poll_us"), "busy_poll_us")?)?;
     // Last: the random secret costs a read.
     let secret = check_secret(layer.text("secret").as_ref())?;
@@ -106,6 +111,7 @@ pub(crate) fn validate(given: Layer, online: usize) -> Result<BalanceConfig, Con
         residence_time,
         steering,
         busy_poll,
+        record_route,
     })
 }
 

@@ -208,7 +208,7 @@ impl ControlState {
                     .health
                     .get(&b.addr)
                     .is_none_or(|h| h.state().takes_calls());
-                b.with_weight(if up { b.weight } else { 0 })
+                b.backend(up)
             })
             .collect()
     }
@@ -348,6 +348,8 @@ impl ControlState {
                         probed: !b.probe.interval.is_zero(),
                         probe_rtt_ms: health.last_rtt().map(|d| d.as_secs_f64() * 1e3),
                         requests: counters.requests,
+                        pinned_requests: counters.pinned,
+                        moved_requests: counters.moved,
                         responses: counters.responses,
                     }
                 })

@@ -175,6 +175,20 @@ pub fn render(view: &MetricsView<'_>) -> String {
         "Requests sent to the backend.",
         |b| Some(b.requests.to_string()),
     );
+    per_backend(
+        &mut out,
+        backends,
+        ("sipshard_backend_pinned_requests_total", "counter"),
+        "In-dialog requests routed to the backend by the pin of our Route entry.",
+        |b| Some(b.pinned_requests.to_string()),
+    );
+    per_backend(
+        &mut out,
+        backends,
+        ("sipshard_backend_moved_requests_total", "counter"),
+        "Requests whose pin named a backend gone or down, sent to this one by the hash.",
+        |b| Some(b.moved_requests.to_string()),
+    );
     family(
         &mut out,
         "sipshard_backend_responses_total",

@@ -20,6 +20,13 @@ pub struct BackendStatus {
     pub probe_rtt_ms: Option<f64>,
     /// Requests sent to it (all shards).
     pub requests: u64,
+    /// Of those, in-dialog requests routed to it by our Route entry's pin (a drained
+    /// backend is idle when these stop).
+    #[serde(default)]
+    pub pinned_requests: u64,
+    /// Of those, requests whose pin named a backend gone or down, sent here instead.
+    #[serde(default)]
+    pub moved_requests: u64,
     /// Responses from it by class (1xx..6xx).
     pub responses: [u64; 6],
 }

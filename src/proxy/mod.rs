@@ -5,8 +5,10 @@
 //! it out. Today it holds the stateless proxy ([`Forwarder`], RFC 3261 §16.11); the
 //! transaction layer of the stateful mode will sit beside it.
 
+mod route_set;
 mod stateless;
 mod verdict;
 
+pub use route_set::{creates_dialog, our_routes, OurRoutes, RecordRouting};
 pub use stateless::{internal_port_index, Advertised, Arrival, Forwarder, Side, MAX_HEADERS};
-pub use verdict::{BackendTally, DropReason, Exit, MessageKind, ReplyKind, Verdict};
+pub use verdict::{BackendTally, DropReason, Exit, MessageKind, Pinning, ReplyKind, Verdict};

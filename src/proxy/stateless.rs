@@ -10,7 +10,8 @@
 //! | internal | request from a backend | top Route, else Request-URI | public |
 //! | public | response to a backend's request | next Via | internal socket k |
 
-use super::verdict::{BackendTally, DropReason, Exit, MessageKind, ReplyKind, Verdict};
+use super::route_set::{creates_dialog, our_routes, OurRoutes, RecordRouting};
+use super::verdict::{BackendTally, DropReason, Exit, MessageKind, Pinning, ReplyKind, Verdict};
 use crate::balance::{call_id_hash, Snapshot};
 use crate::sip::hex16;
 use crate::sip::{
@@ -67,6 +68,9 @@ pub struct Forwarder {
     pub internal: Vec<Advertised>,
     /// Retry-After of a 503.
     pub retry_after: u32,
+    /// Our Record-Route lines, when the balancer stays in the dialogs' route sets
+    /// (`--record-route on`).
+    pub record_routing: Option<RecordRouting>,
 }
 
 /// A datagram as it arrived: on which side, from whom.
@@ -183,6 +187,7 @@ impl Forwarder {
                         .map(|i| BackendTally {
                             index: i as u16,
                             status: msg.status().unwrap_or(0),
+                            pinning: Pinning::Hashed,
                         });
                     self.response(&msg, &self.internal, Exit::Public, tally)
                 }
@@ -199,33 +204,64 @@ impl Forwarder {
             let status = Status::LOOP_DETECTED;
             return Plan::Done(self.reply(&msg, status, ReplyKind::LoopDetected, to));
         }
+        let ours = our_routes(&msg, |a| self.is_us(a));
         let target = match side {
-            Side::Public => self.backend_for(&msg, to),
+            Side::Public => self.backend_for(&msg, ours.pin, to),
             Side::Internal => self.next_hop_for(&msg, to),
         };
         match target {
-            Ok(target) => self.forward_request(&msg, target, to),
+            Ok(target) => self.forward_request(&msg, target, ours, to),
             Err(refused) => Plan::Done(refused),
         }
     }
 
-    /// A request from a client goes to a backend by Call-ID, leaving from internal socket k
-    /// (k from the Call-ID too). `Err`: the 503 when no backend takes calls.
+    /// A request from a client goes to the backend its pin names (an in-dialog request
+    /// whose Route starts with our entry), as long as that backend is configured and up,
+    /// else to a backend by Call-ID; it leaves from internal socket k (k from the Call-ID).
+    /// Whatever Route entries follow ours, it goes to the farm. `Err`: a 403 for a pin we
+    /// did not make, the 503 when no backend takes calls.
     fn backend_for(
         &self,
         msg: &Message<'_, '_>,
+        pin: Option<&[u8]>,
         to: &mut ReplyTo<'_>,
     ) -> Result<Target<'_>, Verdict> {
         let hash = call_id_hash(msg.call_id);
         let snapshot = self.snapshot.borrow();
-        let Some(index) = snapshot.pick_index(hash) else {
-            let status = Status::service_unavailable(self.retry_after);
-            return Err(self.reply(msg, status, ReplyKind::ServiceUnavailable, to));
+        let pinned = match pin.map(|text| self.key.unpin(text)) {
+            None => None,
+            Some(Ok(backend)) => snapshot
+                .index_of(backend)
+                .filter(|&i| snapshot.backends()[i].up),
+            Some(Err(_)) => {
+                let status = Status {
+                    code: 403,
+                    reason: "Forbidden",
+                    retry_after: None,
+                };
+                return Err(self.reply(msg, status, ReplyKind::ForgedRoute, to));
+            }
+        };
+        let (index, pinning) = match (pinned, pin) {
+            (Some(index), _) => (index, Pinning::Pinned),
+            (None, pin) => {
+                let Some(index) = snapshot.pick_index(hash) else {
+                    let status = Status::service_unavailable(self.retry_after);
+                    return Err(self.reply(msg, status, ReplyKind::ServiceUnavailable, to));
+                };
+                let pinning = if pin.is_some() {
+                    Pinning::Moved
+                } else {
+                    Pinning::Hashed
+                };
+                (index, pinning)
+            }
         };
         let backend = snapshot.backends()[index].addr;
         let tally = BackendTally {
             index: index as u16,
             status: 0,
+            pinning,
         };
         let k = internal_port_index(hash, self.internal.len());
         Ok(Target {
@@ -302,9 +338,10 @@ impl Forwarder {
     /// Forwards a request: our Via (advertising `us`), received/rport, Max-Forwards, our
     /// Route removed. Max-Forwards at zero: 483, or a silent drop for an ACK.
     fn forward_request<'f>(
-        &self,
+        &'f self,
         msg: &Message<'_, '_>,
         target: Target<'f>,
+        ours: OurRoutes<'_>,
         to: &mut ReplyTo<'_>,
     ) -> Plan<'f> {
         let mut rewrite = RequestRewrite::new(msg);
@@ -317,13 +354,55 @@ impl Forwarder {
             return Plan::Done(self.reply(msg, status, ReplyKind::TooManyHops, to));
         }
         rewrite.stamp_source(msg, to.source);
-        if msg.top_route.is_some_and(|r| self.is_us(&r.addr)) {
-            rewrite.remove_top_route(msg);
+        match ours.count {
+            0 => {}
+            1 => {
+                rewrite.remove_top_route(msg);
+            }
+            n => rewrite.remove_top_routes(msg, n),
+        }
+        if let Some(routing) = &self.record_routing {
+            if creates_dialog(msg) {
+                self.record_route(routing, msg, &target, to.source, &mut rewrite);
+            }
         }
         Plan::Request {
             rewrite,
             route: target.route,
         }
+    }
+
+    /// Our two Record-Route lines on a dialog-creating request, pinned to its backend: the
+    /// one it goes to (from a client), or the one it comes from (from the farm).
+    fn record_route<'f>(
+        &self,
+        routing: &'f RecordRouting,
+        msg: &Message<'_, '_>,
+        target: &Target<'f>,
+        source: SocketAddr,
+        rewrite: &mut RequestRewrite<'f>,
+    ) {
+        let public_index = |addr: SocketAddr| {
+            self.public
+                .iter()
+                .position(|a| a.addr.is_ipv4() == addr.is_ipv4())
+        };
+        let (lines, backend) = match target.route.exit {
+            // From a client (on the public address of its family), toward a backend.
+            Exit::Internal(k) => match public_index(source) {
+                Some(p) => (routing.toward_farm(k, p), target.route.dest),
+                None => return,
+            },
+            // From a backend, toward a client.
+            Exit::Public | Exit::Same => {
+                let k = internal_port_index(call_id_hash(msg.call_id), self.internal.len());
+                match public_index(target.route.dest) {
+                    Some(p) => (routing.toward_client(k, p), source),
+                    None => return,
+                }
+            }
+        };
+        rewrite.add_record_route(lines, self.key.pin(backend));
     }
 
     /// §16.3 step 4: a request already carrying one of our branches has looped back.
@@ -391,6 +470,7 @@ impl Forwarder {
                 ReplyKind::ServiceUnavailable => DropReason::NoBackend,
                 ReplyKind::NextHopNeedsDns => DropReason::NeedsDns,
                 ReplyKind::LoopDetected => DropReason::LoopedAck,
+                ReplyKind::ForgedRoute => DropReason::ForgedRoute,
                 ReplyKind::BadRequest | ReplyKind::TooManyHops => DropReason::BadAck,
             }),
         }

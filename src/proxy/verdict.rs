@@ -52,11 +52,13 @@ pub enum DropReason {
     SendBufferFull,
     /// The kernel refused the send.
     SendFailed,
+    /// An ACK whose Route names us with a pin we did not make (a request would get a 403).
+    ForgedRoute,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 18;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Unparsable,
@@ -76,6 +78,7 @@ impl DropReason {
         DropReason::BadSource,
         DropReason::SendBufferFull,
         DropReason::SendFailed,
+        DropReason::ForgedRoute,
     ];
 
     /// Metric label.
@@ -98,6 +101,7 @@ impl DropReason {
             DropReason::BadSource => "bad_source",
             DropReason::SendBufferFull => "send_buffer_full",
             DropReason::SendFailed => "send_failed",
+            DropReason::ForgedRoute => "forged_route",
         }
     }
 }
@@ -116,11 +120,13 @@ pub enum ReplyKind {
     ServiceUnavailable,
     /// 503: the next hop of a backend's request is a host name (sipshard does not resolve).
     NextHopNeedsDns,
+    /// 403: the request's Route names us with a pin we did not make.
+    ForgedRoute,
 }
 
 impl ReplyKind {
     /// Number of kinds.
-    pub const COUNT: usize = 5;
+    pub const COUNT: usize = 6;
     /// Every kind, in counter order.
     pub const ALL: [ReplyKind; Self::COUNT] = [
         ReplyKind::BadRequest,
@@ -128,6 +134,7 @@ impl ReplyKind {
         ReplyKind::TooManyHops,
         ReplyKind::ServiceUnavailable,
         ReplyKind::NextHopNeedsDns,
+        ReplyKind::ForgedRoute,
     ];
     /// Metric label.
     pub fn label(self) -> &'static str {
@@ -137,6 +144,7 @@ impl ReplyKind {
             ReplyKind::TooManyHops => "483",
             ReplyKind::ServiceUnavailable => "503",
             ReplyKind::NextHopNeedsDns => "503_needs_dns",
+            ReplyKind::ForgedRoute => "403_forged_route",
         }
     }
 
@@ -147,8 +155,21 @@ impl ReplyKind {
             ReplyKind::LoopDetected => 482,
             ReplyKind::TooManyHops => 483,
             ReplyKind::ServiceUnavailable | ReplyKind::NextHopNeedsDns => 503,
+            ReplyKind::ForgedRoute => 403,
         }
     }
+}
+
+/// How a request from a client found its backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Pinning {
+    /// By the Call-ID's hash: a new dialog, or one we are not in the route set of.
+    #[default]
+    Hashed,
+    /// By the pin in our Route entry: an in-dialog request.
+    Pinned,
+    /// The pin named a backend that is gone or down: by the hash instead.
+    Moved,
 }
 
 /// A message to or from a backend, for the per-backend counters.
@@ -158,6 +179,8 @@ pub struct BackendTally {
     pub index: u16,
     /// A response's status code; 0 for a request.
     pub status: u16,
+    /// How a client's request found the backend.
+    pub pinning: Pinning,
 }
 
 /// Whether a forwarded message is a request or a response.

@@ -22,7 +22,9 @@ use crate::net::{
     enable_rx_timestamps, reuseport_group, runtime, spread_randomly, udp_socket, Batch, BindError,
     FlushReport, Payload, SocketOptions, Steering, HEADROOM,
 };
-use crate::proxy::{Advertised, Arrival, BackendTally, DropReason, Exit, Forwarder, Side, Verdict};
+use crate::proxy::{
+    Advertised, Arrival, BackendTally, DropReason, Exit, Forwarder, RecordRouting, Side, Verdict,
+};
 use crate::sip::BranchKey;
 use socket2::Socket;
 pub use stats::{BackendCounters, BackendStats, Counters, ShardStats};
@@ -75,6 +77,9 @@ pub struct PlaneConfig {
     pub steering: Steering,
     /// How long an idle shard polls without blocking before it parks (zero: it parks at once).
     pub busy_poll: Duration,
+    /// Stay in the route set of the dialogs it forwards (Record-Route with the backend
+    /// pinned).
+    pub record_route: bool,
 }
 
 /// Why the data plane did not start.
@@ -276,6 +281,7 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
             retry_after: config.retry_after,
             residence_time: config.residence_time,
             busy_poll: config.busy_poll,
+            record_route: config.record_route,
             stop: stop.clone(),
         };
         let handle =
@@ -311,6 +317,7 @@ struct ShardSetup {
     retry_after: u32,
     residence_time: bool,
     busy_poll: Duration,
+    record_route: bool,
     stop: Arc<AtomicBool>,
 }
 
@@ -370,7 +377,7 @@ impl ShardState {
     fn tally(&self, tally: BackendTally) {
         if let Some(backend) = self.backend_stats.borrow().get(usize::from(tally.index)) {
             match tally.status {
-                0 => backend.request(),
+                0 => backend.request(tally.pinning),
                 status => backend.response(status),
             }
         }
@@ -398,6 +405,9 @@ impl ShardSetup {
                 public: self.public.iter().map(|&a| Advertised::new(a)).collect(),
                 internal: self.internal.iter().map(|&a| Advertised::new(a)).collect(),
                 retry_after: self.retry_after,
+                record_routing: self
+                    .record_route
+                    .then(|| RecordRouting::new(&self.public, &self.internal)),
             },
             exits,
             stats: self.stats,

@@ -6,7 +6,7 @@
 //! across shards only when asked.
 
 use super::residence::ResidenceHistogram;
-use crate::proxy::{DropReason, MessageKind, ReplyKind, Verdict};
+use crate::proxy::{DropReason, MessageKind, Pinning, ReplyKind, Verdict};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Adds `n` to a counter that only the calling thread writes.
@@ -138,6 +138,8 @@ impl ShardStats {
 #[derive(Debug, Default)]
 pub struct BackendStats {
     requests: AtomicU64,
+    pinned: AtomicU64,
+    moved: AtomicU64,
     responses: [AtomicU64; 6],
 }
 
@@ -146,6 +148,10 @@ pub struct BackendStats {
 pub struct BackendCounters {
     /// Requests sent to the backend.
     pub requests: u64,
+    /// Of those, in-dialog requests routed to it by the pin of our Route entry.
+    pub pinned: u64,
+    /// Of those, requests whose pin named a backend gone or down, sent here by the hash.
+    pub moved: u64,
     /// Responses from the backend by class: `responses[0]` is 1xx ... `responses[5]` 6xx.
     pub responses: [u64; 6],
 }
@@ -154,6 +160,8 @@ impl BackendCounters {
     /// Adds `other` into `self`.
     pub fn add(&mut self, other: &BackendCounters) {
         self.requests += other.requests;
+        self.pinned += other.pinned;
+        self.moved += other.moved;
         for (a, b) in self.responses.iter_mut().zip(other.responses) {
             *a += b;
         }
@@ -161,10 +169,16 @@ impl BackendCounters {
 }
 
 impl BackendStats {
-    /// A request was sent to the backend. Only the owning shard calls this.
+    /// A request was sent to the backend, found as `pinning` says. Only the owning shard
+    /// calls this.
     #[inline]
-    pub fn request(&self) {
+    pub fn request(&self, pinning: Pinning) {
         bump(&self.requests, 1);
+        match pinning {
+            Pinning::Hashed => {}
+            Pinning::Pinned => bump(&self.pinned, 1),
+            Pinning::Moved => bump(&self.moved, 1),
+        }
     }
 
     /// A response with `status` (100..=699) came from the backend. Only the owning shard
@@ -183,6 +197,8 @@ impl BackendStats {
     pub fn read(&self) -> BackendCounters {
         BackendCounters {
             requests: self.requests.load(Relaxed),
+            pinned: self.pinned.load(Relaxed),
+            moved: self.moved.load(Relaxed),
             responses: std::array::from_fn(|i| self.responses[i].load(Relaxed)),
         }
     }
@@ -220,12 +236,17 @@ mod tests {
         assert_eq!(c.dropped(DropReason::SendFailed), 3);
 
         let backend = BackendStats::default();
-        backend.request();
+        backend.request(Pinning::Hashed);
         for status in [100, 180, 200, 486, 503, 603, 99, 700] {
             backend.response(status);
         }
         let b = backend.read();
         assert_eq!(b.requests, 1);
+        backend.request(Pinning::Pinned);
+        backend.request(Pinning::Pinned);
+        backend.request(Pinning::Moved);
+        let b = backend.read();
+        assert_eq!((b.requests, b.pinned, b.moved), (4, 2, 1));
         assert_eq!(b.responses, [2, 1, 0, 1, 1, 1]);
     }
 }

@@ -20,11 +20,7 @@ pub fn plane_config(config: &BalanceConfig) -> PlaneConfig {
         advertise: Some(config.advertise),
         internal_ip: config.internal_ip,
         internal_base_port: config.internal_base_port,
-        backends: config
-            .backends
-            .iter()
-            .map(|b| b.with_weight(b.weight))
-            .collect(),
+        backends: config.backends.iter().map(|b| b.backend(true)).collect(),
         workers: config.workers,
         pin: true,
         secret: config.secret.expose().to_vec(),
@@ -33,6 +29,7 @@ pub fn plane_config(config: &BalanceConfig) -> PlaneConfig {
         residence_time: config.residence_time,
         steering: config.steering,
         busy_poll: config.busy_poll,
+        record_route: config.record_route,
     }
 }
 

@@ -41,6 +41,7 @@ pub fn run() -> ExitCode {
             .map(|r| Backend {
                 addr: r.addr(),
                 weight: 1,
+                up: true,
             })
             .collect(),
         workers: 1,
@@ -51,6 +52,7 @@ pub fn run() -> ExitCode {
         residence_time: false,
         steering: crate::net::Steering::Random,
         busy_poll: std::time::Duration::ZERO,
+        record_route: true,
     }) {
         Ok(p) => p,
         Err(e) => return fail(&e.to_string()),

@@ -4,7 +4,9 @@
 
 use sipshard::balance::{Backend, Snapshot};
 use sipshard::net::{HEADROOM, REPLY_LEN};
-use sipshard::proxy::{Advertised, Arrival, Exit, Forwarder, Side, Verdict};
+use sipshard::proxy::{
+    Advertised, Arrival, Exit, Forwarder, RecordRouting, ReplyKind, Side, Verdict,
+};
 use sipshard::sip::BranchKey;
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -22,6 +24,7 @@ fn forwarder(weight: u32) -> Forwarder {
     let backends = [Backend {
         addr: "10.0.0.20:5060".parse().unwrap(),
         weight,
+        up: true,
     }];
     Forwarder {
         key: BranchKey::new(b"alloc"),
@@ -32,7 +35,94 @@ fn forwarder(weight: u32) -> Forwarder {
             Advertised::new("10.0.0.1:6001".parse().unwrap()),
         ],
         retry_after: 5,
+        record_routing: Some(RecordRouting::new(
+            &["192.0.2.1:5060".parse().unwrap()],
+            &[
+                "10.0.0.1:6000".parse().unwrap(),
+                "10.0.0.1:6001".parse().unwrap(),
+            ],
+        )),
     }
+}
+
+/// The in-dialog BYE a UA sends after the 200 OK of `forwarded` (our INVITE with our two
+/// Record-Route lines): its route set is the Record-Route values in reverse order.
+fn bye_through_route_set(forwarded: &str) -> String {
+    let mut routes: Vec<&str> = forwarded
+        .lines()
+        .filter_map(|l| l.strip_prefix("Record-Route: "))
+        .collect();
+    assert_eq!(routes.len(), 2, "{forwarded}");
+    routes.reverse();
+    format!(
+        "BYE sip:callee@10.0.0.30 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7:40312;branch=z9hG4bKb1;rport\r\n\
+         Route: {}\r\nMax-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=2\r\n\
+         Call-ID: another-call-id\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        routes.join(", ")
+    )
+}
+
+#[test]
+fn record_routing_and_pinned_routing_make_no_heap_allocation() {
+    let f = forwarder(1);
+    let client: SocketAddr = "198.51.100.7:40312".parse().unwrap();
+    let mut slot = vec![0u8; HEADROOM + 65535 + 512];
+    let mut reply = vec![0u8; REPLY_LEN];
+    slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
+    let Verdict::Forward { start, len, .. } = f.handle(
+        at(Side::Public, client),
+        &mut slot,
+        HEADROOM,
+        INVITE.len(),
+        &mut reply,
+    ) else {
+        panic!("INVITE not forwarded");
+    };
+    let forwarded = String::from_utf8(slot[start..start + len].to_vec()).unwrap();
+    let bye = bye_through_route_set(&forwarded);
+    let forged = bye.replace(";pin=4", ";pin=5");
+    let backend: SocketAddr = "10.0.0.20:5060".parse().unwrap();
+
+    let mut verdicts = [0usize; 3];
+    let allocations = allocations_during(|| {
+        for _ in 0..1000 {
+            slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
+            if let Verdict::Forward { dest, .. } = f.handle(
+                at(Side::Public, client),
+                &mut slot,
+                HEADROOM,
+                INVITE.len(),
+                &mut reply,
+            ) {
+                verdicts[0] += usize::from(dest == backend);
+            }
+            slot[HEADROOM..HEADROOM + bye.len()].copy_from_slice(bye.as_bytes());
+            if let Verdict::Forward { dest, .. } = f.handle(
+                at(Side::Public, client),
+                &mut slot,
+                HEADROOM,
+                bye.len(),
+                &mut reply,
+            ) {
+                verdicts[1] += usize::from(dest == backend);
+            }
+            slot[HEADROOM..HEADROOM + forged.len()].copy_from_slice(forged.as_bytes());
+            if let Verdict::Reply {
+                kind: ReplyKind::ForgedRoute,
+                ..
+            } = f.handle(
+                at(Side::Public, client),
+                &mut slot,
+                HEADROOM,
+                forged.len(),
+                &mut reply,
+            ) {
+                verdicts[2] += 1;
+            }
+        }
+    });
+    assert_eq!(verdicts, [1000; 3], "every message took its expected path");
+    assert_eq!(allocations, 0, "heap allocations in 3000 decisions");
 }
 
 #[test]

@@ -81,6 +81,7 @@ fn calls_complete_through_the_balancer() {
         backends: vec![Backend {
             addr: responder.addr(),
             weight: 1,
+            up: true,
         }],
         workers: 1,
         pin: false,
@@ -90,6 +91,7 @@ fn calls_complete_through_the_balancer() {
         residence_time: true,
         steering: sipshard::net::Steering::Random,
         busy_poll: std::time::Duration::ZERO,
+        record_route: false,
     })
     .unwrap();
     let report = run_load(&load(plane.public_addrs()[0], Mode::Calls, 2000.0, 1000, 1)).unwrap();

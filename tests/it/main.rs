@@ -28,6 +28,7 @@ mod reply;
 mod responder;
 mod rewrite;
 mod rfc4475;
+mod route_set;
 mod shutdown;
 mod sipp_e2e;
 mod steering;

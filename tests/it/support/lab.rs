@@ -55,6 +55,7 @@ impl Lab {
             backends: vec![Backend {
                 addr: backend.local_addr().unwrap(),
                 weight,
+                up: true,
             }],
             workers,
             pin: false,
@@ -64,6 +65,7 @@ impl Lab {
             residence_time: true,
             steering,
             busy_poll: std::time::Duration::ZERO,
+            record_route: false,
         };
         Lab {
             plane: start(&config).unwrap(),

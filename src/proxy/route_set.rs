@@ -1,0 +1,102 @@
+//! The balancer in a dialog's route set (RFC 3261 §16.6 step 4, §16.4; RFC 5658): the
+//! Record-Route lines it inserts on a dialog-creating request, one per side, each carrying
+//! the pin of the dialog's backend, and its own values at the top of a later request's Route.
+
+use crate::sip::{route_values, Message, NameAddr, RoutePrefix, SipUri, PIN_PARAM};
+use std::net::SocketAddr;
+
+/// Our Record-Route line pairs, formatted once: for every internal socket k and public
+/// address p, the pair a request toward the farm gets (internal k on top: the farm uses it)
+/// and the pair a request toward a client gets (public p on top).
+#[derive(Clone, Debug)]
+pub struct RecordRouting {
+    toward_farm: Vec<Vec<[RoutePrefix; 2]>>,
+    toward_clients: Vec<Vec<[RoutePrefix; 2]>>,
+}
+
+impl RecordRouting {
+    /// The pairs for our `public` addresses and `internal` sockets (as advertised).
+    pub fn new(public: &[SocketAddr], internal: &[SocketAddr]) -> Self {
+        let pairs = |farm_side_on_top: bool| {
+            internal
+                .iter()
+                .map(|&k| {
+                    public
+                        .iter()
+                        .map(|&p| {
+                            let (k, p) =
+                                (RoutePrefix::record_route(k), RoutePrefix::record_route(p));
+                            if farm_side_on_top {
+                                [k, p]
+                            } else {
+                                [p, k]
+                            }
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        RecordRouting {
+            toward_farm: pairs(true),
+            toward_clients: pairs(false),
+        }
+    }
+
+    /// The lines of a request from a client (arrived on public address `p`) leaving from
+    /// internal socket `k` toward a backend.
+    pub fn toward_farm(&self, k: usize, p: usize) -> &[RoutePrefix; 2] {
+        &self.toward_farm[k][p]
+    }
+
+    /// The lines of a request from a backend (its dialog's internal socket `k`) leaving from
+    /// public address `p` toward a client.
+    pub fn toward_client(&self, k: usize, p: usize) -> &[RoutePrefix; 2] {
+        &self.toward_clients[k][p]
+    }
+}
+
+/// Our values at the top of a request's Route: how many (0, 1 or 2: a double entry) and the
+/// pin the first of them carries, if any.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OurRoutes<'b> {
+    /// Our values at the top.
+    pub count: usize,
+    /// The `pin` parameter of the first of them.
+    pub pin: Option<&'b [u8]>,
+}
+
+/// Our values at the top of `msg`'s Route; `is_us` tells whether a value names us.
+pub fn our_routes<'b>(
+    msg: &Message<'b, '_>,
+    is_us: impl Fn(&NameAddr<'_>) -> bool,
+) -> OurRoutes<'b> {
+    let mut ours = OurRoutes::default();
+    if msg.top_route.is_none() {
+        return ours;
+    }
+    for value in route_values(msg).take(2) {
+        let Ok(addr) = NameAddr::parse(value) else {
+            break;
+        };
+        if !is_us(&addr) {
+            break;
+        }
+        ours.count += 1;
+        if ours.pin.is_none() {
+            ours.pin = SipUri::parse(addr.uri)
+                .ok()
+                .and_then(|uri| uri.param(PIN_PARAM).flatten());
+        }
+    }
+    ours
+}
+
+/// True for a request that may create a dialog and so gets our Record-Route: an INVITE,
+/// SUBSCRIBE, REFER or NOTIFY without a To tag. (A REGISTER gets Path instead; ACK, CANCEL
+/// and the methods that create no dialog get nothing.)
+pub fn creates_dialog(msg: &Message<'_, '_>) -> bool {
+    matches!(
+        msg.method(),
+        Some(b"INVITE" | b"SUBSCRIBE" | b"REFER" | b"NOTIFY")
+    ) && msg.to_addr().is_some_and(|to| to.tag.is_none())
+}
