@@ -10,7 +10,7 @@ use crate::balance::Backend;
 use crate::config::{restart_only_changes, BalanceConfig, ConfigError, Loader, ProbePolicy};
 use crate::shard::Publisher;
 use crate::shard::{BackendCounters, ShardStats};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -33,11 +33,27 @@ pub enum ControlError {
     NoAnswer,
 }
 
+/// What an operator does to a backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// Out of rotation at once: new calls and its dialogs' requests go to the others.
+    Disable,
+    /// Drained: no new calls, while the requests of its established dialogs (pinned by our
+    /// Record-Route entry) keep reaching it, until the operator removes it.
+    Drain,
+    /// Back in rotation: undoes a disable or a drain; it takes the state its probes say.
+    Enable,
+}
+
 /// A request to the control thread.
 enum Command {
     Probe(ProbeReport),
     Reload(mpsc::Sender<Result<String, ControlError>>),
-    SetEnabled(SocketAddr, bool, mpsc::Sender<Result<String, ControlError>>),
+    Operate(
+        SocketAddr,
+        Operation,
+        mpsc::Sender<Result<String, ControlError>>,
+    ),
     Status(mpsc::Sender<Status>),
     Metrics(mpsc::Sender<String>),
     Stop,
@@ -65,7 +81,17 @@ impl ControlHandle {
 
     /// Enables (`true`) or disables an operator's hold on a backend.
     pub fn set_enabled(&self, addr: SocketAddr, enabled: bool) -> Result<String, ControlError> {
-        self.ask(|tx| Command::SetEnabled(addr, enabled, tx))
+        let operation = if enabled {
+            Operation::Enable
+        } else {
+            Operation::Disable
+        };
+        self.operate(addr, operation)
+    }
+
+    /// Carries out an operator's `operation` on a backend; `Ok` says its state now.
+    pub fn operate(&self, addr: SocketAddr, operation: Operation) -> Result<String, ControlError> {
+        self.ask(|tx| Command::Operate(addr, operation, tx))
             .unwrap_or(Err(ControlError::NoAnswer))
     }
 
@@ -118,6 +144,7 @@ impl Controller {
             prober,
             reloads: 0,
             reloads_failed: 0,
+            drained: HashSet::new(),
             published: Vec::new(),
         };
         // The plane started with every backend up: that set is published already.
@@ -172,6 +199,8 @@ struct ControlState {
     prober: Prober,
     reloads: u64,
     reloads_failed: u64,
+    /// Backends an operator drained (`ctl drain`), until enabled again or removed.
+    drained: HashSet<SocketAddr>,
     /// The backend set last published (weights after health).
     published: Vec<Backend>,
 }
@@ -184,8 +213,8 @@ impl ControlState {
             Command::Reload(reply) => {
                 let _ = reply.send(self.reload());
             }
-            Command::SetEnabled(addr, enabled, reply) => {
-                let _ = reply.send(self.set_enabled(addr, enabled));
+            Command::Operate(addr, operation, reply) => {
+                let _ = reply.send(self.operate(addr, operation));
             }
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
@@ -208,7 +237,11 @@ impl ControlState {
                     .health
                     .get(&b.addr)
                     .is_none_or(|h| h.state().takes_calls());
-                b.backend(up)
+                let mut backend = b.backend(up);
+                if self.drained.contains(&b.addr) {
+                    backend.weight = 0;
+                }
+                backend
             })
             .collect()
     }
@@ -262,22 +295,32 @@ impl ControlState {
         }
     }
 
-    fn set_enabled(&mut self, addr: SocketAddr, enabled: bool) -> Result<String, ControlError> {
+    fn operate(&mut self, addr: SocketAddr, operation: Operation) -> Result<String, ControlError> {
         let health = self
             .health
             .get_mut(&addr)
             .ok_or(ControlError::UnknownBackend(addr))?;
-        let changed = if enabled {
-            health.enable()
-        } else {
-            health.disable()
-        };
-        let state = health.state().label();
-        tracing::info!(backend = %addr, state, "operator {}", if enabled { "enabled" } else { "disabled" });
-        if changed.is_some() {
-            self.publish();
+        match operation {
+            Operation::Disable => {
+                health.disable();
+            }
+            Operation::Enable => {
+                health.enable();
+                self.drained.remove(&addr);
+            }
+            Operation::Drain => {
+                self.drained.insert(addr);
+            }
         }
-        Ok(format!("{addr}: {state}"))
+        let state = health.state().label();
+        let drained = self.drained.contains(&addr);
+        tracing::info!(backend = %addr, state, drained, "operator: {operation:?}");
+        // Published only when the set the shards route with changes.
+        self.publish();
+        Ok(format!(
+            "{addr}: {state}{}",
+            if drained { ", drained" } else { "" }
+        ))
     }
 
     fn reload(&mut self) -> Result<String, ControlError> {
@@ -306,6 +349,8 @@ impl ControlState {
             .count();
         self.health
             .retain(|addr, _| new.backends.iter().any(|b| b.addr == *addr));
+        self.drained
+            .retain(|addr| new.backends.iter().any(|b| b.addr == *addr));
         for b in &new.backends {
             self.health.entry(b.addr).or_default();
         }
@@ -348,6 +393,7 @@ impl ControlState {
                         probed: !b.probe.interval.is_zero(),
                         probe_rtt_ms: health.last_rtt().map(|d| d.as_secs_f64() * 1e3),
                         requests: counters.requests,
+                        drained: self.drained.contains(&b.addr),
                         pinned_requests: counters.pinned,
                         moved_requests: counters.moved,
                         responses: counters.responses,

@@ -2,7 +2,7 @@
 //! control API (`GET /status`, `POST /reload`, `POST /backends/ADDR/enable|disable`, and
 //! `GET /metrics` too). Every answer comes from the control thread.
 
-use super::controller::ControlHandle;
+use super::controller::{ControlHandle, Operation};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -133,18 +133,20 @@ fn serve(request: Request, endpoints: Endpoints, control: &ControlHandle) {
 /// `/backends/ADDR/enable` or `/backends/ADDR/disable`.
 fn backend_command(path: &str, control: &ControlHandle) -> Response<io::Cursor<Vec<u8>>> {
     let rest = &path["/backends/".len()..];
+    let expected = "expected /backends/ADDR/enable, /disable or /drain\n";
     let Some((addr, action)) = rest.rsplit_once('/') else {
-        return text(404, "expected /backends/ADDR/enable or /disable\n".into());
+        return text(404, expected.into());
     };
-    let enabled = match action {
-        "enable" => true,
-        "disable" => false,
-        _ => return text(404, "expected /backends/ADDR/enable or /disable\n".into()),
+    let operation = match action {
+        "enable" => Operation::Enable,
+        "disable" => Operation::Disable,
+        "drain" => Operation::Drain,
+        _ => return text(404, expected.into()),
     };
     let Ok(addr) = addr.parse::<SocketAddr>() else {
         return text(400, format!("{addr:?} is not an IP:PORT address\n"));
     };
-    match control.set_enabled(addr, enabled) {
+    match control.operate(addr, operation) {
         Ok(summary) => text(200, summary + "\n"),
         Err(reason) => text(404, format!("{reason}\n")),
     }

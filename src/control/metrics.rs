@@ -232,6 +232,13 @@ pub fn render(view: &MetricsView<'_>) -> String {
     per_backend(
         &mut out,
         backends,
+        ("sipshard_backend_drained", "gauge"),
+        "1 when an operator drained the backend (no new calls, its dialogs go on).",
+        |b| Some(u8::from(b.drained).to_string()),
+    );
+    per_backend(
+        &mut out,
+        backends,
         ("sipshard_backend_weight", "gauge"),
         "Configured weight.",
         |b| Some(b.weight.to_string()),

@@ -8,7 +8,7 @@ mod metrics;
 mod probe;
 mod status;
 
-pub use controller::{ControlError, ControlHandle, Controller};
+pub use controller::{ControlError, ControlHandle, Controller, Operation};
 pub use health::State;
 pub use http::{Endpoints, HttpServer};
 pub use status::{BackendStatus, Status};

@@ -14,6 +14,9 @@ pub struct BackendStatus {
     pub weight: u32,
     /// Its health.
     pub state: State,
+    /// Drained by an operator (`ctl drain`): no new calls, its dialogs go on.
+    #[serde(default)]
+    pub drained: bool,
     /// Whether OPTIONS probes are sent to it.
     pub probed: bool,
     /// Round-trip time of the last answered probe, in milliseconds.

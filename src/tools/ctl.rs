@@ -36,7 +36,13 @@ pub enum CtlAction {
         /// The backend, `IP:PORT`.
         backend: SocketAddr,
     },
-    /// Put a backend back (it takes the state its probes say).
+    /// Drain a backend: no new calls, while its established dialogs keep reaching it (with
+    /// `--record-route on`); `ctl status` shows when its in-dialog requests stop.
+    Drain {
+        /// The backend, `IP:PORT`.
+        backend: SocketAddr,
+    },
+    /// Put a backend back after a disable or a drain (it takes the state its probes say).
     Enable {
         /// The backend, `IP:PORT`.
         backend: SocketAddr,
@@ -50,6 +56,7 @@ pub fn run(args: &CtlArgs) -> ExitCode {
         CtlAction::Reload => ("POST", "/reload".to_string()),
         CtlAction::Disable { backend } => ("POST", format!("/backends/{backend}/disable")),
         CtlAction::Enable { backend } => ("POST", format!("/backends/{backend}/enable")),
+        CtlAction::Drain { backend } => ("POST", format!("/backends/{backend}/drain")),
     };
     let (code, body) = match request(args.control, method, &path) {
         Ok(answer) => answer,
@@ -121,7 +128,11 @@ pub fn status_table(status: &Status) -> String {
         rows.push([
             b.addr.to_string(),
             b.weight.to_string(),
-            b.state.label().to_string(),
+            if b.drained {
+                format!("{}, drained", b.state.label())
+            } else {
+                b.state.label().to_string()
+            },
             rtt,
             b.requests.to_string(),
             r[0].to_string(),

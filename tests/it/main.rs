@@ -15,6 +15,7 @@ mod branch;
 mod cancel_across_shards;
 mod cli;
 mod config;
+mod drain;
 mod fuzz_corpus;
 mod health;
 mod layering;
