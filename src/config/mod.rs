@@ -96,6 +96,8 @@ pub struct BalanceConfig {
     pub busy_poll: Duration,
     /// Stay in the dialogs' route sets: Record-Route with the backend pinned.
     pub record_route: bool,
+    /// A client's REGISTER gets our Path entry (RFC 3327).
+    pub path: bool,
 }
 
 impl BalanceConfig {

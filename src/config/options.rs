@@ -197,6 +197,11 @@ pub(crate) const OPTIONS: &[Opt] = &[
         "Stay in the route set of the dialogs it forwards: a Record-Route entry on each side \
          (public and internal), carrying the backend chosen, so that in-dialog requests reach \
          that backend whatever the farm's changes, and reach clients through the balancer."),
+    opt("path", "path", "on|off", Switch, Everywhere, Word("on"),
+        AtRestart(|a, b| a.path != b.path),
+        "Give a client's REGISTER our Path entry (RFC 3327), naming our internal address and \
+         carrying the client's source address, so that requests the farm sends to the \
+         registered user agent come back through the balancer and reach it behind a NAT."),
     opt("probe_interval_ms", "probe-interval-ms", "MS", U64, AlsoPerBackend, Number(1000), Applies,
         "Milliseconds between two OPTIONS probes of a backend (0 = no probes, the backend \
          is always up)."),

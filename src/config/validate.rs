@@ -91,6 +91,11 @@ pub(crate) fn validate(given: Layer, online: usize) -> Result<BalanceConfig, Con
         "record_route",
         &[("on", true), ("off", false)],
     )?;
+    let path = check_choice(
+        &declared(layer.text("path"), "path")?,
+        "path",
+        &[("on", true), ("off", false)],
+    )?;
     let busy_poll = check_busy_poll(&declared(layer.int("busy_poll_us"), "busy_poll_us")?)?;
     // Last: the random secret costs a read.
     let secret = check_secret(layer.text("secret").as_ref())?;
@@ -112,6 +117,7 @@ pub(crate) fn validate(given: Layer, online: usize) -> Result<BalanceConfig, Con
         steering,
         busy_poll,
         record_route,
+        path,
     })
 }
 

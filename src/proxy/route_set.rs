@@ -2,7 +2,7 @@
 //! Record-Route lines it inserts on a dialog-creating request, one per side, each carrying
 //! the pin of the dialog's backend, and its own values at the top of a later request's Route.
 
-use crate::sip::{route_values, Message, NameAddr, RoutePrefix, SipUri, PIN_PARAM};
+use crate::sip::{route_values, Message, NameAddr, RoutePrefix, SipUri, PIN_PARAM, SOURCE_PARAM};
 use std::net::SocketAddr;
 
 /// Our Record-Route line pairs, formatted once: for every internal socket k and public
@@ -55,14 +55,17 @@ impl RecordRouting {
     }
 }
 
-/// Our values at the top of a request's Route: how many (0, 1 or 2: a double entry) and the
-/// pin the first of them carries, if any.
+/// Our values at the top of a request's Route: how many (0, 1 or 2: a double entry), the pin
+/// the first of them carries (a Record-Route entry's backend), and the source address a Path
+/// entry of ours carries (the registered user agent's), if any.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OurRoutes<'b> {
     /// Our values at the top.
     pub count: usize,
     /// The `pin` parameter of the first of them.
     pub pin: Option<&'b [u8]>,
+    /// The `src` parameter of the first of them (our Path entry).
+    pub source: Option<&'b [u8]>,
 }
 
 /// Our values at the top of `msg`'s Route; `is_us` tells whether a value names us.
@@ -82,13 +85,23 @@ pub fn our_routes<'b>(
             break;
         }
         ours.count += 1;
-        if ours.pin.is_none() {
+        if ours.count == 1 {
+            if let Ok(uri) = SipUri::parse(addr.uri) {
+                ours.pin = uri.param(PIN_PARAM).flatten();
+                ours.source = uri.param(SOURCE_PARAM).flatten();
+            }
+        } else if ours.pin.is_none() {
             ours.pin = SipUri::parse(addr.uri)
                 .ok()
                 .and_then(|uri| uri.param(PIN_PARAM).flatten());
         }
     }
     ours
+}
+
+/// Our Path lines (RFC 3327), one per internal socket k: `Path: <sip:INTERNAL_k;lr;src=`.
+pub fn path_lines(internal: &[SocketAddr]) -> Vec<RoutePrefix> {
+    internal.iter().map(|&k| RoutePrefix::path(k)).collect()
 }
 
 /// True for a request that may create a dialog and so gets our Record-Route: an INVITE,

@@ -16,7 +16,8 @@ use crate::balance::{call_id_hash, Snapshot};
 use crate::sip::hex16;
 use crate::sip::{
     self, parse_lenient, BranchKey, Echo, Frame, HeaderName, Headers, Message, NameAddr,
-    ParseError, RequestRewrite, SipUri, Status, TopViaRemoval, Via, ViaPrefix, DEFAULT_PORT,
+    ParseError, RequestRewrite, RoutePrefix, SipUri, Status, TopViaRemoval, Via, ViaPrefix,
+    DEFAULT_PORT,
 };
 use crate::sip::{reply_destination, response_destination};
 use std::cell::RefCell;
@@ -71,6 +72,8 @@ pub struct Forwarder {
     /// Our Record-Route lines, when the balancer stays in the dialogs' route sets
     /// (`--record-route on`).
     pub record_routing: Option<RecordRouting>,
+    /// Our Path line per internal socket, when a client's REGISTER gets one (`--path on`).
+    pub path_lines: Option<Vec<RoutePrefix>>,
 }
 
 /// A datagram as it arrived: on which side, from whom.
@@ -207,7 +210,7 @@ impl Forwarder {
         let ours = our_routes(&msg, |a| self.is_us(a));
         let target = match side {
             Side::Public => self.backend_for(&msg, ours.pin, to),
-            Side::Internal => self.next_hop_for(&msg, to),
+            Side::Internal => self.next_hop_for(&msg, ours.source, to),
         };
         match target {
             Ok(target) => self.forward_request(&msg, target, ours, to),
@@ -233,14 +236,7 @@ impl Forwarder {
             Some(Ok(backend)) => snapshot
                 .index_of(backend)
                 .filter(|&i| snapshot.backends()[i].up),
-            Some(Err(_)) => {
-                let status = Status {
-                    code: 403,
-                    reason: "Forbidden",
-                    retry_after: None,
-                };
-                return Err(self.reply(msg, status, ReplyKind::ForgedRoute, to));
-            }
+            Some(Err(_)) => return Err(self.forged_route(msg, to)),
         };
         let (index, pinning) = match (pinned, pin) {
             (Some(index), _) => (index, Pinning::Pinned),
@@ -279,9 +275,16 @@ impl Forwarder {
     fn next_hop_for(
         &self,
         msg: &Message<'_, '_>,
+        registered: Option<&[u8]>,
         to: &mut ReplyTo<'_>,
     ) -> Result<Target<'_>, Verdict> {
-        let Some(dest) = self.next_hop(msg) else {
+        // Through our Path entry: to the address the user agent registered from.
+        let via_path = match registered.map(|text| self.key.unpin(text)) {
+            None => None,
+            Some(Ok(addr)) => Some(addr),
+            Some(Err(_)) => return Err(self.forged_route(msg, to)),
+        };
+        let Some(dest) = via_path.or_else(|| self.next_hop(msg)) else {
             let status = Status {
                 code: 503,
                 reason: "Next Hop Needs DNS",
@@ -366,6 +369,11 @@ impl Forwarder {
                 self.record_route(routing, msg, &target, to.source, &mut rewrite);
             }
         }
+        if let (Some(paths), Exit::Internal(k)) = (&self.path_lines, target.route.exit) {
+            if msg.method() == Some(b"REGISTER") {
+                rewrite.add_path(&paths[k], self.key.pin(to.source));
+            }
+        }
         Plan::Request {
             rewrite,
             route: target.route,
@@ -403,6 +411,16 @@ impl Forwarder {
             }
         };
         rewrite.add_record_route(lines, self.key.pin(backend));
+    }
+
+    /// The 403 to a request whose Route names us with a pin or source we did not make.
+    fn forged_route(&self, msg: &Message<'_, '_>, to: &mut ReplyTo<'_>) -> Verdict {
+        let status = Status {
+            code: 403,
+            reason: "Forbidden",
+            retry_after: None,
+        };
+        self.reply(msg, status, ReplyKind::ForgedRoute, to)
     }
 
     /// §16.3 step 4: a request already carrying one of our branches has looped back.

@@ -23,7 +23,8 @@ use crate::net::{
     FlushReport, Payload, SocketOptions, Steering, HEADROOM,
 };
 use crate::proxy::{
-    Advertised, Arrival, BackendTally, DropReason, Exit, Forwarder, RecordRouting, Side, Verdict,
+    path_lines, Advertised, Arrival, BackendTally, DropReason, Exit, Forwarder, RecordRouting,
+    Side, Verdict,
 };
 use crate::sip::BranchKey;
 use socket2::Socket;
@@ -80,6 +81,8 @@ pub struct PlaneConfig {
     /// Stay in the route set of the dialogs it forwards (Record-Route with the backend
     /// pinned).
     pub record_route: bool,
+    /// Give a client's REGISTER our Path entry, carrying its source address.
+    pub path: bool,
 }
 
 /// Why the data plane did not start.
@@ -282,6 +285,7 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
             residence_time: config.residence_time,
             busy_poll: config.busy_poll,
             record_route: config.record_route,
+            path: config.path,
             stop: stop.clone(),
         };
         let handle =
@@ -318,6 +322,7 @@ struct ShardSetup {
     residence_time: bool,
     busy_poll: Duration,
     record_route: bool,
+    path: bool,
     stop: Arc<AtomicBool>,
 }
 
@@ -408,6 +413,7 @@ impl ShardSetup {
                 record_routing: self
                     .record_route
                     .then(|| RecordRouting::new(&self.public, &self.internal)),
+                path_lines: self.path.then(|| path_lines(&self.internal)),
             },
             exits,
             stats: self.stats,

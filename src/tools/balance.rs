@@ -30,6 +30,7 @@ pub fn plane_config(config: &BalanceConfig) -> PlaneConfig {
         steering: config.steering,
         busy_poll: config.busy_poll,
         record_route: config.record_route,
+        path: config.path,
     }
 }
 

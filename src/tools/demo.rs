@@ -53,6 +53,7 @@ pub fn run() -> ExitCode {
         steering: crate::net::Steering::Random,
         busy_poll: std::time::Duration::ZERO,
         record_route: true,
+        path: true,
     }) {
         Ok(p) => p,
         Err(e) => return fail(&e.to_string()),

@@ -35,6 +35,7 @@ fn forwarder(weight: u32) -> Forwarder {
             Advertised::new("10.0.0.1:6001".parse().unwrap()),
         ],
         retry_after: 5,
+        path_lines: None,
         record_routing: Some(RecordRouting::new(
             &["192.0.2.1:5060".parse().unwrap()],
             &[

@@ -6,8 +6,8 @@
 use sipshard::balance::{Backend, Snapshot};
 use sipshard::net::{HEADROOM, REPLY_LEN};
 use sipshard::proxy::{
-    Advertised, Arrival, BackendTally, DropReason, Exit, Forwarder, Pinning, RecordRouting,
-    ReplyKind, Side, Verdict,
+    path_lines, Advertised, Arrival, BackendTally, DropReason, Exit, Forwarder, Pinning,
+    RecordRouting, ReplyKind, Side, Verdict,
 };
 use sipshard::sip::BranchKey;
 use std::cell::RefCell;
@@ -40,6 +40,7 @@ fn forwarder(set: &[Backend]) -> Forwarder {
         internal: internal.iter().map(|&a| Advertised::new(a)).collect(),
         retry_after: 5,
         record_routing: Some(RecordRouting::new(&[sa(PUBLIC)], &internal)),
+        path_lines: Some(path_lines(&internal)),
     }
 }
 
@@ -280,7 +281,7 @@ fn the_farm_side_uses_the_route_set_too() {
         other => panic!("{other:?}"),
     }
     assert!(
-        !out.contains("Route:"),
+        !out.lines().any(|l| l.starts_with("Route:")),
         "our entries are not removed:\n{out}"
     );
 
@@ -332,4 +333,74 @@ fn a_drained_backend_keeps_its_dialogs() {
         &in_dialog("BYE", &call, &client_route(&rr, "")),
     );
     assert_eq!(dest_and_pinning(verdict), (set[0].addr, Pinning::Pinned));
+}
+
+#[test]
+fn a_register_gets_our_path_and_the_farm_reaches_the_registered_agent_through_it() {
+    let set = backends([true; 3], [1; 3]);
+    let f = forwarder(&set);
+    // The phone is behind a NAT: its Contact names its private address, it sends from
+    // another one.
+    let nat = "198.51.100.99:61000";
+    let register: &str =
+        "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.20:5060;branch=z9hG4bKreg1;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=r1\r\nTo: <sip:alice@example.com>\r\n\
+         Call-ID: reg-1\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@192.168.1.20:5060>\r\nSupported: path\r\n\
+         Expires: 600\r\nContent-Length: 0\r\n\r\n";
+    let (verdict, out) = handle(&f, Side::Public, nat, register);
+    dest_and_pinning(verdict);
+    let paths: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("Path: "))
+        .collect();
+    assert_eq!(paths.len(), 1, "{out}");
+    assert!(paths[0].starts_with("<sip:10.0.0.1:600"), "{paths:?}");
+    assert!(
+        record_routes(&out).is_empty(),
+        "a REGISTER gets no Record-Route:\n{out}"
+    );
+    let source = paths[0].split("src=").nth(1).unwrap().trim_end_matches('>');
+    assert_eq!(f.key.unpin(source.as_bytes()), Ok(sa(nat)));
+
+    // An incoming call from the farm, routed by the registrar through our Path entry to the
+    // Contact (which nobody can reach): it goes to the address the phone registered from.
+    let invite = format!(
+        "INVITE sip:alice@192.168.1.20:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.21:5060;branch=z9hG4bKin1\r\n\
+         Route: {}\r\nMax-Forwards: 69\r\nFrom: <sip:carol@example.com>;tag=c1\r\nTo: <sip:alice@example.com>\r\n\
+         Call-ID: incoming-1\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@10.0.0.21:5060>\r\nContent-Length: 0\r\n\r\n",
+        paths[0]
+    );
+    let (verdict, out) = handle(&f, Side::Internal, "10.0.0.21:5060", &invite);
+    match verdict {
+        Verdict::Forward {
+            exit: Exit::Public,
+            dest,
+            ..
+        } => assert_eq!(dest, sa(nat)),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !out.lines().any(|l| l.starts_with("Route:")),
+        "our Path entry is not removed:\n{out}"
+    );
+    // The new dialog is record-routed toward the client, pinned to the backend it came from.
+    let rr = record_routes(&out);
+    assert!(
+        rr[0].starts_with(&format!("<sip:{PUBLIC};lr;pin=")),
+        "{rr:?}"
+    );
+
+    // A Path entry of ours with a source we did not vouch for: refused, nothing relayed.
+    let forged = invite.replace("src=4", "src=6");
+    let (verdict, _) = handle(&f, Side::Internal, "10.0.0.21:5060", &forged);
+    assert!(
+        matches!(
+            verdict,
+            Verdict::Reply {
+                kind: ReplyKind::ForgedRoute,
+                ..
+            }
+        ),
+        "{verdict:?}"
+    );
 }

@@ -80,7 +80,9 @@ pub use message::{
 pub use name_addr::NameAddr;
 pub use params::CommaValues;
 pub use pin::{Pin, PinError, PinText, PIN_MAX_LEN, PIN_PARAM};
-pub use record_route::{route_values, top_route_removals, RoutePrefix, ROUTE_PREFIX_MAX};
+pub use record_route::{
+    route_values, top_route_removals, RoutePrefix, ROUTE_PREFIX_MAX, SOURCE_PARAM,
+};
 pub use reply::{
     reply_destination, response_destination, write_reply, write_response, Echo, Extras, ReplyError,
     Status,

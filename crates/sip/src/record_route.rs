@@ -7,10 +7,16 @@
 
 use super::message::Message;
 use super::params::CommaValues;
+use super::pin::PIN_PARAM;
 use super::text::{push_decimal, push_ip};
 use super::HeaderName;
 use arrayvec::ArrayVec;
 use std::net::{IpAddr, SocketAddr};
+
+/// The URI parameter of our Path entries that holds the registering user agent's source
+/// address as a pin: requests the farm sends through that entry are delivered there (the
+/// address a NAT maps the phone to, which its Contact may not give).
+pub const SOURCE_PARAM: &[u8] = b"src";
 
 /// Longest route prefix: the header name, `<sip:[IPv6]:port;lr;pin=`.
 pub const ROUTE_PREFIX_MAX: usize = 96;
@@ -28,10 +34,16 @@ pub struct RoutePrefix {
 impl RoutePrefix {
     /// The `Record-Route` line prefix naming `addr`.
     pub fn record_route(addr: SocketAddr) -> Self {
-        Self::new(b"Record-Route", addr)
+        Self::new(b"Record-Route", addr, PIN_PARAM)
     }
 
-    fn new(name: &[u8], addr: SocketAddr) -> Self {
+    /// The `Path` line prefix naming `addr` (RFC 3327), its pin naming the registering
+    /// user agent's source address ([`SOURCE_PARAM`]).
+    pub fn path(addr: SocketAddr) -> Self {
+        Self::new(b"Path", addr, SOURCE_PARAM)
+    }
+
+    fn new(name: &[u8], addr: SocketAddr, param: &[u8]) -> Self {
         let mut bytes = ArrayVec::new();
         // The longest name and address fit ROUTE_PREFIX_MAX: every push succeeds.
         let _ = bytes.try_extend_from_slice(name);
@@ -48,7 +60,9 @@ impl RoutePrefix {
         }
         let _ = bytes.try_push(b':');
         let _ = push_decimal(&mut bytes, addr.port().into());
-        let _ = bytes.try_extend_from_slice(b";lr;pin=");
+        let _ = bytes.try_extend_from_slice(b";lr;");
+        let _ = bytes.try_extend_from_slice(param);
+        let _ = bytes.try_push(b'=');
         RoutePrefix { bytes }
     }
 

@@ -38,8 +38,9 @@ pub struct RequestRewrite<'p> {
     /// Offsets and lengths of up to two cuts that remove values from the top of Route
     /// (length 0: no cut; a datagram's offsets fit 32 bits).
     route_removal: [(u32, u32); 2],
-    /// Our two Record-Route lines (the top one first) and the pin they carry.
-    record_route: Option<(&'p [RoutePrefix; 2], Pin)>,
+    /// Our route lines (two Record-Route, the top one first, or one Path) and the pin they
+    /// carry.
+    route_lines: Option<(&'p [RoutePrefix], Pin)>,
 }
 
 /// Our Via header line up to the branch value (`Via: SIP/2.0/UDP 10.0.0.1:5070;branch=`),
@@ -94,7 +95,7 @@ impl<'p> RequestRewrite<'p> {
             stamp: ViaStamp::default(),
             max_forwards: None,
             route_removal: [(0, 0); 2],
-            record_route: None,
+            route_lines: None,
         }
     }
 
@@ -151,7 +152,13 @@ impl<'p> RequestRewrite<'p> {
     /// `pin` (RFC 3261 §16.6 step 4; two lines: RFC 5658 double record-routing, one entry
     /// per side).
     pub fn add_record_route(&mut self, lines: &'p [RoutePrefix; 2], pin: Pin) {
-        self.record_route = Some((lines, pin));
+        self.route_lines = Some((lines, pin));
+    }
+
+    /// Inserts our Path line below our Via (RFC 3327: a REGISTER on its way to the
+    /// registrar), carrying `pin`.
+    pub fn add_path(&mut self, line: &'p RoutePrefix, pin: Pin) {
+        self.route_lines = Some((std::slice::from_ref(line), pin));
     }
 
     /// Applies the plan to `frame`, which must hold the datagram the message was parsed
@@ -202,8 +209,8 @@ impl<'p> RequestRewrite<'p> {
         let line_len = |prefix: &RoutePrefix, pin: &Pin| {
             prefix.as_bytes().len() + pin.len() + ROUTE_SUFFIX.len()
         };
-        let rr_len = self.record_route.map_or(0, |([top, second], pin)| {
-            line_len(top, &pin) + line_len(second, &pin)
+        let rr_len = self.route_lines.map_or(0, |(lines, pin)| {
+            lines.iter().map(|prefix| line_len(prefix, &pin)).sum()
         });
         let mf_len = if self.insert_max_forwards {
             DEFAULT_MAX_FORWARDS_LINE.len()
@@ -216,7 +223,7 @@ impl<'p> RequestRewrite<'p> {
         frame.insert_front_with(self.headers_start, via_len + rr_len + mf_len, |out| {
             let (via, rest) = out.split_at_mut(via_len);
             let (rr, mf) = rest.split_at_mut(rr_len);
-            if let Some((lines, pin)) = self.record_route {
+            if let Some((lines, pin)) = self.route_lines {
                 let mut at = 0;
                 for prefix in lines {
                     let line = &mut rr[at..at + line_len(prefix, &pin)];

@@ -66,6 +66,7 @@ impl Lab {
             steering,
             busy_poll: std::time::Duration::ZERO,
             record_route: false,
+            path: false,
         };
         Lab {
             plane: start(&config).unwrap(),
