@@ -18,7 +18,7 @@
 //! request that already carries one of our branches is a loop (§16.3 step 4).
 
 use super::message::Message;
-use super::text::put_hex;
+use super::text::{put_hex, read_hex};
 use super::via::MAGIC_COOKIE;
 use siphasher::sip::{SipHasher13, SipHasher24};
 use std::hash::Hasher;
@@ -81,17 +81,6 @@ impl std::fmt::Debug for BranchKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("BranchKey(..)")
     }
-}
-
-fn read_hex(s: &[u8]) -> Option<u64> {
-    s.iter().try_fold(0u64, |acc, &c| {
-        let digit = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        Some(acc << 4 | u64::from(digit))
-    })
 }
 
 impl BranchKey {

@@ -12,7 +12,7 @@
 //! the secret make and accept the same pins.
 
 use super::branch::BranchKey;
-use super::text::put_hex;
+use super::text::{put_hex, read_hex};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The URI parameter of our Record-Route and Path entries that holds the pin.
@@ -164,19 +164,12 @@ fn mac_input(backend: SocketAddr) -> ([u8; 20], usize) {
     (input, len + 2)
 }
 
-/// Lowercase hex digits as a number; `None` for anything else or more than 32 digits.
-fn read_hex(s: &[u8]) -> Option<u128> {
-    if s.len() > 32 {
-        return None;
-    }
-    s.iter().try_fold(0u128, |acc, &c| {
-        let digit = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        Some(acc << 4 | u128::from(digit))
-    })
+/// Up to 32 lowercase hex digits as a number (two halves of at most 16).
+fn read_hex_wide(s: &[u8]) -> Option<u128> {
+    let split = s.len().saturating_sub(16);
+    let (high, low) = s.split_at(split);
+    let high = if high.is_empty() { 0 } else { read_hex(high)? };
+    Some(u128::from(high) << (4 * low.len()) | u128::from(read_hex(low)?))
 }
 
 impl BranchKey {
@@ -190,15 +183,15 @@ impl BranchKey {
     pub fn unpin(&self, text: &[u8]) -> Result<SocketAddr, PinError> {
         let (backend, check) = match text {
             [b'4', rest @ ..] if rest.len() == 8 + 4 + 8 => {
-                let ip = read_hex(&rest[..8]).ok_or(PinError::Malformed)? as u32;
-                let port = read_hex(&rest[8..12]).ok_or(PinError::Malformed)? as u16;
-                let check = read_hex(&rest[12..]).ok_or(PinError::Malformed)?;
+                let ip = read_hex_wide(&rest[..8]).ok_or(PinError::Malformed)? as u32;
+                let port = read_hex_wide(&rest[8..12]).ok_or(PinError::Malformed)? as u16;
+                let check = read_hex_wide(&rest[12..]).ok_or(PinError::Malformed)?;
                 (SocketAddr::new(Ipv4Addr::from(ip).into(), port), check)
             }
             [b'6', rest @ ..] if rest.len() == 32 + 4 + 8 => {
-                let ip = read_hex(&rest[..32]).ok_or(PinError::Malformed)?;
-                let port = read_hex(&rest[32..36]).ok_or(PinError::Malformed)? as u16;
-                let check = read_hex(&rest[36..]).ok_or(PinError::Malformed)?;
+                let ip = read_hex_wide(&rest[..32]).ok_or(PinError::Malformed)?;
+                let port = read_hex_wide(&rest[32..36]).ok_or(PinError::Malformed)? as u16;
+                let check = read_hex_wide(&rest[36..]).ok_or(PinError::Malformed)?;
                 (SocketAddr::new(Ipv6Addr::from(ip).into(), port), check)
             }
             _ => return Err(PinError::Malformed),

@@ -70,6 +70,21 @@ pub fn put_hex(out: &mut [u8], mut v: u64) {
     }
 }
 
+/// Lowercase hex digits as a number (at most 16 of them); `None` for anything else.
+pub(crate) fn read_hex(s: &[u8]) -> Option<u64> {
+    if s.len() > 16 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &c| {
+        let digit = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        Some(acc << 4 | u64::from(digit))
+    })
+}
+
 /// `v` as 8 lowercase hex digits, computed in one 64-bit word: the nibbles spread one per
 /// byte, then each turned into its digit without a table (`'0' + d`, plus 39 for `a..f`).
 #[inline]
