@@ -76,26 +76,14 @@ pub(crate) fn validate(given: Layer, online: usize) -> Result<BalanceConfig, Con
         "log_format",
         &[("text", false), ("json", true)],
     )?;
-    let residence_time = check_choice(
-        &declared(layer.text("residence_time"), "residence_time")?,
-        "residence_time",
-        &[("on", true), ("off", false)],
-    )?;
+    let residence_time = check_switch(&layer, "residence_time")?;
     let steering = check_choice(
         &declared(layer.text("steering"), "steering")?,
         "steering",
         &[("random", Steering::Random), ("flow", Steering::Flow)],
     )?;
-    let record_route = check_choice(
-        &declared(layer.text("record_route"), "record_route")?,
-        "record_route",
-        &[("on", true), ("off", false)],
-    )?;
-    let path = check_choice(
-        &declared(layer.text("path"), "path")?,
-        "path",
-        &[("on", true), ("off", false)],
-    )?;
+    let record_route = check_switch(&layer, "record_route")?;
+    let path = check_switch(&layer, "path")?;
     let busy_poll = check_busy_poll(&declared(layer.int("busy_poll_us"), "busy_poll_us")?)?;
     // Last: the random secret costs a read.
     let secret = check_secret(layer.text("secret").as_ref())?;
@@ -436,6 +424,15 @@ fn check_log_level(item: &Located<String>) -> Result<String, ConfigError> {
                 .to_string(),
         )),
     }
+}
+
+/// An `on`/`off` option (the file's `true`/`false` arrive as those words).
+fn check_switch(layer: &Layer, key: &'static str) -> Result<bool, ConfigError> {
+    check_choice(
+        &declared(layer.text(key), key)?,
+        key,
+        &[("on", true), ("off", false)],
+    )
 }
 
 /// One of a few words, in any case: the value paired with the word given. The error lists

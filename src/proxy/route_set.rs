@@ -68,33 +68,28 @@ pub struct OurRoutes<'b> {
     pub source: Option<&'b [u8]>,
 }
 
-/// Our values at the top of `msg`'s Route; `is_us` tells whether a value names us.
-pub fn our_routes<'b>(
-    msg: &Message<'b, '_>,
-    is_us: impl Fn(&NameAddr<'_>) -> bool,
-) -> OurRoutes<'b> {
+/// Our values at the top of `msg`'s Route; `is_us` tells whether a value's URI names us
+/// (each value's URI is parsed once, for that and for its parameters).
+pub fn our_routes<'b>(msg: &Message<'b, '_>, is_us: impl Fn(&SipUri<'_>) -> bool) -> OurRoutes<'b> {
     let mut ours = OurRoutes::default();
     if msg.top_route.is_none() {
         return ours;
     }
     for value in route_values(msg).take(2) {
-        let Ok(addr) = NameAddr::parse(value) else {
+        let Some(uri) = NameAddr::parse(value)
+            .ok()
+            .and_then(|addr| SipUri::parse(addr.uri).ok())
+        else {
             break;
         };
-        if !is_us(&addr) {
+        if !is_us(&uri) {
             break;
         }
         ours.count += 1;
         if ours.count == 1 {
-            if let Ok(uri) = SipUri::parse(addr.uri) {
-                ours.pin = uri.param(PIN_PARAM).flatten();
-                ours.source = uri.param(SOURCE_PARAM).flatten();
-            }
-        } else if ours.pin.is_none() {
-            ours.pin = SipUri::parse(addr.uri)
-                .ok()
-                .and_then(|uri| uri.param(PIN_PARAM).flatten());
+            ours.source = uri.param(SOURCE_PARAM).flatten();
         }
+        ours.pin = ours.pin.or_else(|| uri.param(PIN_PARAM).flatten());
     }
     ours
 }

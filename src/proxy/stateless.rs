@@ -207,7 +207,7 @@ impl Forwarder {
             let status = Status::LOOP_DETECTED;
             return Plan::Done(self.reply(&msg, status, ReplyKind::LoopDetected, to));
         }
-        let ours = our_routes(&msg, |a| self.is_us(a));
+        let ours = our_routes(&msg, |uri| self.names_us(uri));
         let target = match side {
             Side::Public => self.backend_for(&msg, ours.pin, to),
             Side::Internal => self.next_hop_for(&msg, ours.source, to),
@@ -431,9 +431,11 @@ impl Forwarder {
 
     /// True if the URI of `addr` names one of our addresses (a Route to us).
     fn is_us(&self, addr: &NameAddr<'_>) -> bool {
-        let Ok(uri) = SipUri::parse(addr.uri) else {
-            return false;
-        };
+        SipUri::parse(addr.uri).is_ok_and(|uri| self.names_us(&uri))
+    }
+
+    /// True if `uri` names one of our addresses.
+    fn names_us(&self, uri: &SipUri<'_>) -> bool {
         let Some(ip) = uri.host_ip() else {
             return false;
         };

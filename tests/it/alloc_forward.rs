@@ -63,61 +63,67 @@ fn bye_through_route_set(forwarded: &str) -> String {
     )
 }
 
+/// A slot and a reply buffer, reused message after message as a shard reuses its batch.
+struct Buffers {
+    slot: Vec<u8>,
+    reply: Vec<u8>,
+}
+
+impl Buffers {
+    fn new() -> Self {
+        Buffers {
+            slot: vec![0u8; HEADROOM + 65535 + 512],
+            reply: vec![0u8; REPLY_LEN],
+        }
+    }
+
+    /// Copies `msg` into the slot (as a receive would) and asks `f` for its verdict.
+    fn decide(&mut self, f: &Forwarder, side: Side, source: SocketAddr, msg: &[u8]) -> Verdict {
+        self.slot[HEADROOM..HEADROOM + msg.len()].copy_from_slice(msg);
+        f.handle(
+            at(side, source),
+            &mut self.slot,
+            HEADROOM,
+            msg.len(),
+            &mut self.reply,
+        )
+    }
+
+    /// The bytes of a forwarded message.
+    fn forwarded(&self, verdict: Verdict) -> String {
+        let Verdict::Forward { start, len, .. } = verdict else {
+            panic!("not forwarded: {verdict:?}");
+        };
+        String::from_utf8(self.slot[start..start + len].to_vec()).unwrap()
+    }
+}
+
 #[test]
 fn record_routing_and_pinned_routing_make_no_heap_allocation() {
     let f = forwarder(1);
     let client: SocketAddr = "198.51.100.7:40312".parse().unwrap();
-    let mut slot = vec![0u8; HEADROOM + 65535 + 512];
-    let mut reply = vec![0u8; REPLY_LEN];
-    slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
-    let Verdict::Forward { start, len, .. } = f.handle(
-        at(Side::Public, client),
-        &mut slot,
-        HEADROOM,
-        INVITE.len(),
-        &mut reply,
-    ) else {
-        panic!("INVITE not forwarded");
-    };
-    let forwarded = String::from_utf8(slot[start..start + len].to_vec()).unwrap();
-    let bye = bye_through_route_set(&forwarded);
+    let mut b = Buffers::new();
+    let verdict = b.decide(&f, Side::Public, client, INVITE);
+    let bye = bye_through_route_set(&b.forwarded(verdict));
     let forged = bye.replace(";pin=4", ";pin=5");
     let backend: SocketAddr = "10.0.0.20:5060".parse().unwrap();
 
     let mut verdicts = [0usize; 3];
     let allocations = allocations_during(|| {
         for _ in 0..1000 {
-            slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
-            if let Verdict::Forward { dest, .. } = f.handle(
-                at(Side::Public, client),
-                &mut slot,
-                HEADROOM,
-                INVITE.len(),
-                &mut reply,
-            ) {
+            if let Verdict::Forward { dest, .. } = b.decide(&f, Side::Public, client, INVITE) {
                 verdicts[0] += usize::from(dest == backend);
             }
-            slot[HEADROOM..HEADROOM + bye.len()].copy_from_slice(bye.as_bytes());
-            if let Verdict::Forward { dest, .. } = f.handle(
-                at(Side::Public, client),
-                &mut slot,
-                HEADROOM,
-                bye.len(),
-                &mut reply,
-            ) {
+            if let Verdict::Forward { dest, .. } =
+                b.decide(&f, Side::Public, client, bye.as_bytes())
+            {
                 verdicts[1] += usize::from(dest == backend);
             }
-            slot[HEADROOM..HEADROOM + forged.len()].copy_from_slice(forged.as_bytes());
             if let Verdict::Reply {
                 kind: ReplyKind::ForgedRoute,
                 ..
-            } = f.handle(
-                at(Side::Public, client),
-                &mut slot,
-                HEADROOM,
-                forged.len(),
-                &mut reply,
-            ) {
+            } = b.decide(&f, Side::Public, client, forged.as_bytes())
+            {
                 verdicts[2] += 1;
             }
         }
@@ -130,21 +136,11 @@ fn record_routing_and_pinned_routing_make_no_heap_allocation() {
 fn forwarding_makes_no_heap_allocation() {
     let f = forwarder(1);
     let client: SocketAddr = "198.51.100.7:40312".parse().unwrap();
-    let mut slot = vec![0u8; HEADROOM + 65535 + 512];
-    let mut reply = vec![0u8; REPLY_LEN];
+    let mut b = Buffers::new();
 
     // Prepare the inputs outside the measured region.
-    slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
-    let Verdict::Forward { start, len, .. } = f.handle(
-        at(Side::Public, client),
-        &mut slot,
-        HEADROOM,
-        INVITE.len(),
-        &mut reply,
-    ) else {
-        panic!("INVITE not forwarded");
-    };
-    let forwarded = String::from_utf8(slot[start..start + len].to_vec()).unwrap();
+    let verdict = b.decide(&f, Side::Public, client, INVITE);
+    let forwarded = b.forwarded(verdict);
     let ok = forwarded.replacen(
         "INVITE sip:+15551234567@carrier.example.com SIP/2.0",
         "SIP/2.0 200 OK",
@@ -165,56 +161,22 @@ fn forwarding_makes_no_heap_allocation() {
     let mut verdicts = [0usize; 5];
     let allocations = allocations_during(|| {
         for _ in 0..1000 {
-            slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
-            if let Verdict::Forward { .. } = f.handle(
-                at(Side::Public, client),
-                &mut slot,
-                HEADROOM,
-                INVITE.len(),
-                &mut reply,
-            ) {
+            if let Verdict::Forward { .. } = b.decide(&f, Side::Public, client, INVITE) {
                 verdicts[0] += 1;
             }
-            slot[HEADROOM..HEADROOM + ok.len()].copy_from_slice(ok.as_bytes());
             if let Verdict::Forward {
                 exit: Exit::Public, ..
-            } = f.handle(
-                at(Side::Internal, backend),
-                &mut slot,
-                HEADROOM,
-                ok.len(),
-                &mut reply,
-            ) {
+            } = b.decide(&f, Side::Internal, backend, ok.as_bytes())
+            {
                 verdicts[1] += 1;
             }
-            slot[HEADROOM..HEADROOM + zero_mf.len()].copy_from_slice(zero_mf.as_bytes());
-            if let Verdict::Reply { .. } = f.handle(
-                at(Side::Public, client),
-                &mut slot,
-                HEADROOM,
-                zero_mf.len(),
-                &mut reply,
-            ) {
+            if let Verdict::Reply { .. } = b.decide(&f, Side::Public, client, zero_mf.as_bytes()) {
                 verdicts[2] += 1;
             }
-            slot[HEADROOM..HEADROOM + bad.len()].copy_from_slice(bad.as_bytes());
-            if let Verdict::Reply { .. } = f.handle(
-                at(Side::Public, client),
-                &mut slot,
-                HEADROOM,
-                bad.len(),
-                &mut reply,
-            ) {
+            if let Verdict::Reply { .. } = b.decide(&f, Side::Public, client, bad.as_bytes()) {
                 verdicts[3] += 1;
             }
-            slot[HEADROOM..HEADROOM + INVITE.len()].copy_from_slice(INVITE);
-            if let Verdict::Reply { .. } = drained.handle(
-                at(Side::Public, client),
-                &mut slot,
-                HEADROOM,
-                INVITE.len(),
-                &mut reply,
-            ) {
+            if let Verdict::Reply { .. } = b.decide(&drained, Side::Public, client, INVITE) {
                 verdicts[4] += 1;
             }
         }

@@ -117,6 +117,18 @@ fn dest_and_pinning(verdict: Verdict) -> (SocketAddr, Pinning) {
     }
 }
 
+/// Where a request leaving from the public side goes.
+fn toward_client(verdict: Verdict) -> SocketAddr {
+    match verdict {
+        Verdict::Forward {
+            exit: Exit::Public,
+            dest,
+            ..
+        } => dest,
+        other => panic!("not forwarded toward a client: {other:?}"),
+    }
+}
+
 #[test]
 fn a_dialog_creating_request_gets_our_two_entries_pinned_to_its_backend() {
     let set = backends([true; 3], [1; 3]);
@@ -272,14 +284,7 @@ fn the_farm_side_uses_the_route_set_too() {
         .replace("sip:bob@10.0.0.30:5060", "sip:alice@198.51.100.7:40312")
         .replace("198.51.100.7:40312;branch", "10.0.0.30:5060;branch");
     let (verdict, out) = handle(&f, Side::Internal, "10.0.0.21:5060", &bye);
-    match verdict {
-        Verdict::Forward {
-            exit: Exit::Public,
-            dest,
-            ..
-        } => assert_eq!(dest, sa(CLIENT)),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(toward_client(verdict), sa(CLIENT));
     assert!(
         !out.lines().any(|l| l.starts_with("Route:")),
         "our entries are not removed:\n{out}"
@@ -371,14 +376,7 @@ fn a_register_gets_our_path_and_the_farm_reaches_the_registered_agent_through_it
         paths[0]
     );
     let (verdict, out) = handle(&f, Side::Internal, "10.0.0.21:5060", &invite);
-    match verdict {
-        Verdict::Forward {
-            exit: Exit::Public,
-            dest,
-            ..
-        } => assert_eq!(dest, sa(nat)),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(toward_client(verdict), sa(nat));
     assert!(
         !out.lines().any(|l| l.starts_with("Route:")),
         "our Path entry is not removed:\n{out}"

@@ -7,8 +7,9 @@
 //! Text: a family digit (`4` or `6`), the backend's address in hex (8 or 32 digits), its
 //! port (4 hex digits) and a 32-bit check value (8 hex digits), all lowercase:
 //! `4` `0a000014` `13c4` `1f2e3d4c`, 21 or 45 octets, every one a URI parameter character.
-//! The check value is SipHash-1-3 under the deployment's key over a label of its own and the
-//! address, so a branch's check value cannot be replayed as a pin's. Instances that share
+//! The check value is SipHash-2-4 under a key of its own, derived from the deployment's
+//! secret, over a label and the address, so a branch's check value cannot be replayed as a
+//! pin's. Instances that share
 //! the secret make and accept the same pins.
 
 use super::branch::BranchKey;
@@ -176,7 +177,7 @@ impl BranchKey {
     /// The pin naming `backend`.
     pub fn pin(&self, backend: SocketAddr) -> Pin {
         let (input, len) = mac_input(backend);
-        Pin::new(backend, self.check_value_of(&input[..len]))
+        Pin::new(backend, self.pin_check_value(&input[..len]))
     }
 
     /// The backend `text` names, if it is a pin made with this key.
@@ -197,7 +198,7 @@ impl BranchKey {
             _ => return Err(PinError::Malformed),
         };
         let (input, len) = mac_input(backend);
-        if u128::from(self.check_value_of(&input[..len])) == check {
+        if u128::from(self.pin_check_value(&input[..len])) == check {
             Ok(backend)
         } else {
             Err(PinError::Forged)
