@@ -5,6 +5,7 @@
 use super::health::{Health, State};
 use super::metrics::{self, MetricsView};
 use super::probe::{ProbeOutcome, ProbeReport, ProbeTarget, Prober};
+use super::rates::Rates;
 use super::status::{BackendStatus, Status};
 use crate::balance::Backend;
 use crate::config::{restart_only_changes, BalanceConfig, ConfigError, Loader, ProbePolicy};
@@ -14,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a caller waits for the control thread's answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -131,6 +132,7 @@ impl Controller {
             },
         )?;
         tracing::info!(from = %prober.local_addr(), "probing backends");
+        let publisher_totals = publisher.backend_totals();
         let mut state = ControlState {
             loader,
             health: config
@@ -146,17 +148,24 @@ impl Controller {
             reloads_failed: 0,
             drained: HashSet::new(),
             published: Vec::new(),
+            rates: Rates::new(Instant::now(), publisher_totals),
         };
         // The plane started with every backend up: that set is published already.
         state.published = state.effective();
         let thread = std::thread::Builder::new()
             .name("sipshard-control".into())
-            .spawn(move || {
-                for command in rx {
-                    if !state.handle(command) {
-                        break;
+            .spawn(move || loop {
+                let wait = state.rates.until_due(Instant::now());
+                match rx.recv_timeout(wait) {
+                    Ok(command) => {
+                        if !state.handle(command) {
+                            break;
+                        }
                     }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
+                state.sample_rates();
             })?;
         Ok(Controller {
             handle: ControlHandle { commands: tx },
@@ -203,6 +212,8 @@ struct ControlState {
     drained: HashSet<SocketAddr>,
     /// The backend set last published (weights after health).
     published: Vec<Backend>,
+    /// Per-backend rates, sampled about once a second.
+    rates: Rates,
 }
 
 impl ControlState {
@@ -225,6 +236,14 @@ impl ControlState {
             Command::Stop => return false,
         }
         true
+    }
+
+    /// Samples the traffic totals for the rates when a window has passed.
+    fn sample_rates(&mut self) {
+        let now = Instant::now();
+        if self.rates.due(now) {
+            self.rates.sample(now, self.publisher.backend_totals());
+        }
     }
 
     /// The backends with the weights health allows, in configuration order.
@@ -386,6 +405,7 @@ impl ControlState {
                         .get(&b.addr)
                         .copied()
                         .unwrap_or(BackendCounters::default());
+                    let rates = self.rates.of(b.addr);
                     BackendStatus {
                         addr: b.addr,
                         weight: b.weight,
@@ -396,6 +416,10 @@ impl ControlState {
                         drained: self.drained.contains(&b.addr),
                         pinned_requests: counters.pinned,
                         moved_requests: counters.moved,
+                        new_calls: counters.new_calls,
+                        in_dialog_requests: counters.in_dialog,
+                        new_calls_per_s: rates.new_calls_per_s,
+                        in_dialog_per_s: rates.in_dialog_per_s,
                         responses: counters.responses,
                     }
                 })

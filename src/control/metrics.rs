@@ -189,6 +189,20 @@ pub fn render(view: &MetricsView<'_>) -> String {
         "Requests whose pin named a backend gone or down, sent to this one by the hash.",
         |b| Some(b.moved_requests.to_string()),
     );
+    per_backend(
+        &mut out,
+        backends,
+        ("sipshard_backend_new_calls_total", "counter"),
+        "Dialog-creating requests (new calls) sent to the backend.",
+        |b| Some(b.new_calls.to_string()),
+    );
+    per_backend(
+        &mut out,
+        backends,
+        ("sipshard_backend_in_dialog_requests_total", "counter"),
+        "In-dialog requests (with a To tag) sent to the backend.",
+        |b| Some(b.in_dialog_requests.to_string()),
+    );
     family(
         &mut out,
         "sipshard_backend_responses_total",

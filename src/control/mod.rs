@@ -6,6 +6,7 @@ mod health;
 mod http;
 mod metrics;
 mod probe;
+mod rates;
 mod status;
 
 pub use controller::{ControlError, ControlHandle, Controller, Operation};

@@ -30,6 +30,19 @@ pub struct BackendStatus {
     /// Of those, requests whose pin named a backend gone or down, sent here instead.
     #[serde(default)]
     pub moved_requests: u64,
+    /// Of those, dialog-creating requests: new calls.
+    #[serde(default)]
+    pub new_calls: u64,
+    /// Of those, requests inside a dialog (ACK, BYE, re-INVITE ...).
+    #[serde(default)]
+    pub in_dialog_requests: u64,
+    /// New calls per second over the last second.
+    #[serde(default)]
+    pub new_calls_per_s: f64,
+    /// In-dialog requests per second over the last second (a drained backend is idle once
+    /// this stays at 0).
+    #[serde(default)]
+    pub in_dialog_per_s: f64,
     /// Responses from it by class (1xx..6xx).
     pub responses: [u64; 6],
 }

@@ -9,6 +9,8 @@ mod route_set;
 mod stateless;
 mod verdict;
 
-pub use route_set::{creates_dialog, our_routes, path_lines, OurRoutes, RecordRouting};
+pub use route_set::{dialog_role, our_routes, path_lines, OurRoutes, RecordRouting};
 pub use stateless::{internal_port_index, Advertised, Arrival, Forwarder, Side, MAX_HEADERS};
-pub use verdict::{BackendTally, DropReason, Exit, MessageKind, Pinning, ReplyKind, Verdict};
+pub use verdict::{
+    BackendTally, DialogRole, DropReason, Exit, MessageKind, Pinning, ReplyKind, Verdict,
+};

@@ -2,6 +2,7 @@
 //! Record-Route lines it inserts on a dialog-creating request, one per side, each carrying
 //! the pin of the dialog's backend, and its own values at the top of a later request's Route.
 
+use super::verdict::DialogRole;
 use crate::sip::{route_values, Message, NameAddr, RoutePrefix, SipUri, PIN_PARAM, SOURCE_PARAM};
 use std::net::SocketAddr;
 
@@ -99,12 +100,21 @@ pub fn path_lines(internal: &[SocketAddr]) -> Vec<RoutePrefix> {
     internal.iter().map(|&k| RoutePrefix::path(k)).collect()
 }
 
-/// True for a request that may create a dialog and so gets our Record-Route: an INVITE,
-/// SUBSCRIBE, REFER or NOTIFY without a To tag. (A REGISTER gets Path instead; ACK, CANCEL
-/// and the methods that create no dialog get nothing.)
-pub fn creates_dialog(msg: &Message<'_, '_>) -> bool {
-    matches!(
-        msg.method(),
-        Some(b"INVITE" | b"SUBSCRIBE" | b"REFER" | b"NOTIFY")
-    ) && msg.to_addr().is_some_and(|to| to.tag.is_none())
+/// Where a request stands toward dialogs. [`DialogRole::Creates`]: an INVITE, SUBSCRIBE,
+/// REFER or NOTIFY without a To tag, which gets our Record-Route. (A REGISTER gets Path
+/// instead; ACK, CANCEL and the methods that create no dialog get nothing.)
+pub fn dialog_role(msg: &Message<'_, '_>) -> DialogRole {
+    let to_tagged = msg.to_addr().map(|to| to.tag.is_some());
+    match to_tagged {
+        Some(true) => DialogRole::Within,
+        Some(false)
+            if matches!(
+                msg.method(),
+                Some(b"INVITE" | b"SUBSCRIBE" | b"REFER" | b"NOTIFY")
+            ) =>
+        {
+            DialogRole::Creates
+        }
+        _ => DialogRole::Outside,
+    }
 }

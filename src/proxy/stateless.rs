@@ -10,8 +10,10 @@
 //! | internal | request from a backend | top Route, else Request-URI | public |
 //! | public | response to a backend's request | next Via | internal socket k |
 
-use super::route_set::{creates_dialog, our_routes, OurRoutes, RecordRouting};
-use super::verdict::{BackendTally, DropReason, Exit, MessageKind, Pinning, ReplyKind, Verdict};
+use super::route_set::{dialog_role, our_routes, OurRoutes, RecordRouting};
+use super::verdict::{
+    BackendTally, DialogRole, DropReason, Exit, MessageKind, Pinning, ReplyKind, Verdict,
+};
 use crate::balance::{call_id_hash, Snapshot};
 use crate::sip::hex16;
 use crate::sip::{
@@ -191,6 +193,7 @@ impl Forwarder {
                             index: i as u16,
                             status: msg.status().unwrap_or(0),
                             pinning: Pinning::Hashed,
+                            role: DialogRole::Outside,
                         });
                     self.response(&msg, &self.internal, Exit::Public, tally)
                 }
@@ -208,12 +211,13 @@ impl Forwarder {
             return Plan::Done(self.reply(&msg, status, ReplyKind::LoopDetected, to));
         }
         let ours = our_routes(&msg, |uri| self.names_us(uri));
+        let role = dialog_role(&msg);
         let target = match side {
-            Side::Public => self.backend_for(&msg, ours.pin, to),
+            Side::Public => self.backend_for(&msg, ours.pin, role, to),
             Side::Internal => self.next_hop_for(&msg, ours.source, to),
         };
         match target {
-            Ok(target) => self.forward_request(&msg, target, ours, to),
+            Ok(target) => self.forward_request(&msg, target, ours, role, to),
             Err(refused) => Plan::Done(refused),
         }
     }
@@ -227,6 +231,7 @@ impl Forwarder {
         &self,
         msg: &Message<'_, '_>,
         pin: Option<&[u8]>,
+        role: DialogRole,
         to: &mut ReplyTo<'_>,
     ) -> Result<Target<'_>, Verdict> {
         let hash = call_id_hash(msg.call_id);
@@ -258,6 +263,7 @@ impl Forwarder {
             index: index as u16,
             status: 0,
             pinning,
+            role,
         };
         let k = internal_port_index(hash, self.internal.len());
         Ok(Target {
@@ -345,6 +351,7 @@ impl Forwarder {
         msg: &Message<'_, '_>,
         target: Target<'f>,
         ours: OurRoutes<'_>,
+        role: DialogRole,
         to: &mut ReplyTo<'_>,
     ) -> Plan<'f> {
         let mut rewrite = RequestRewrite::new(msg);
@@ -365,7 +372,7 @@ impl Forwarder {
             n => rewrite.remove_top_routes(msg, n),
         }
         if let Some(routing) = &self.record_routing {
-            if creates_dialog(msg) {
+            if role == DialogRole::Creates {
                 self.record_route(routing, msg, &target, to.source, &mut rewrite);
             }
         }

@@ -172,6 +172,19 @@ pub enum Pinning {
     Moved,
 }
 
+/// Where a request stands toward dialogs, for the per-backend call counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DialogRole {
+    /// It may create a dialog (an INVITE, SUBSCRIBE, REFER or NOTIFY without a To tag): a
+    /// new call.
+    Creates,
+    /// Inside a dialog (its To has a tag): an ACK, BYE or re-INVITE of an established call.
+    Within,
+    /// Neither (OPTIONS, REGISTER, a CANCEL, a response).
+    #[default]
+    Outside,
+}
+
 /// A message to or from a backend, for the per-backend counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BackendTally {
@@ -181,6 +194,8 @@ pub struct BackendTally {
     pub status: u16,
     /// How a client's request found the backend.
     pub pinning: Pinning,
+    /// A request's place toward dialogs.
+    pub role: DialogRole,
 }
 
 /// Whether a forwarded message is a request or a response.

@@ -382,7 +382,7 @@ impl ShardState {
     fn tally(&self, tally: BackendTally) {
         if let Some(backend) = self.backend_stats.borrow().get(usize::from(tally.index)) {
             match tally.status {
-                0 => backend.request(tally.pinning),
+                0 => backend.request(tally.pinning, tally.role),
                 status => backend.response(status),
             }
         }

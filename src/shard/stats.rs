@@ -6,7 +6,7 @@
 //! across shards only when asked.
 
 use super::residence::ResidenceHistogram;
-use crate::proxy::{DropReason, MessageKind, Pinning, ReplyKind, Verdict};
+use crate::proxy::{DialogRole, DropReason, MessageKind, Pinning, ReplyKind, Verdict};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Adds `n` to a counter that only the calling thread writes.
@@ -140,6 +140,8 @@ pub struct BackendStats {
     requests: AtomicU64,
     pinned: AtomicU64,
     moved: AtomicU64,
+    new_calls: AtomicU64,
+    in_dialog: AtomicU64,
     responses: [AtomicU64; 6],
 }
 
@@ -152,6 +154,10 @@ pub struct BackendCounters {
     pub pinned: u64,
     /// Of those, requests whose pin named a backend gone or down, sent here by the hash.
     pub moved: u64,
+    /// Of those, dialog-creating requests (new calls).
+    pub new_calls: u64,
+    /// Of those, requests inside a dialog (To tag), however they found the backend.
+    pub in_dialog: u64,
     /// Responses from the backend by class: `responses[0]` is 1xx ... `responses[5]` 6xx.
     pub responses: [u64; 6],
 }
@@ -162,6 +168,8 @@ impl BackendCounters {
         self.requests += other.requests;
         self.pinned += other.pinned;
         self.moved += other.moved;
+        self.new_calls += other.new_calls;
+        self.in_dialog += other.in_dialog;
         for (a, b) in self.responses.iter_mut().zip(other.responses) {
             *a += b;
         }
@@ -169,15 +177,20 @@ impl BackendCounters {
 }
 
 impl BackendStats {
-    /// A request was sent to the backend, found as `pinning` says. Only the owning shard
-    /// calls this.
+    /// A request was sent to the backend, found as `pinning` says, with `role` toward
+    /// dialogs. Only the owning shard calls this.
     #[inline]
-    pub fn request(&self, pinning: Pinning) {
+    pub fn request(&self, pinning: Pinning, role: DialogRole) {
         bump(&self.requests, 1);
         match pinning {
             Pinning::Hashed => {}
             Pinning::Pinned => bump(&self.pinned, 1),
             Pinning::Moved => bump(&self.moved, 1),
+        }
+        match role {
+            DialogRole::Creates => bump(&self.new_calls, 1),
+            DialogRole::Within => bump(&self.in_dialog, 1),
+            DialogRole::Outside => {}
         }
     }
 
@@ -199,6 +212,8 @@ impl BackendStats {
             requests: self.requests.load(Relaxed),
             pinned: self.pinned.load(Relaxed),
             moved: self.moved.load(Relaxed),
+            new_calls: self.new_calls.load(Relaxed),
+            in_dialog: self.in_dialog.load(Relaxed),
             responses: std::array::from_fn(|i| self.responses[i].load(Relaxed)),
         }
     }
@@ -236,17 +251,19 @@ mod tests {
         assert_eq!(c.dropped(DropReason::SendFailed), 3);
 
         let backend = BackendStats::default();
-        backend.request(Pinning::Hashed);
+        backend.request(Pinning::Hashed, DialogRole::Creates);
         for status in [100, 180, 200, 486, 503, 603, 99, 700] {
             backend.response(status);
         }
         let b = backend.read();
         assert_eq!(b.requests, 1);
-        backend.request(Pinning::Pinned);
-        backend.request(Pinning::Pinned);
-        backend.request(Pinning::Moved);
+        backend.request(Pinning::Pinned, DialogRole::Within);
+        backend.request(Pinning::Pinned, DialogRole::Within);
+        backend.request(Pinning::Moved, DialogRole::Within);
+        backend.request(Pinning::Hashed, DialogRole::Outside);
         let b = backend.read();
-        assert_eq!((b.requests, b.pinned, b.moved), (4, 2, 1));
+        assert_eq!((b.requests, b.pinned, b.moved), (5, 2, 1));
+        assert_eq!((b.new_calls, b.in_dialog), (1, 3));
         assert_eq!(b.responses, [2, 1, 0, 1, 1, 1]);
     }
 }

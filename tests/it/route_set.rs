@@ -6,8 +6,8 @@
 use sipshard::balance::{Backend, Snapshot};
 use sipshard::net::{HEADROOM, REPLY_LEN};
 use sipshard::proxy::{
-    path_lines, Advertised, Arrival, BackendTally, DropReason, Exit, Forwarder, Pinning,
-    RecordRouting, ReplyKind, Side, Verdict,
+    path_lines, Advertised, Arrival, BackendTally, DialogRole, DropReason, Exit, Forwarder,
+    Pinning, RecordRouting, ReplyKind, Side, Verdict,
 };
 use sipshard::sip::BranchKey;
 use std::cell::RefCell;
@@ -401,4 +401,24 @@ fn a_register_gets_our_path_and_the_farm_reaches_the_registered_agent_through_it
         ),
         "{verdict:?}"
     );
+}
+
+/// Each request's place toward dialogs, for the per-backend new-call and in-dialog counters:
+/// an INVITE without a To tag starts a call, a BYE with one is inside it, an OPTIONS is
+/// neither.
+#[test]
+fn requests_are_tallied_as_new_calls_in_dialog_or_neither() {
+    let f = forwarder(&backends([true; 3], [1; 3]));
+    let role = |msg: &str| match handle(&f, Side::Public, CLIENT, msg).0 {
+        Verdict::Forward {
+            backend: Some(tally),
+            ..
+        } => tally.role,
+        other => panic!("not forwarded to a backend: {other:?}"),
+    };
+    assert_eq!(role(&invite("roles", "")), DialogRole::Creates);
+    assert_eq!(role(&in_dialog("BYE", "roles", "")), DialogRole::Within);
+    assert_eq!(role(&in_dialog("INVITE", "roles", "")), DialogRole::Within);
+    let options = invite("roles", "").replacen("INVITE", "OPTIONS", 2);
+    assert_eq!(role(&options), DialogRole::Outside);
 }
