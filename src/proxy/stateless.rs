@@ -18,8 +18,8 @@ use crate::balance::{call_id_hash, Snapshot};
 use crate::sip::hex16;
 use crate::sip::{
     self, parse_lenient, BranchKey, Echo, Frame, HeaderName, Headers, Message, NameAddr,
-    ParseError, RequestRewrite, RoutePrefix, SipUri, Status, TopViaRemoval, Via, ViaPrefix,
-    DEFAULT_PORT,
+    ParseError, PinError, RequestRewrite, RoutePrefix, SipUri, Status, StrictRouteRepair,
+    TopViaRemoval, Via, ViaPrefix, DEFAULT_PORT, PIN_PARAM, SOURCE_PARAM,
 };
 use crate::sip::{reply_destination, response_destination};
 use std::cell::RefCell;
@@ -110,8 +110,25 @@ struct ReplyTo<'r> {
     source: SocketAddr,
 }
 
+/// A pin of ours as read from a request and checked against our key: the address it names,
+/// or why it is not ours.
+type Checked = Result<SocketAddr, PinError>;
+
+/// The pins of our entry in a request: the dialog's backend (Record-Route) and the
+/// registered user agent's address (Path).
+#[derive(Clone, Copy, Debug, Default)]
+struct Pins {
+    backend: Option<Checked>,
+    source: Option<Checked>,
+}
+
 /// What the parse-time half decided; applied once the datagram's borrow has ended.
 enum Plan<'f> {
+    /// A strict router's request: repair it, then decide again with these pins.
+    Repair {
+        repair: StrictRouteRepair,
+        pins: Pins,
+    },
     Request {
         rewrite: RequestRewrite<'f>,
         route: Route,
@@ -150,10 +167,22 @@ impl Forwarder {
             buf: reply,
             source: arrival.source,
         };
-        let plan = self.decide(arrival.side, &slot[headroom..headroom + len], &mut to);
-        let mut frame = Frame::new(slot, headroom, len);
+        let mut plan = self.decide(arrival.side, &slot[headroom..headroom + len], &mut to, None);
+        let (mut start, mut len) = (headroom, len);
+        if let Plan::Repair { repair, pins } = plan {
+            // A strict router's request, repaired (§16.4), then decided as a loose one.
+            let mut frame = Frame::new(slot, start, len);
+            if repair.apply(&mut frame).is_err() {
+                return Verdict::Drop(DropReason::NoRoom);
+            }
+            (start, len) = (frame.start(), frame.len());
+            plan = self.decide(arrival.side, &slot[start..start + len], &mut to, Some(pins));
+        }
+        let mut frame = Frame::new(slot, start, len);
         let (applied, kind, route) = match plan {
             Plan::Done(verdict) => return verdict,
+            // Decided again after the repair, which never plans another.
+            Plan::Repair { .. } => return Verdict::Drop(DropReason::NoRoom),
             Plan::Request { rewrite, route } => {
                 (rewrite.apply(&mut frame), MessageKind::Request, route)
             }
@@ -174,7 +203,15 @@ impl Forwarder {
         }
     }
 
-    fn decide(&self, side: Side, datagram: &[u8], to: &mut ReplyTo<'_>) -> Plan<'_> {
+    /// The decision for the datagram. `repaired`: the pins a strict router's request
+    /// carried in its Request-URI, once the request has been repaired (§16.4).
+    fn decide(
+        &self,
+        side: Side,
+        datagram: &[u8],
+        to: &mut ReplyTo<'_>,
+        repaired: Option<Pins>,
+    ) -> Plan<'_> {
         let source = to.source;
         let mut headers = Headers::<MAX_HEADERS>::new();
         let msg = match sip::parse(datagram, &mut headers) {
@@ -210,11 +247,17 @@ impl Forwarder {
             let status = Status::LOOP_DETECTED;
             return Plan::Done(self.reply(&msg, status, ReplyKind::LoopDetected, to));
         }
+        if repaired.is_none() {
+            if let Some(plan) = self.strict_route_repair(&msg) {
+                return plan;
+            }
+        }
         let ours = our_routes(&msg, |uri| self.names_us(uri));
+        let pins = repaired.unwrap_or_else(|| self.pins(ours.pin, ours.source));
         let role = dialog_role(&msg);
         let target = match side {
-            Side::Public => self.backend_for(&msg, ours.pin, role, to),
-            Side::Internal => self.next_hop_for(&msg, ours.source, to),
+            Side::Public => self.backend_for(&msg, pins.backend, role, to),
+            Side::Internal => self.next_hop_for(&msg, pins.source, to),
         };
         match target {
             Ok(target) => self.forward_request(&msg, target, ours, role, to),
@@ -230,13 +273,13 @@ impl Forwarder {
     fn backend_for(
         &self,
         msg: &Message<'_, '_>,
-        pin: Option<&[u8]>,
+        pin: Option<Checked>,
         role: DialogRole,
         to: &mut ReplyTo<'_>,
     ) -> Result<Target<'_>, Verdict> {
         let hash = call_id_hash(msg.call_id);
         let snapshot = self.snapshot.borrow();
-        let pinned = match pin.map(|text| self.key.unpin(text)) {
+        let pinned = match pin {
             None => None,
             Some(Ok(backend)) => snapshot
                 .index_of(backend)
@@ -281,11 +324,11 @@ impl Forwarder {
     fn next_hop_for(
         &self,
         msg: &Message<'_, '_>,
-        registered: Option<&[u8]>,
+        registered: Option<Checked>,
         to: &mut ReplyTo<'_>,
     ) -> Result<Target<'_>, Verdict> {
         // Through our Path entry: to the address the user agent registered from.
-        let via_path = match registered.map(|text| self.key.unpin(text)) {
+        let via_path = match registered {
             None => None,
             Some(Ok(addr)) => Some(addr),
             Some(Err(_)) => return Err(self.forged_route(msg, to)),
@@ -418,6 +461,35 @@ impl Forwarder {
             }
         };
         rewrite.add_record_route(lines, self.key.pin(backend));
+    }
+
+    /// The pins of our entry, checked against our key.
+    fn pins(&self, backend: Option<&[u8]>, source: Option<&[u8]>) -> Pins {
+        Pins {
+            backend: backend.map(|text| self.key.unpin(text)),
+            source: source.map(|text| self.key.unpin(text)),
+        }
+    }
+
+    /// §16.4: a request whose Request-URI is one of our Record-Route (or Path) URIs came
+    /// from a strict router; its target is the last Route value. The repair, with the pins
+    /// that URI carries; `None` for every other request.
+    fn strict_route_repair(&self, msg: &Message<'_, '_>) -> Option<Plan<'static>> {
+        msg.top_route?;
+        let uri = SipUri::parse(msg.request_uri()?).ok()?;
+        if !self.names_us(&uri) {
+            return None;
+        }
+        let backend = uri.param(PIN_PARAM).flatten();
+        let source = uri.param(SOURCE_PARAM).flatten();
+        if backend.is_none() && source.is_none() {
+            return None;
+        }
+        let repair = StrictRouteRepair::plan(msg)?;
+        Some(Plan::Repair {
+            repair,
+            pins: self.pins(backend, source),
+        })
     }
 
     /// The 403 to a request whose Route names us with a pin or source we did not make.

@@ -63,6 +63,27 @@ fn bye_through_route_set(forwarded: &str) -> String {
     )
 }
 
+/// `bye` as a strict router (RFC 2543) sends it: its first Route value (our public entry)
+/// as the Request-URI, its Request-URI as the last Route value.
+fn strict_routed(bye: &str) -> String {
+    let route = bye
+        .lines()
+        .find_map(|l| l.strip_prefix("Route: "))
+        .expect("a routed BYE");
+    let ours = route.split(", ").next().unwrap();
+    let uri = ours.trim_start_matches('<').trim_end_matches('>');
+    bye.replacen(
+        "BYE sip:callee@10.0.0.30 SIP/2.0",
+        &format!("BYE {uri} SIP/2.0"),
+        1,
+    )
+    .replacen(
+        &format!("Route: {route}\r\n"),
+        "Route: <sip:callee@10.0.0.30>\r\n",
+        1,
+    )
+}
+
 /// A slot and a reply buffer, reused message after message as a shard reuses its batch.
 struct Buffers {
     slot: Vec<u8>,
@@ -106,9 +127,10 @@ fn record_routing_and_pinned_routing_make_no_heap_allocation() {
     let verdict = b.decide(&f, Side::Public, client, INVITE);
     let bye = bye_through_route_set(&b.forwarded(verdict));
     let forged = bye.replace(";pin=4", ";pin=5");
+    let strict = strict_routed(&bye);
     let backend: SocketAddr = "10.0.0.20:5060".parse().unwrap();
 
-    let mut verdicts = [0usize; 3];
+    let mut verdicts = [0usize; 4];
     let allocations = allocations_during(|| {
         for _ in 0..1000 {
             if let Verdict::Forward { dest, .. } = b.decide(&f, Side::Public, client, INVITE) {
@@ -126,10 +148,15 @@ fn record_routing_and_pinned_routing_make_no_heap_allocation() {
             {
                 verdicts[2] += 1;
             }
+            if let Verdict::Forward { dest, .. } =
+                b.decide(&f, Side::Public, client, strict.as_bytes())
+            {
+                verdicts[3] += usize::from(dest == backend);
+            }
         }
     });
-    assert_eq!(verdicts, [1000; 3], "every message took its expected path");
-    assert_eq!(allocations, 0, "heap allocations in 3000 decisions");
+    assert_eq!(verdicts, [1000; 4], "every message took its expected path");
+    assert_eq!(allocations, 0, "heap allocations in 4000 decisions");
 }
 
 #[test]

@@ -422,3 +422,95 @@ fn requests_are_tallied_as_new_calls_in_dialog_or_neither() {
     let options = invite("roles", "").replacen("INVITE", "OPTIONS", 2);
     assert_eq!(role(&options), DialogRole::Outside);
 }
+
+/// A request as an RFC 2543 strict router sends it: our Record-Route URI `ours` as the
+/// Request-URI, the rest of the route set in Route, the remote target last.
+fn strict_routed(method: &str, call_id: &str, ours: &str, routes: &str) -> String {
+    in_dialog(method, call_id, &format!("Route: {routes}\r\n")).replacen(
+        "sip:bob@10.0.0.30:5060 SIP/2.0",
+        &format!("{ours} SIP/2.0"),
+        1,
+    )
+}
+
+/// `uri` with the last digit of its pin changed: a pin we did not make.
+fn forge_pin(uri: &str) -> String {
+    let (head, pin) = uri.split_once(";pin=").expect("a pinned URI");
+    let (digits, last) = pin.split_at(pin.len() - 1);
+    let other = if last == "0" { "1" } else { "0" };
+    format!("{head};pin={digits}{other}")
+}
+
+/// The URI inside an entry `<...>`.
+fn uri_of(entry: &str) -> &str {
+    entry.trim_start_matches('<').trim_end_matches('>')
+}
+
+/// §16.4: a request whose Request-URI is our Record-Route URI came from a strict router; the
+/// last Route value becomes its Request-URI and leaves the Route, and the pin that URI
+/// carried still routes it. Both directions, and a forged pin there is refused too.
+#[test]
+fn a_strict_routers_request_takes_the_last_route_as_its_request_uri() {
+    let set = backends([true; 3], [1; 3]);
+    let f = forwarder(&set);
+    let call = call_id_for(&f, 0);
+    let (_, out) = handle(&f, Side::Public, CLIENT, &invite(&call, ""));
+    let rr = record_routes(&out);
+    // The farm changes, so only the pin can bring the BYE to backend 0.
+    f.replace_snapshot(Snapshot::new(&backends([true; 3], [0, 1, 1]), 65537).unwrap());
+
+    // From a client: our public entry (the second) is the Request-URI.
+    let bye = strict_routed(
+        "BYE",
+        &call,
+        uri_of(&rr[1]),
+        "<sip:10.0.0.20:5060;lr>, <sip:bob@10.0.0.30:5060>",
+    );
+    let (verdict, out) = handle(&f, Side::Public, CLIENT, &bye);
+    assert_eq!(
+        dest_and_pinning(verdict),
+        (set[0].addr, Pinning::Pinned),
+        "{out}"
+    );
+    assert!(
+        out.starts_with("BYE sip:bob@10.0.0.30:5060 SIP/2.0\r\n"),
+        "{out}"
+    );
+    let routes: Vec<&str> = out.lines().filter(|l| l.starts_with("Route:")).collect();
+    assert_eq!(routes, ["Route: <sip:10.0.0.20:5060;lr>"], "{out}");
+
+    // From the farm: our internal entry (the first) is the Request-URI, the client's
+    // Contact the last Route value.
+    let bye = strict_routed(
+        "BYE",
+        &call,
+        uri_of(&rr[0]),
+        "<sip:alice@198.51.100.7:40312>",
+    );
+    let (verdict, out) = handle(&f, Side::Internal, "10.0.0.20:5060", &bye);
+    assert_eq!(toward_client(verdict), sa(CLIENT), "{out}");
+    assert!(
+        out.starts_with("BYE sip:alice@198.51.100.7:40312 SIP/2.0\r\n"),
+        "{out}"
+    );
+    assert!(!out.contains("\r\nRoute:"), "{out}");
+
+    // A pin we did not make in the Request-URI: 403, as in a Route.
+    let forged = strict_routed(
+        "BYE",
+        &call,
+        &forge_pin(uri_of(&rr[1])),
+        "<sip:bob@10.0.0.30:5060>",
+    );
+    let (verdict, _) = handle(&f, Side::Public, CLIENT, &forged);
+    assert!(
+        matches!(
+            verdict,
+            Verdict::Reply {
+                kind: ReplyKind::ForgedRoute,
+                ..
+            }
+        ),
+        "{verdict:?}"
+    );
+}

@@ -58,6 +58,7 @@ mod reply;
 mod rewrite;
 mod scan;
 mod start_line;
+mod strict_route;
 mod text;
 mod uri;
 mod via;
@@ -90,6 +91,7 @@ pub use reply::{
 pub use rewrite::{MaxForwardsExhausted, RequestRewrite, TopViaRemoval, ViaPrefix};
 pub use scan::{is_token_str, is_uri_char};
 pub use start_line::StartLine;
+pub use strict_route::{StrictRouteRepair, STRICT_TARGET_MAX};
 pub use text::{hex16, push_decimal, push_ip};
 pub use uri::{check_request_uri, SipUri};
 pub use via::{ip_literal, Rport, Via};

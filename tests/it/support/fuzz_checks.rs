@@ -641,6 +641,7 @@ pub fn check_rewrite(data: &[u8]) {
         check_full_rewrite(data, &msg, full_ok);
         check_edge_rewrite(data, &msg, full_ok);
         check_insert_strip(data, &msg, original);
+        check_strict_repair(data, &msg, full_ok);
     } else {
         check_response_strip(data, &msg, full_ok);
     }
@@ -696,6 +697,32 @@ fn check_edge_rewrite(data: &[u8], msg: &Message<'_, '_>, full_ok: bool) {
     }
     let after = route_values(p.headers);
     assert_eq!(after, before.iter().skip(2).copied().collect::<Vec<_>>());
+}
+
+/// The repair of a strict router's request (§16.4): the output parses, its Request-URI is
+/// the last Route value's URI, and that value is gone from the Route, the rest in order.
+fn check_strict_repair(data: &[u8], msg: &Message<'_, '_>, full_ok: bool) {
+    let Some(repair) = sipshard::sip::StrictRouteRepair::plan(msg) else {
+        return;
+    };
+    let before = route_values(msg.headers);
+    let last = before.last().expect("a repair needs a Route value");
+    let target = NameAddr::parse(last).expect("the target parses").uri;
+    let allowed = (!full_ok).then_some(ParseError::Invalid(HeaderName::Route));
+    let mut buf = framed(data);
+    let mut frame = Frame::new(&mut buf, ROOM, data.len());
+    repair
+        .apply(&mut frame)
+        .unwrap_or_else(|e| panic!("strict-route repair failed: {e:?}"));
+    let out = frame.bytes();
+    let mut st = Headers::<HEADERS_OUT>::new();
+    let p = reparse(out, &mut st, allowed, full_ok, "repaired request");
+    match p.fields.start {
+        Some(StartLine::Request { uri, .. }) => assert_eq!(uri, target, "the new Request-URI"),
+        other => panic!("the repaired request has no request line: {other:?}"),
+    }
+    let after = route_values(p.headers);
+    assert_eq!(after, before[..before.len() - 1].to_vec());
 }
 
 /// An empty plan only drops the octets past the message.
