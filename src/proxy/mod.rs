@@ -5,10 +5,12 @@
 //! it out. Today it holds the stateless proxy ([`Forwarder`], RFC 3261 §16.11); the
 //! transaction layer of the stateful mode will sit beside it.
 
+mod redirect;
 mod route_set;
 mod stateless;
 mod verdict;
 
+pub use redirect::Mode;
 pub use route_set::{dialog_role, our_routes, path_lines, OurRoutes, RecordRouting};
 pub use stateless::{internal_port_index, Advertised, Arrival, Forwarder, Side, MAX_HEADERS};
 pub use verdict::{

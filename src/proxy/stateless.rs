@@ -10,6 +10,7 @@
 //! | internal | request from a backend | top Route, else Request-URI | public |
 //! | public | response to a backend's request | next Via | internal socket k |
 
+use super::redirect::Mode;
 use super::route_set::{dialog_role, our_routes, OurRoutes, RecordRouting};
 use super::verdict::{
     BackendTally, DialogRole, DropReason, Exit, MessageKind, Pinning, ReplyKind, Verdict,
@@ -17,7 +18,7 @@ use super::verdict::{
 use crate::balance::{call_id_hash, Snapshot};
 use crate::sip::hex16;
 use crate::sip::{
-    self, parse_lenient, BranchKey, Echo, Frame, HeaderName, Headers, Message, NameAddr,
+    self, parse_lenient, BranchKey, Echo, Extras, Frame, HeaderName, Headers, Message, NameAddr,
     ParseError, PinError, RequestRewrite, RoutePrefix, SipUri, Status, StrictRouteRepair,
     TopViaRemoval, Via, ViaPrefix, DEFAULT_PORT, PIN_PARAM, SOURCE_PARAM,
 };
@@ -76,6 +77,8 @@ pub struct Forwarder {
     pub record_routing: Option<RecordRouting>,
     /// Our Path line per internal socket, when a client's REGISTER gets one (`--path on`).
     pub path_lines: Option<Vec<RoutePrefix>>,
+    /// A proxy, or a redirect server.
+    pub mode: Mode,
 }
 
 /// A datagram as it arrived: on which side, from whom.
@@ -105,7 +108,7 @@ struct Target<'f> {
 }
 
 /// Where a stateless reply is written, and the sender of the request it answers.
-struct ReplyTo<'r> {
+pub(super) struct ReplyTo<'r> {
     buf: &'r mut [u8],
     source: SocketAddr,
 }
@@ -120,6 +123,40 @@ type Checked = Result<SocketAddr, PinError>;
 struct Pins {
     backend: Option<Checked>,
     source: Option<Checked>,
+}
+
+/// A stateless answer: its status, its counter, what it adds to the echoed headers and the
+/// backend it names.
+pub(super) struct Answer<'a> {
+    status: Status,
+    kind: ReplyKind,
+    extras: Extras<'a>,
+    backend: Option<BackendTally>,
+}
+
+impl<'a> Answer<'a> {
+    /// `status`, counted as `kind`, with nothing added.
+    pub(super) fn new(status: Status, kind: ReplyKind) -> Self {
+        Answer {
+            status,
+            kind,
+            extras: Extras::default(),
+            backend: None,
+        }
+    }
+
+    /// With `extras` added to the echoed headers.
+    pub(super) fn with(self, extras: Extras<'a>) -> Self {
+        Answer { extras, ..self }
+    }
+
+    /// Counted against `backend` too.
+    pub(super) fn for_backend(self, backend: BackendTally) -> Self {
+        Answer {
+            backend: Some(backend),
+            ..self
+        }
+    }
 }
 
 /// What the parse-time half decided; applied once the datagram's borrow has ended.
@@ -239,6 +276,9 @@ impl Forwarder {
                     self.response(&msg, &self.public, Exit::Internal(k), None)
                 }
             };
+        }
+        if self.mode == Mode::Redirect && side == Side::Public {
+            return Plan::Done(self.redirect(&msg, to));
         }
         if side == Side::Internal && !self.snapshot.borrow().is_backend(source) {
             return Plan::Done(Verdict::Drop(DropReason::UnknownPeer));
@@ -562,8 +602,20 @@ impl Forwarder {
         kind: ReplyKind,
         to: &mut ReplyTo<'_>,
     ) -> Verdict {
+        self.answer(msg, Answer::new(status, kind), to)
+    }
+
+    /// Answers `msg` statelessly; an ACK, which cannot be answered, is dropped and counted
+    /// by why it would have been answered.
+    pub(super) fn answer(
+        &self,
+        msg: &Message<'_, '_>,
+        answer: Answer<'_>,
+        to: &mut ReplyTo<'_>,
+    ) -> Verdict {
+        let kind = answer.kind;
         match Echo::from_message(msg) {
-            Ok(echo) => self.write(&echo, status, kind, to, &msg.top_via.via, msg.call_id),
+            Ok(echo) => self.write(&echo, answer, to, &msg.top_via.via, msg.call_id),
             // Only an ACK cannot be answered; say why it was not forwarded.
             Err(_) => Verdict::Drop(match kind {
                 ReplyKind::ServiceUnavailable => DropReason::NoBackend,
@@ -571,6 +623,10 @@ impl Forwarder {
                 ReplyKind::LoopDetected => DropReason::LoopedAck,
                 ReplyKind::ForgedRoute => DropReason::ForgedRoute,
                 ReplyKind::BadRequest | ReplyKind::TooManyHops => DropReason::BadAck,
+                ReplyKind::Redirect
+                | ReplyKind::Ok
+                | ReplyKind::NoDialog
+                | ReplyKind::MethodNotAllowed => DropReason::AbsorbedAck,
             }),
         }
     }
@@ -592,26 +648,29 @@ impl Forwarder {
         };
         let call_id = partial.fields.call_id.unwrap_or_default();
         let status = Status::bad_request(error.reason());
-        self.write(&echo, status, ReplyKind::BadRequest, to, &top.via, call_id)
+        let answer = Answer::new(status, ReplyKind::BadRequest);
+        self.write(&echo, answer, to, &top.via, call_id)
     }
 
     /// Writes `status` echoing `echo` into the reply buffer, addressed per the top Via.
     fn write(
         &self,
         echo: &Echo<'_, '_>,
-        status: Status,
-        kind: ReplyKind,
+        answer: Answer<'_>,
         to: &mut ReplyTo<'_>,
         top: &Via<'_>,
         call_id: &[u8],
     ) -> Verdict {
         // A To tag stable per request, so a retransmission gets the same reply.
         let tag = hex16(call_id_hash(call_id) ^ top.branch.map_or(0, call_id_hash));
-        match sip::write_reply(to.buf, echo, status, to.source, &tag) {
+        let written =
+            sip::write_response(to.buf, echo, answer.status, to.source, &tag, answer.extras);
+        match written {
             Ok(len) => Verdict::Reply {
-                kind,
+                kind: answer.kind,
                 dest: reply_destination(top, to.source),
                 len,
+                backend: answer.backend,
             },
             Err(_) => Verdict::Drop(DropReason::ReplyTooLarge),
         }

@@ -54,11 +54,13 @@ pub enum DropReason {
     SendFailed,
     /// An ACK whose Route names us with a pin we did not make (a request would get a 403).
     ForgedRoute,
+    /// An ACK to a redirect server's 302 (or any ACK it gets): absorbed, as a UAS does.
+    AbsorbedAck,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 18;
+    pub const COUNT: usize = 19;
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::Unparsable,
@@ -79,6 +81,7 @@ impl DropReason {
         DropReason::SendBufferFull,
         DropReason::SendFailed,
         DropReason::ForgedRoute,
+        DropReason::AbsorbedAck,
     ];
 
     /// Metric label.
@@ -102,6 +105,7 @@ impl DropReason {
             DropReason::SendBufferFull => "send_buffer_full",
             DropReason::SendFailed => "send_failed",
             DropReason::ForgedRoute => "forged_route",
+            DropReason::AbsorbedAck => "absorbed_ack",
         }
     }
 }
@@ -122,11 +126,19 @@ pub enum ReplyKind {
     NextHopNeedsDns,
     /// 403: the request's Route names us with a pin we did not make.
     ForgedRoute,
+    /// 302: a redirect server's answer to a new call, naming the backend.
+    Redirect,
+    /// 200: a redirect server's answer to an OPTIONS or a CANCEL.
+    Ok,
+    /// 481: a redirect server is in no dialog.
+    NoDialog,
+    /// 405: a method a redirect server does not redirect.
+    MethodNotAllowed,
 }
 
 impl ReplyKind {
     /// Number of kinds.
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 10;
     /// Every kind, in counter order.
     pub const ALL: [ReplyKind; Self::COUNT] = [
         ReplyKind::BadRequest,
@@ -135,6 +147,10 @@ impl ReplyKind {
         ReplyKind::ServiceUnavailable,
         ReplyKind::NextHopNeedsDns,
         ReplyKind::ForgedRoute,
+        ReplyKind::Redirect,
+        ReplyKind::Ok,
+        ReplyKind::NoDialog,
+        ReplyKind::MethodNotAllowed,
     ];
     /// Metric label.
     pub fn label(self) -> &'static str {
@@ -145,6 +161,10 @@ impl ReplyKind {
             ReplyKind::ServiceUnavailable => "503",
             ReplyKind::NextHopNeedsDns => "503_needs_dns",
             ReplyKind::ForgedRoute => "403_forged_route",
+            ReplyKind::Redirect => "302",
+            ReplyKind::Ok => "200",
+            ReplyKind::NoDialog => "481",
+            ReplyKind::MethodNotAllowed => "405",
         }
     }
 
@@ -156,6 +176,10 @@ impl ReplyKind {
             ReplyKind::TooManyHops => 483,
             ReplyKind::ServiceUnavailable | ReplyKind::NextHopNeedsDns => 503,
             ReplyKind::ForgedRoute => 403,
+            ReplyKind::Redirect => 302,
+            ReplyKind::Ok => 200,
+            ReplyKind::NoDialog => 481,
+            ReplyKind::MethodNotAllowed => 405,
         }
     }
 }
@@ -233,6 +257,8 @@ pub enum Verdict {
         dest: SocketAddr,
         /// Length.
         len: usize,
+        /// The backend a redirect names, for the per-backend counters.
+        backend: Option<BackendTally>,
     },
     /// Nothing is sent.
     Drop(DropReason),

@@ -23,8 +23,8 @@ use crate::net::{
     FlushReport, Payload, SocketOptions, Steering, HEADROOM,
 };
 use crate::proxy::{
-    path_lines, Advertised, Arrival, BackendTally, DropReason, Exit, Forwarder, RecordRouting,
-    Side, Verdict,
+    path_lines, Advertised, Arrival, BackendTally, DropReason, Exit, Forwarder, Mode,
+    RecordRouting, Side, Verdict,
 };
 use crate::sip::BranchKey;
 use socket2::Socket;
@@ -83,6 +83,8 @@ pub struct PlaneConfig {
     pub record_route: bool,
     /// Give a client's REGISTER our Path entry, carrying its source address.
     pub path: bool,
+    /// A proxy (`balance`) or a redirect server (`redirect`).
+    pub mode: Mode,
 }
 
 /// Why the data plane did not start.
@@ -286,6 +288,7 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
             busy_poll: config.busy_poll,
             record_route: config.record_route,
             path: config.path,
+            mode: config.mode,
             stop: stop.clone(),
         };
         let handle =
@@ -323,6 +326,7 @@ struct ShardSetup {
     busy_poll: Duration,
     record_route: bool,
     path: bool,
+    mode: Mode,
     stop: Arc<AtomicBool>,
 }
 
@@ -414,6 +418,7 @@ impl ShardSetup {
                     .record_route
                     .then(|| RecordRouting::new(&self.public, &self.internal)),
                 path_lines: self.path.then(|| path_lines(&self.internal)),
+                mode: self.mode,
             },
             exits,
             stats: self.stats,
@@ -532,7 +537,12 @@ fn handle_slot(batch: &mut Batch, i: usize, fd: RawFd, side: Side, state: &Shard
             let out = state.exits.fd(exit, dest, fd);
             batch.send(i, out, Payload::Frame { start, len }, dest);
         }
-        Verdict::Reply { dest, len, .. } => {
+        Verdict::Reply {
+            dest, len, backend, ..
+        } => {
+            if let Some(tally) = backend {
+                state.tally(tally);
+            }
             batch.send(i, fd, Payload::Reply { offset: 0, len }, dest);
         }
         Verdict::Drop(reason) => log_drop(state, reason, Some(source)),

@@ -4,7 +4,7 @@
 use crate::config::{BalanceArgs, BalanceConfig, Loader};
 use crate::control::{ControlHandle, Controller, Endpoints, HttpServer};
 use crate::logging;
-use crate::proxy::{DropReason, ReplyKind};
+use crate::proxy::{DropReason, Mode, ReplyKind};
 use crate::shard::{self, Counters, Plane, PlaneConfig};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -31,6 +31,7 @@ pub fn plane_config(config: &BalanceConfig) -> PlaneConfig {
         busy_poll: config.busy_poll,
         record_route: config.record_route,
         path: config.path,
+        mode: Mode::Proxy,
     }
 }
 
@@ -64,7 +65,20 @@ pub struct Balancer {
 impl Balancer {
     /// Starts everything `config` asks for; `args` is what a reload re-reads.
     pub fn start(args: &BalanceArgs, config: &BalanceConfig) -> Result<Balancer, BalancerError> {
-        let plane = shard::start(&plane_config(config))?;
+        Balancer::start_as(Mode::Proxy, args, config)
+    }
+
+    /// [`Balancer::start`] with the shards in `mode`: a proxy (`balance`) or a redirect
+    /// server (`redirect`), with the same probes, reloads, metrics and control.
+    pub fn start_as(
+        mode: Mode,
+        args: &BalanceArgs,
+        config: &BalanceConfig,
+    ) -> Result<Balancer, BalancerError> {
+        let plane = shard::start(&PlaneConfig {
+            mode,
+            ..plane_config(config)
+        })?;
         match Services::start(args, config, &plane) {
             Ok(services) => Ok(Balancer { plane, services }),
             Err(e) => {
@@ -121,10 +135,24 @@ impl Balancer {
 
 /// Runs the balancer until SIGINT or SIGTERM; SIGHUP reloads the configuration.
 pub fn run(args: &BalanceArgs) -> ExitCode {
+    run_as(Mode::Proxy, args)
+}
+
+/// The subcommand that runs shards in `mode`.
+fn command(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Proxy => "sipshard balance",
+        Mode::Redirect => "sipshard redirect",
+    }
+}
+
+/// [`run`] with the shards in `mode` (`sipshard redirect` runs [`Mode::Redirect`]).
+pub fn run_as(mode: Mode, args: &BalanceArgs) -> ExitCode {
+    let name = command(mode);
     let config = match BalanceConfig::from_args(args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("sipshard balance: {e}");
+            eprintln!("{name}: {e}");
             return ExitCode::from(2);
         }
     };
@@ -135,14 +163,14 @@ pub fn run(args: &BalanceArgs) -> ExitCode {
     let signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("sipshard balance: cannot handle signals: {e}");
+            eprintln!("{name}: cannot handle signals: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let balancer = match Balancer::start(args, &config) {
+    let balancer = match Balancer::start_as(mode, args, &config) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("sipshard balance: {e}");
+            eprintln!("{name}: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -158,7 +186,7 @@ pub fn run(args: &BalanceArgs) -> ExitCode {
         backends = config.backends.len(),
         metrics = %balancer.metrics_addr().map(|a| a.to_string()).unwrap_or_default(),
         control = %balancer.control_addr().map(|a| a.to_string()).unwrap_or_default(),
-        "sipshard balance started"
+        "{name} started"
     );
     let shard_stats = balancer.plane.shard_stats();
     let total = balancer.wait();

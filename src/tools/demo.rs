@@ -54,6 +54,7 @@ pub fn run() -> ExitCode {
         busy_poll: std::time::Duration::ZERO,
         record_route: true,
         path: true,
+        mode: crate::proxy::Mode::Proxy,
     }) {
         Ok(p) => p,
         Err(e) => return fail(&e.to_string()),

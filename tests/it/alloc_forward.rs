@@ -5,7 +5,7 @@
 use sipshard::balance::{Backend, Snapshot};
 use sipshard::net::{HEADROOM, REPLY_LEN};
 use sipshard::proxy::{
-    Advertised, Arrival, Exit, Forwarder, RecordRouting, ReplyKind, Side, Verdict,
+    Advertised, Arrival, Exit, Forwarder, Mode, RecordRouting, ReplyKind, Side, Verdict,
 };
 use sipshard::sip::BranchKey;
 use std::cell::RefCell;
@@ -36,6 +36,7 @@ fn forwarder(weight: u32) -> Forwarder {
         ],
         retry_after: 5,
         path_lines: None,
+        mode: Mode::Proxy,
         record_routing: Some(RecordRouting::new(
             &["192.0.2.1:5060".parse().unwrap()],
             &[

@@ -93,6 +93,7 @@ fn calls_complete_through_the_balancer() {
         busy_poll: std::time::Duration::ZERO,
         record_route: false,
         path: false,
+        mode: sipshard::proxy::Mode::Proxy,
     })
     .unwrap();
     let report = run_load(&load(plane.public_addrs()[0], Mode::Calls, 2000.0, 1000, 1)).unwrap();

@@ -24,6 +24,7 @@ mod maglev;
 mod metrics;
 mod parse;
 mod properties;
+mod redirect;
 mod reload;
 mod reply;
 mod responder;

@@ -6,7 +6,7 @@
 use sipshard::balance::{Backend, Snapshot};
 use sipshard::net::{HEADROOM, REPLY_LEN};
 use sipshard::proxy::{
-    path_lines, Advertised, Arrival, BackendTally, DialogRole, DropReason, Exit, Forwarder,
+    path_lines, Advertised, Arrival, BackendTally, DialogRole, DropReason, Exit, Forwarder, Mode,
     Pinning, RecordRouting, ReplyKind, Side, Verdict,
 };
 use sipshard::sip::BranchKey;
@@ -41,6 +41,7 @@ fn forwarder(set: &[Backend]) -> Forwarder {
         retry_after: 5,
         record_routing: Some(RecordRouting::new(&[sa(PUBLIC)], &internal)),
         path_lines: Some(path_lines(&internal)),
+        mode: Mode::Proxy,
     }
 }
 

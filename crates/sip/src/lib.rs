@@ -42,6 +42,7 @@
 mod branch;
 pub mod checks;
 mod classes;
+mod contact;
 mod copy;
 mod edits;
 mod error;
@@ -70,6 +71,7 @@ pub const DEFAULT_PORT: u16 = 5060;
 
 pub use branch::{Branch, BranchId, BranchKey, BRANCH_LEN};
 pub use classes::token_end;
+pub use contact::{ContactLine, CONTACT_LINE_MAX};
 pub use edits::{Edit, Edits, RewriteError};
 pub use error::ParseError;
 pub use frame::{Frame, NoRoom};

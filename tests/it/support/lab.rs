@@ -67,6 +67,7 @@ impl Lab {
             busy_poll: std::time::Duration::ZERO,
             record_route: false,
             path: false,
+            mode: sipshard::proxy::Mode::Proxy,
         };
         Lab {
             plane: start(&config).unwrap(),
