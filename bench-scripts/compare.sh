@@ -16,6 +16,8 @@
 #     sipshard the residence time measured on the forwarder itself (kernel receive timestamp
 #     to the end of the batch's send; the bare forwarder measures it only in this phase;
 #     net.core.netdev_tstamp_prequeue=0 for the run, see residence.sh).
+#   rroff  - sipshard balance with --record-route off (sipshard runs with the default, on):
+#            the cost of staying in the dialogs, with LOAD=calls.
 #   base   - with BASE=COMMIT: sipshard balance built from that commit (a git worktree and
 #            target directory of its own), run exactly like sipshard: an A/B of two builds
 #            in the same rounds, alternating with the others.
@@ -25,6 +27,11 @@
 #   bench-scripts/compare.sh             # full run (~10 minutes)
 #   ROUNDS=1 STEP_SECONDS=3 bench-scripts/compare.sh   # quicker, noisier
 #   BASE=32d80f4 SYSTEMS="bare base sipshard" bench-scripts/compare.sh   # A/B against a commit
+# LOAD=calls drives whole calls instead of OPTIONS (INVITE, 100, 180, 200, ACK, BYE, 200:
+# 7 datagrams per call; the ACK and BYE follow the 200's Record-Route as a user agent's do,
+# and the responder copies Record-Route into its 180 and 200). Rates are then calls/s:
+#   LOAD=calls SYSTEMS="bare rroff sipshard" RATES="2000 4000 6000 8000 10000 12000 14000 16000" \
+#     CPU_RATE=4000 bench-scripts/compare.sh   # record-route on vs off
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -36,7 +43,13 @@ RATES=${RATES:-"10000 20000 30000 40000 55000 70000 85000 100000 120000 140000"}
 GEN_CORE=0
 SUT_CORE=1
 RESPONDER=127.0.0.1:5090
-declare -A PORT=([bare]=5060 [kam]=5070 [base]=5075 [sipshard]=5080)
+declare -A PORT=([bare]=5060 [kam]=5070 [base]=5075 [sipshard]=5080 [rroff]=5085)
+LOAD=${LOAD:-messages}
+case $LOAD in
+  messages) LOAD_ARGS="--mode messages --method OPTIONS"; DATAGRAMS_PER=2 ;;
+  calls) LOAD_ARGS="--mode calls"; DATAGRAMS_PER=7 ;;
+  *) echo "LOAD is messages or calls" >&2; exit 2 ;;
+esac
 BASE=${BASE:-}
 SYSTEMS=${SYSTEMS:-"bare kam ${BASE:+base }sipshard"}
 WORK=$(mktemp -d /tmp/sipshard-compare.XXXXXX)
@@ -73,6 +86,7 @@ start_system() { # system [--residence: measure residence times (bare and sipsha
     bare) taskset -c $SUT_CORE "$BARE" --listen 127.0.0.1:${PORT[bare]} --to $RESPONDER ${2:-} 2>"$WORK/bare.log" & ;;
     kam) taskset -c $SUT_CORE kamailio -f "$WORK/kamailio.cfg" -DD -E -m 256 -M 16 -x fm -P "$WORK/kam.pidfile" 2>"$WORK/kam.log" & ;;
     sipshard) taskset -c $SUT_CORE "$SIPSHARD" balance --listen 127.0.0.1:${PORT[sipshard]} --backend $RESPONDER --workers 1 --secret compare ${2:+--residence-time on} 2>"$WORK/sipshard.log" & ;;
+    rroff) taskset -c $SUT_CORE "$SIPSHARD" balance --listen 127.0.0.1:${PORT[rroff]} --backend $RESPONDER --workers 1 --secret compare --record-route off ${2:+--residence-time on} 2>"$WORK/rroff.log" & ;;
     base) taskset -c $SUT_CORE "$BASE_SIPSHARD" balance --listen 127.0.0.1:${PORT[base]} --backend $RESPONDER --workers 1 --secret compare ${2:+--residence-time on} 2>"$WORK/base.log" & ;;
   esac
   echo $! >"$WORK/$1.pid"
@@ -106,7 +120,7 @@ stop_all() { for s in $SYSTEMS responder; do stop_system $s 2>/dev/null || true;
 
 # bench RATE SECONDS PORT -> JSON report
 bench() {
-  taskset -c $GEN_CORE "$SIPSHARD" bench --target 127.0.0.1:$3 --mode messages --method OPTIONS \
+  taskset -c $GEN_CORE "$SIPSHARD" bench --target 127.0.0.1:$3 $LOAD_ARGS \
     --rate "$1" --duration "$2" --timeout 2 --json --quiet 2>/dev/null || true
 }
 
@@ -130,8 +144,9 @@ cpu_per_datagram() {
   report=$(bench "$CPU_RATE" "$CPU_SECONDS" "${PORT[$system]}")
   after=$(cpu_ticks "$system")
   completed=$(echo "$report" | field "d['completed']")
-  # Each completed request is two datagrams forwarded (the request and its 200).
-  python3 -c "print(($after-$before)/$(getconf CLK_TCK)/max(2*$completed,1)*1e6)"
+  # Each completed request is two datagrams forwarded (the request and its 200), each call
+  # seven.
+  python3 -c "print(($after-$before)/$(getconf CLK_TCK)/max($DATAGRAMS_PER*$completed,1)*1e6)"
 }
 
 latency() { bench "$2" 5 "${PORT[$1]}" | field "f\"{d['latency_us']['p50']} {d['latency_us']['p99']} {d['latency_us']['p999']}\""; }
@@ -173,20 +188,22 @@ for system in $SYSTEMS; do
   log "$system: max ${MAX_LIST:-} ${maxes[*]} | cpu ${cpus[*]}"
 done
 
-export SYSTEMS RATES BASE
+export SYSTEMS RATES BASE LOAD
 MED="$(for system in $SYSTEMS; do echo "$system ${MED_MAX[$system]} ${MED_CPU[$system]} ${MED_P50[$system]} ${MED_P99[$system]} ${MED_P999[$system]} ${MED_R50[$system]} ${MED_R99[$system]} ${MED_R999[$system]}"; done)"
 export MED
 table=$(python3 - <<'EOF'
 import os
 names = {"bare": "bare recvmmsg/sendmmsg forwarder", "kam": "Kamailio 5.6 (dispatcher alg 0, forward(), 1 worker)",
-         "base": f"sipshard balance at {os.environ.get('BASE')}, 1 worker", "sipshard": "sipshard balance, 1 worker"}
+         "base": f"sipshard balance at {os.environ.get('BASE')}, 1 worker", "sipshard": "sipshard balance, 1 worker",
+         "rroff": "sipshard balance --record-route off, 1 worker"}
 rows = {}
 for line in os.environ["MED"].splitlines():
     key, mx, cpu, *rest = line.split()
     rows[key] = (float(mx), float(cpu), rest[:3], rest[3:] if key != "kam" else ["-"] * 3)
 top = float(os.environ["RATES"].split()[-1])
 ref = rows["bare"][1] if "bare" in rows else next(iter(rows.values()))[1]
-print("| system | max req/s at ≤0.1% loss | CPU µs per forwarded datagram | × bare | latency p50 / p99 / p99.9 (µs) at 50% of sipshard's max | residence on the forwarder p50 / p99 / p99.9 (µs, bucket edge), same run |")
+unit = "calls/s" if os.environ.get("LOAD") == "calls" else "req/s"
+print(f"| system | max {unit} at ≤0.1% loss | CPU µs per forwarded datagram | × bare | latency p50 / p99 / p99.9 (µs) at 50% of sipshard's max | residence on the forwarder p50 / p99 / p99.9 (µs, bucket edge), same run |")
 print("| --- | --- | --- | --- | --- | --- |")
 for key, (mx, cpu, lat, res) in rows.items():
     m = f"{mx:.0f}" + (" (≥: the highest rate tried)" if mx >= top else "")
@@ -194,11 +211,13 @@ for key, (mx, cpu, lat, res) in rows.items():
 print()
 if "kam" in rows and "sipshard" in rows:
     print(f"sipshard vs Kamailio: {rows['kam'][1]/rows['sipshard'][1]:.2f}× less CPU per datagram; max rate {rows['sipshard'][0]/max(rows['kam'][0],1):.2f}×.")
+if "rroff" in rows and "sipshard" in rows:
+    print(f"record-route on vs off: CPU per datagram {rows['sipshard'][1]/rows['rroff'][1]:.3f}×; max rate {rows['sipshard'][0]/max(rows['rroff'][0],1):.2f}×.")
 if "base" in rows and "sipshard" in rows:
     print(f"sipshard vs the base commit: CPU per datagram {rows['sipshard'][1]/rows['base'][1]:.3f}×; max rate {rows['sipshard'][0]/max(rows['base'][0],1):.2f}×.")
 EOF
 )
 echo
-echo "compare.sh run of $(date -u +%Y-%m-%d) (commit $(git rev-parse --short HEAD), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); rounds: $ROUNDS (median quoted); rate steps: $RATES req/s, ${STEP_SECONDS} s each; CPU at $CPU_RATE req/s for ${CPU_SECONDS} s."
+echo "compare.sh run of $(date -u +%Y-%m-%d) (commit $(git rev-parse --short HEAD), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); rounds: $ROUNDS (median quoted); load: $LOAD; rate steps: $RATES per s, ${STEP_SECONDS} s each; CPU at $CPU_RATE per s for ${CPU_SECONDS} s."
 echo
 echo "$table"

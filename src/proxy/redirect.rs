@@ -35,7 +35,7 @@ impl Forwarder {
     pub(super) fn redirect(&self, msg: &Message<'_, '_>, to: &mut ReplyTo<'_>) -> Verdict {
         let allow = Extras {
             headers: ALLOW_LINE,
-            cseq_method: None,
+            ..Extras::default()
         };
         match (msg.method(), dialog_role(msg)) {
             (Some(b"ACK"), _) => Verdict::Drop(DropReason::AbsorbedAck),
@@ -95,7 +95,7 @@ impl Forwarder {
         let answer = Answer::new(status, ReplyKind::Redirect)
             .with(Extras {
                 headers: contact.as_bytes(),
-                cseq_method: None,
+                ..Extras::default()
             })
             .for_backend(tally);
         self.answer(msg, answer, to)

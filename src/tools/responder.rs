@@ -216,9 +216,11 @@ fn write_answers(
         retry_after: None,
     };
     let plain = Extras::default();
+    // The 180 and the 200 establish the dialog: Contact, and the Record-Route copied.
     let with_contact = Extras {
         headers: contact,
-        cseq_method: None,
+        record_route: true,
+        ..Extras::default()
     };
     let answers: &[(Status, Extras<'_>)] = match method {
         b"INVITE" => &[
@@ -231,8 +233,8 @@ fn write_answers(
             (
                 status(487, "Request Terminated"),
                 Extras {
-                    headers: &[],
                     cseq_method: Some(b"INVITE"),
+                    ..Extras::default()
                 },
             ),
         ],

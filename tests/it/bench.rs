@@ -69,39 +69,49 @@ fn calls_and_messages_complete_against_the_responder() {
     assert_eq!(seen.count("OPTIONS"), 2000);
 }
 
+/// 1,000 calls through a balancer, with and without record-routing. With it, the
+/// responder copies our Record-Route into its 180 and 200 and the bench's ACK and BYE
+/// follow that route set, so every in-dialog request reaches its backend by the pin.
 #[test]
 fn calls_complete_through_the_balancer() {
-    let _serial = serial();
-    let responder = Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
-    let plane = start(&PlaneConfig {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        advertise: None,
-        internal_ip: "127.0.0.1".parse().unwrap(),
-        internal_base_port: None,
-        backends: vec![Backend {
-            addr: responder.addr(),
-            weight: 1,
-            up: true,
-        }],
-        workers: 1,
-        pin: false,
-        secret: b"bench-test".to_vec(),
-        retry_after: 5,
-        table_size: 65537,
-        residence_time: true,
-        steering: sipshard::net::Steering::Random,
-        busy_poll: std::time::Duration::ZERO,
-        record_route: false,
-        path: false,
-        mode: sipshard::proxy::Mode::Proxy,
-    })
-    .unwrap();
-    let report = run_load(&load(plane.public_addrs()[0], Mode::Calls, 2000.0, 1000, 1)).unwrap();
-    assert!(report.all_completed(), "{}", report.text());
-    let counters = plane.stop();
-    assert_eq!(counters.requests_forwarded, 3000);
-    assert_eq!(counters.responses_forwarded, 4000);
-    responder.stop();
+    for record_route in [false, true] {
+        let _serial = serial();
+        let responder = Responder::start("127.0.0.1:0".parse().unwrap(), 1, false).unwrap();
+        let plane = start(&PlaneConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            advertise: None,
+            internal_ip: "127.0.0.1".parse().unwrap(),
+            internal_base_port: None,
+            backends: vec![Backend {
+                addr: responder.addr(),
+                weight: 1,
+                up: true,
+            }],
+            workers: 1,
+            pin: false,
+            secret: b"bench-test".to_vec(),
+            retry_after: 5,
+            table_size: 65537,
+            residence_time: true,
+            steering: sipshard::net::Steering::Random,
+            busy_poll: std::time::Duration::ZERO,
+            record_route,
+            path: false,
+            mode: sipshard::proxy::Mode::Proxy,
+        })
+        .unwrap();
+        let target = plane.public_addrs()[0];
+        let report = run_load(&load(target, Mode::Calls, 2000.0, 1000, 1)).unwrap();
+        assert!(report.all_completed(), "{}", report.text());
+        let backend = plane.publisher().backend_totals()[&responder.addr()];
+        let counters = plane.stop();
+        assert_eq!(counters.requests_forwarded, 3000);
+        assert_eq!(counters.responses_forwarded, 4000);
+        assert_eq!((backend.new_calls, backend.in_dialog), (1000, 2000));
+        let pinned = if record_route { 2000 } else { 0 };
+        assert_eq!(backend.pinned, pinned, "record-route {record_route}");
+        responder.stop();
+    }
 }
 
 #[test]

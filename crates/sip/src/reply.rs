@@ -208,6 +208,9 @@ pub struct Extras<'a> {
     /// Answer for another method of the same CSeq number: a 487 to an INVITE built from
     /// its CANCEL says `CSeq: n INVITE`.
     pub cseq_method: Option<&'a [u8]>,
+    /// Copy the request's Record-Route lines: a response that establishes a dialog
+    /// (RFC 3261 §12.1.1).
+    pub record_route: bool,
 }
 
 /// Writes the response `status` to the request `echo` into `out`; returns its length.
@@ -261,6 +264,10 @@ pub fn write_response(
                 continue;
             }
             HeaderName::Via => {
+                w.put(h.line)?;
+                continue;
+            }
+            HeaderName::RecordRoute if extras.record_route => {
                 w.put(h.line)?;
                 continue;
             }

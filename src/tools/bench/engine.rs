@@ -5,9 +5,13 @@
 //! - messages: an open-loop stream of independent requests (OPTIONS, or INVITE answered
 //!   with an ACK), not retransmitted, so loss shows up exactly as timeouts.
 //!
+//! The ACK and BYE of a call follow its route set (the 200's Record-Route), as a user
+//! agent's would.
+//!
 //! New requests and retransmissions leave in `sendmmsg` batches (an [`Outbox`]); responses
 //! are drained with `recvmmsg`, and ACK/BYE go back in the same batch's `sendmmsg`.
 
+use super::route_sets::RouteSets;
 use crate::net::runtime;
 use crate::net::{
     udp_socket, Batch, BindError, Outbox, Payload, SocketOptions, HEADROOM, OUTBOX_DATAGRAM,
@@ -183,6 +187,8 @@ struct Worker {
     progress: Arc<Progress>,
     latency: Histogram<u64>,
     call: Histogram<u64>,
+    /// The calls' route sets, which their ACK and BYE follow.
+    routes: RouteSets,
 }
 
 impl Worker {
@@ -214,7 +220,18 @@ impl Worker {
         let _ = write!(
             w,
             "{method} sip:service@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{run}-{worker}-{n}-{branch};rport\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:bench@{local}>;tag=b{n}\r\nTo: <sip:service@{target}>"
+             Max-Forwards: 70\r\n"
+        );
+        if let (Request::Ack { for_2xx: true } | Request::Bye, Some(route)) =
+            (kind, self.routes.get(n))
+        {
+            let _ = w.write_all(b"Route: ");
+            let _ = w.write_all(route);
+            let _ = w.write_all(b"\r\n");
+        }
+        let _ = write!(
+            w,
+            "From: <sip:bench@{local}>;tag=b{n}\r\nTo: <sip:service@{target}>"
         );
         if !to_tag.is_empty() {
             let _ = w.write_all(b";tag=");
@@ -336,6 +353,9 @@ impl Worker {
         let calls = self.load.mode == Mode::Calls;
         let is_invite = msg.cseq.method == b"INVITE";
         let first = msg.cseq.method == self.method().as_bytes();
+        if is_invite && (200..300).contains(&code) && slot.phase == Phase::Requesting {
+            self.routes.learn(n, &msg);
+        }
         let mut push = |worker: &Worker, kind: Request| {
             let offset = sends.iter().map(|(o, l)| o + l).max().unwrap_or(0);
             if let Some(buf) = reply.get_mut(offset..offset + OUTBOX_DATAGRAM) {
@@ -471,6 +491,7 @@ pub fn spawn(
                 progress: progress.clone(),
                 latency: histogram(),
                 call: histogram(),
+                routes: RouteSets::default(),
             }));
             let stop = Rc::new(AtomicBool::new(false));
             let receiver = {

@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod report;
+mod route_sets;
 
 use engine::{histogram, Progress, WorkerLoad};
 pub use engine::{BenchError, Mode};
