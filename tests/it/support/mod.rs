@@ -4,7 +4,9 @@ pub mod counting_alloc;
 pub mod farm;
 pub mod fuzz_checks;
 pub mod lab;
+pub mod netns;
 pub mod process;
+pub mod sipp;
 
 use sipshard::sip::{self, BranchKey, Frame, Headers, RequestRewrite, TopViaRemoval, ViaPrefix};
 use std::net::SocketAddr;
