@@ -13,6 +13,9 @@ use std::net::SocketAddr;
 pub struct RecordRouting {
     toward_farm: Vec<Vec<[RoutePrefix; 2]>>,
     toward_clients: Vec<Vec<[RoutePrefix; 2]>>,
+    /// How each of our entries starts (`<sip:ADDR;lr;pin=`, one per public and internal
+    /// address), to recognise our values.
+    entries: Vec<Box<[u8]>>,
 }
 
 impl RecordRouting {
@@ -40,7 +43,25 @@ impl RecordRouting {
         RecordRouting {
             toward_farm: pairs(true),
             toward_clients: pairs(false),
+            entries: public
+                .iter()
+                .chain(internal)
+                .map(|&a| RoutePrefix::record_route(a).value_start().into())
+                .collect(),
         }
+    }
+
+    /// The pin of `value` when it is one of our entries as we wrote it,
+    /// `<sip:ADDR;lr;pin=PIN>` (user agents copy Record-Route values verbatim into their
+    /// Route): a comparison instead of a parse. `None`: not in that form, though it may
+    /// still be ours written otherwise.
+    pub fn verbatim_pin<'v>(&self, value: &'v [u8]) -> Option<&'v [u8]> {
+        let rest = self
+            .entries
+            .iter()
+            .find_map(|entry| value.strip_prefix(&entry[..]))?;
+        let end = rest.iter().position(|&b| b == b'>' || b == b';')?;
+        Some(&rest[..end])
     }
 
     /// The lines of a request from a client (arrived on public address `p`) leaving from
@@ -69,14 +90,24 @@ pub struct OurRoutes<'b> {
     pub source: Option<&'b [u8]>,
 }
 
-/// Our values at the top of `msg`'s Route; `is_us` tells whether a value's URI names us
-/// (each value's URI is parsed once, for that and for its parameters).
-pub fn our_routes<'b>(msg: &Message<'b, '_>, is_us: impl Fn(&SipUri<'_>) -> bool) -> OurRoutes<'b> {
+/// Our values at the top of `msg`'s Route. `verbatim` gives the pin of a value that is
+/// one of our entries as we wrote it; any other value's URI is parsed once, and `is_us`
+/// tells whether it names us.
+pub fn our_routes<'b>(
+    msg: &Message<'b, '_>,
+    verbatim: impl Fn(&'b [u8]) -> Option<&'b [u8]>,
+    is_us: impl Fn(&SipUri<'_>) -> bool,
+) -> OurRoutes<'b> {
     let mut ours = OurRoutes::default();
     if msg.top_route.is_none() {
         return ours;
     }
     for value in route_values(msg).take(2) {
+        if let Some(pin) = verbatim(value) {
+            ours.count += 1;
+            ours.pin = ours.pin.or(Some(pin));
+            continue;
+        }
         let Some(uri) = NameAddr::parse(value)
             .ok()
             .and_then(|addr| SipUri::parse(addr.uri).ok())
@@ -104,8 +135,7 @@ pub fn path_lines(internal: &[SocketAddr]) -> Vec<RoutePrefix> {
 /// REFER or NOTIFY without a To tag, which gets our Record-Route. (A REGISTER gets Path
 /// instead; ACK, CANCEL and the methods that create no dialog get nothing.)
 pub fn dialog_role(msg: &Message<'_, '_>) -> DialogRole {
-    let to_tagged = msg.to_addr().map(|to| to.tag.is_some());
-    match to_tagged {
+    match msg.to_tagged() {
         Some(true) => DialogRole::Within,
         Some(false)
             if matches!(

@@ -287,12 +287,17 @@ impl Forwarder {
             let status = Status::LOOP_DETECTED;
             return Plan::Done(self.reply(&msg, status, ReplyKind::LoopDetected, to));
         }
-        if repaired.is_none() {
+        let verbatim = |value| {
+            let routing = self.record_routing.as_ref()?;
+            routing.verbatim_pin(value)
+        };
+        let ours = our_routes(&msg, verbatim, |uri| self.names_us(uri));
+        // A strict router's request has our entry as its Request-URI, not on top of Route.
+        if repaired.is_none() && ours.count == 0 {
             if let Some(plan) = self.strict_route_repair(&msg) {
                 return plan;
             }
         }
-        let ours = our_routes(&msg, |uri| self.names_us(uri));
         let pins = repaired.unwrap_or_else(|| self.pins(ours.pin, ours.source));
         let role = dialog_role(&msg);
         let target = match side {

@@ -57,10 +57,9 @@ fn find_any(s: &[u8], from: usize, bytes: &[u8]) -> Option<usize> {
         .map(|p| p + i)
 }
 
-/// Index of the first `byte` in `s` at or after `from` (the tests' reference use of
-/// [`find_any`] with one byte).
-#[cfg(test)]
-fn find(s: &[u8], from: usize, byte: u8) -> Option<usize> {
+/// Index of the first `byte` in `s` at or after `from`.
+#[inline(always)]
+pub fn find(s: &[u8], from: usize, byte: u8) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
         find_any(s, from, &[byte])

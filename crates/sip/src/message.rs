@@ -11,7 +11,7 @@ use super::error::ParseError;
 use super::header_name::HeaderName;
 use super::lines::LineEnds;
 use super::name_addr::NameAddr;
-use super::params::CommaValues;
+use super::params::{CommaValues, Params};
 use super::scan::{eq_short, offset_in, trim};
 use super::start_line::StartLine;
 use super::uri::check_request_uri;
@@ -261,6 +261,27 @@ impl<'b> Message<'b, '_> {
     /// The From value parsed; `None` if it is malformed (possible after a proxy-level parse).
     pub fn from_addr(&self) -> Option<NameAddr<'b>> {
         NameAddr::parse(self.from).ok()
+    }
+
+    /// Whether the To has a tag (the request is inside a dialog); `None` if the To is
+    /// malformed. In the usual form (`<URI>` then parameters, no quotes) only the
+    /// parameters after `>` are read; otherwise the whole name-addr is parsed.
+    pub fn to_tagged(&self) -> Option<bool> {
+        let to = self.to;
+        if !to.contains(&b'"') {
+            if let Some(close) = to.iter().position(|&b| b == b'>') {
+                let mut tagged = false;
+                for param in Params::new(&to[close + 1..]) {
+                    match param {
+                        Ok(p) if p.name.eq_ignore_ascii_case(b"tag") => tagged = true,
+                        Ok(_) => {}
+                        Err(_) => return self.to_addr().map(|a| a.tag.is_some()),
+                    }
+                }
+                return Some(tagged);
+            }
+        }
+        self.to_addr().map(|a| a.tag.is_some())
     }
 
     /// The To value parsed; `None` if it is malformed (possible after a proxy-level parse).

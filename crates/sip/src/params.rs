@@ -1,6 +1,6 @@
 //! Header parameter lists (`*( SEMI generic-param )`) and comma-separated header values.
 
-use super::find::find3;
+use super::find::{find, find3};
 use super::scan::{is_token, is_ws, quoted_string_end, skip_ws, token_end};
 
 /// One `name[=value]` parameter, borrowed from the message.
@@ -143,31 +143,27 @@ impl<'a> Iterator for CommaValues<'a> {
             }
             return Some(&s[start..e]);
         }
+        // From one special byte to the next: outside `<...>` a comma, a quote or `<`,
+        // inside only its `>`.
         let mut j = start;
-        let mut in_angle = false;
         let end = loop {
-            if j >= s.len() {
+            let Some(k) = find3(s, j, b',', b'"', b'<') else {
                 self.done = true;
                 break s.len();
-            }
-            match s[j] {
-                b'"' => match quoted_string_end(s, j) {
-                    Some(e) => j = e,
-                    None => j = s.len(),
+            };
+            match s[k] {
+                b'"' => j = quoted_string_end(s, k).unwrap_or(s.len()),
+                b'<' => match find(s, k + 1, b'>') {
+                    Some(close) => j = close + 1,
+                    None => {
+                        self.done = true;
+                        break s.len();
+                    }
                 },
-                b'<' => {
-                    in_angle = true;
-                    j += 1;
+                _ => {
+                    self.i = k + 1;
+                    break k;
                 }
-                b'>' => {
-                    in_angle = false;
-                    j += 1;
-                }
-                b',' if !in_angle => {
-                    self.i = j + 1;
-                    break j;
-                }
-                _ => j += 1,
             }
         };
         let mut e = end;

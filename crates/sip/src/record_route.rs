@@ -70,6 +70,13 @@ impl RoutePrefix {
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
+
+    /// The value's part of the prefix (`<sip:ADDR;lr;pin=`): how the entry starts in a
+    /// Route that copies it verbatim.
+    pub fn value_start(&self) -> &[u8] {
+        let value = self.bytes.iter().position(|&b| b == b'<').unwrap_or(0);
+        &self.bytes[value..]
+    }
 }
 
 /// Every Route value of `msg`, top first, across lines.
@@ -90,17 +97,19 @@ pub fn top_route_removals(msg: &Message<'_, '_>, count: usize) -> ArrayVec<(usiz
         if left == 0 || cuts.is_full() {
             break;
         }
-        let values: ArrayVec<&[u8], 3> = CommaValues::new(header.value).take(3).collect();
-        let in_line = CommaValues::new(header.value).count();
-        let cut = if left >= in_line {
+        // One value more than goes, if the line has it: then the line stays.
+        let values: ArrayVec<&[u8], 3> = CommaValues::new(header.value)
+            .take((left + 1).min(3))
+            .collect();
+        let cut = if values.len() <= left {
             (msg.offset_of(header.line), header.line.len())
         } else {
-            // `left` < `in_line` <= 3 once collected: values[left] is the first one kept.
+            // values[left] is the first value kept.
             let from = msg.offset_of(values[0]);
             (from, msg.offset_of(values[left]) - from)
         };
         cuts.push(cut);
-        left = left.saturating_sub(in_line);
+        left = left.saturating_sub(values.len());
     }
     cuts
 }

@@ -347,6 +347,12 @@ pub fn check_parse(data: &[u8]) {
 
     let mut storage = Headers::<HEADERS>::new();
     let strict = parse(data, &mut storage);
+    if let Ok(msg) = &strict {
+        // The quick To-tag test agrees with the full name-addr parse.
+        if let Some(to) = msg.to_addr() {
+            assert_eq!(msg.to_tagged(), Some(to.tag.is_some()), "to_tagged");
+        }
+    }
     let mut lenient_storage = Headers::<HEADERS>::new();
     let lenient = parse_lenient(data, &mut lenient_storage);
     check_fields(data, lenient.headers, &lenient.fields);
