@@ -8,6 +8,7 @@ use super::checks::{
 };
 use super::classes::{eq_mask16, host_char_mask16, token_end};
 use super::error::ParseError;
+use super::find::find3;
 use super::header_name::HeaderName;
 use super::lines::LineEnds;
 use super::name_addr::NameAddr;
@@ -264,22 +265,25 @@ impl<'b> Message<'b, '_> {
     }
 
     /// Whether the To has a tag (the request is inside a dialog); `None` if the To is
-    /// malformed. In the usual form (`<URI>` then parameters, no quotes) only the
-    /// parameters after `>` are read; otherwise the whole name-addr is parsed.
+    /// malformed. In the usual form (`<URI>` then parameters, no quoted display name before
+    /// it) only the parameters after `>` are read; otherwise the whole name-addr is parsed.
     pub fn to_tagged(&self) -> Option<bool> {
         let to = self.to;
-        if !to.contains(&b'"') {
-            if let Some(close) = to.iter().position(|&b| b == b'>') {
-                let mut tagged = false;
-                for param in Params::new(&to[close + 1..]) {
-                    match param {
-                        Ok(p) if p.name.eq_ignore_ascii_case(b"tag") => tagged = true,
-                        Ok(_) => {}
-                        Err(_) => return self.to_addr().map(|a| a.tag.is_some()),
-                    }
-                }
-                return Some(tagged);
+        // The first quote or `>`: a `>` first closes the URI (no display name in quotes).
+        if let Some(close) = find3(to, 0, b'>', b'"', b'"').filter(|&i| to[i] == b'>') {
+            let params = &to[close + 1..];
+            if find3(params, 0, b';', b';', b';').is_none() {
+                return Some(false);
             }
+            let mut tagged = false;
+            for param in Params::new(params) {
+                match param {
+                    Ok(p) if p.name.eq_ignore_ascii_case(b"tag") => tagged = true,
+                    Ok(_) => {}
+                    Err(_) => return self.to_addr().map(|a| a.tag.is_some()),
+                }
+            }
+            return Some(tagged);
         }
         self.to_addr().map(|a| a.tag.is_some())
     }
