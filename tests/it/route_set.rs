@@ -118,6 +118,20 @@ fn dest_and_pinning(verdict: Verdict) -> (SocketAddr, Pinning) {
     }
 }
 
+/// The verdict is the 403 to a forged Route entry.
+fn assert_forged(verdict: Verdict) {
+    assert!(
+        matches!(
+            verdict,
+            Verdict::Reply {
+                kind: ReplyKind::ForgedRoute,
+                ..
+            }
+        ),
+        "{verdict:?}"
+    );
+}
+
 /// Where a request leaving from the public side goes.
 fn toward_client(verdict: Verdict) -> SocketAddr {
     match verdict {
@@ -214,16 +228,7 @@ fn a_pin_we_did_not_make_is_refused() {
         CLIENT,
         &in_dialog("BYE", "forged-1", &routes),
     );
-    assert!(
-        matches!(
-            verdict,
-            Verdict::Reply {
-                kind: ReplyKind::ForgedRoute,
-                ..
-            }
-        ),
-        "{verdict:?}"
-    );
+    assert_forged(verdict);
     assert!(out.starts_with("SIP/2.0 403 Forbidden\r\n"), "{out}");
     // Another secret's pin, and a forged ACK (never answered): refused, counted apart.
     let mut other_key = other;
@@ -236,13 +241,7 @@ fn a_pin_we_did_not_make_is_refused() {
         CLIENT,
         &in_dialog("BYE", "forged-2", &their_routes),
     );
-    assert!(matches!(
-        verdict,
-        Verdict::Reply {
-            kind: ReplyKind::ForgedRoute,
-            ..
-        }
-    ));
+    assert_forged(verdict);
     let (verdict, _) = handle(
         &f,
         Side::Public,
@@ -392,16 +391,7 @@ fn a_register_gets_our_path_and_the_farm_reaches_the_registered_agent_through_it
     // A Path entry of ours with a source we did not vouch for: refused, nothing relayed.
     let forged = invite.replace("src=4", "src=6");
     let (verdict, _) = handle(&f, Side::Internal, "10.0.0.21:5060", &forged);
-    assert!(
-        matches!(
-            verdict,
-            Verdict::Reply {
-                kind: ReplyKind::ForgedRoute,
-                ..
-            }
-        ),
-        "{verdict:?}"
-    );
+    assert_forged(verdict);
 }
 
 /// Each request's place toward dialogs, for the per-backend new-call and in-dialog counters:
@@ -504,14 +494,5 @@ fn a_strict_routers_request_takes_the_last_route_as_its_request_uri() {
         "<sip:bob@10.0.0.30:5060>",
     );
     let (verdict, _) = handle(&f, Side::Public, CLIENT, &forged);
-    assert!(
-        matches!(
-            verdict,
-            Verdict::Reply {
-                kind: ReplyKind::ForgedRoute,
-                ..
-            }
-        ),
-        "{verdict:?}"
-    );
+    assert_forged(verdict);
 }

@@ -6,6 +6,7 @@
 
 use crate::support::farm::{balance_args, free_udp_port};
 use crate::support::process::serial;
+use crate::support::sipp::final_stat;
 use sipshard::config::BalanceConfig;
 use sipshard::control::State;
 use sipshard::tools::balance::Balancer;
@@ -100,17 +101,6 @@ fn received_requests(log: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-fn stat(csv: &str, column: &str) -> u64 {
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(';').collect();
-    let last: Vec<&str> = lines.last().unwrap().split(';').collect();
-    let i = header
-        .iter()
-        .position(|h| *h == column)
-        .unwrap_or_else(|| panic!("no column {column}"));
-    last[i].trim().parse().unwrap()
-}
-
 #[test]
 fn two_thousand_sipp_calls_through_the_balancer() {
     let _serial = serial();
@@ -178,8 +168,10 @@ fn two_thousand_sipp_calls_through_the_balancer() {
         );
     }
     drop(uas.iter().map(|u| u.log.clone()).collect::<Vec<_>>());
-    let csv = std::fs::read_to_string(&stats).expect("sipp wrote its statistics");
-    let (ok, failed) = (stat(&csv, "SuccessfulCall(C)"), stat(&csv, "FailedCall(C)"));
+    let (ok, failed) = (
+        final_stat(&stats, "SuccessfulCall(C)"),
+        final_stat(&stats, "FailedCall(C)"),
+    );
     assert_eq!(
         (ok, failed),
         (CALLS as u64, 0),
