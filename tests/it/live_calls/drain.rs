@@ -55,40 +55,61 @@ fn wait_until_idle(b: &Balancer, drained: SocketAddr) -> Status {
     }
 }
 
-/// A balancer with the default `--record-route on` in front of `backends`, all of them up.
-fn balancer_in_front_of(backends: &[SocketAddr]) -> Balancer {
-    let b = balancer(&balance_args(
-        backends,
-        &[
-            "--workers",
-            &workers(),
-            "--secret",
-            "live-calls",
-            "--probe-interval-ms",
-            "200",
-            "--probe-timeout-ms",
-            "150",
-        ],
-    ));
-    for &addr in backends {
-        wait_for_state(&b, addr, State::Up, PATIENCE);
-    }
-    b
+/// The two ways an operator drains a backend (docs/operations.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DrainBy {
+    /// `sipshard ctl drain`: the configured weight stays, the status says `drained`.
+    Operator,
+    /// `weight = 0` in the configuration file, then a reload.
+    WeightZero,
 }
 
-/// Drains `addr` through the control thread (what `sipshard ctl drain` asks for) and waits
-/// until every shard routes with the new set; returns the status then. The other way to
-/// drain, weight 0 in the configuration file and a reload (docs/operations.md), publishes
-/// the same kind of set and is not repeated here.
-fn drain(b: &Balancer, addr: SocketAddr) -> Status {
-    let answer = b.control().operate(addr, Operation::Drain).unwrap();
-    assert_eq!(answer, format!("{addr}: up, drained"));
+/// The balancer of a drain test, and the file it was started from.
+struct Farm {
+    balancer: Balancer,
+    config: PathBuf,
+    listen: SocketAddr,
+}
+
+/// A balancer with the default `--record-route on` in front of `backends` (weight 1 each),
+/// started from a configuration file, all of them up.
+fn farm_from_file(dir: &ScratchDir, backends: &[SocketAddr]) -> Farm {
+    let listen = loopback_addr(free_udp_port());
+    let config = dir.file("balance.toml");
+    let weights: Vec<(SocketAddr, u32)> = backends.iter().map(|&a| (a, 1)).collect();
+    write_atomically(&config, &farm_config(listen, true, &weights));
+    Farm {
+        balancer: balancer_from_file(&config, backends),
+        config,
+        listen,
+    }
+}
+
+/// Drains `addr` `by` one way or the other and waits until every shard routes with the new
+/// set; returns the status then.
+fn drain(farm: &Farm, backends: &[SocketAddr], addr: SocketAddr, by: DrainBy) -> Status {
+    let b = &farm.balancer;
+    match by {
+        DrainBy::Operator => {
+            let answer = b.control().operate(addr, Operation::Drain).unwrap();
+            assert_eq!(answer, format!("{addr}: up, drained"));
+        }
+        DrainBy::WeightZero => {
+            let weights: Vec<(SocketAddr, u32)> = backends
+                .iter()
+                .map(|&a| (a, u32::from(a != addr)))
+                .collect();
+            let text = farm_config(farm.listen, true, &weights);
+            reload_farm(b, &farm.config, &text, &weights);
+        }
+    }
     wait_for_state(b, addr, State::Up, PATIENCE);
     b.control().status().unwrap()
 }
 
 /// What the drain test saw.
 struct DrainRun {
+    by: DrainBy,
     drained: SocketAddr,
     caller: CallerOutcome,
     /// The status once the drain was applied.
@@ -205,17 +226,33 @@ fn assert_its_dialogs_went_on_then_stopped(run: &DrainRun) {
         run.drained
     );
     let status = backend(&run.last, run.drained);
-    assert!(status.drained && status.state == State::Up, "{status:?}");
+    assert_eq!(status.state, State::Up, "{status:?}");
+    match run.by {
+        DrainBy::Operator => assert!(status.drained && status.weight == 1, "{status:?}"),
+        DrainBy::WeightZero => assert!(!status.drained && status.weight == 0, "{status:?}"),
+    }
 }
 
 #[test]
 fn a_backend_drained_under_load_takes_no_new_call_and_ends_its_calls() {
+    drain_under_load(DrainBy::Operator);
+}
+
+#[test]
+fn a_backend_given_weight_zero_under_load_takes_no_new_call_and_ends_its_calls() {
+    drain_under_load(DrainBy::WeightZero);
+}
+
+/// Calls flow through three backends; backend 0 is drained `by` one way or the other; its
+/// calls end, no new call reaches it, and its in-dialog rate falls to 0.
+fn drain_under_load(by: DrainBy) {
     let _serial = serial();
-    let dir = ScratchDir::new("drain");
+    let dir = ScratchDir::new(&format!("drain-{by:?}"));
     let servers = start_dialog_holders(&dir, 3);
     let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
     let drained = addrs[0];
-    let b = balancer_in_front_of(&addrs);
+    let farm = farm_from_file(&dir, &addrs);
+    let b = &farm.balancer;
 
     let mut caller = start_caller(
         &dir,
@@ -224,13 +261,13 @@ fn a_backend_drained_under_load_takes_no_new_call_and_ends_its_calls() {
         DRAIN_RATE,
         DRAIN_CALL_MS,
     );
-    wait_for_status(&b, &mut caller, "calls flowing", |s| {
+    wait_for_status(b, &mut caller, "calls flowing", |s| {
         total(s, |b| b.new_calls) >= CALLS_BEFORE_DRAIN
     });
-    let at_drain = drain(&b, drained);
-    let samples = sample_until_exit(&b, &mut caller, drained);
+    let at_drain = drain(&farm, &addrs, drained, by);
+    let samples = sample_until_exit(b, &mut caller, drained);
     let caller = caller_outcome(caller);
-    let idle = wait_until_idle(&b, drained);
+    let idle = wait_until_idle(b, drained);
     // Over a whole rate window more: nothing reaches it any more.
     std::thread::sleep(Duration::from_millis(1200));
     let last = b.control().status().unwrap();
@@ -240,8 +277,9 @@ fn a_backend_drained_under_load_takes_no_new_call_and_ends_its_calls() {
     );
     println!("the farm at the end:\n{}", status_table(&last));
     println!("the drained backend while its calls ended: {samples:#?}");
-    b.stop();
+    farm.balancer.stop();
     let run = DrainRun {
+        by,
         drained,
         caller,
         at_drain,

@@ -33,28 +33,6 @@ fn farm_after(servers: &[SocketAddr]) -> Vec<(SocketAddr, u32)> {
     ]
 }
 
-/// A balancer started from the configuration file `config` (reloads re-read it); returns
-/// once `backends` are all up.
-fn balancer_from_file(config: &Path, backends: &[SocketAddr]) -> Balancer {
-    let b = balancer(&BalanceArgs::from_flags(["--config", config.to_str().unwrap()]).unwrap());
-    for &addr in backends {
-        wait_for_state(&b, addr, State::Up, PATIENCE);
-    }
-    b
-}
-
-/// Rewrites the configuration file with `farm` and reloads it through the control thread
-/// (what SIGHUP and `sipshard ctl reload` ask for); returns the reload's answer once every
-/// backend is up and every shard routes with the new set.
-fn reload_farm(b: &Balancer, config: &Path, file_text: &str, farm: &[(SocketAddr, u32)]) -> String {
-    write_atomically(config, file_text);
-    let reloaded = b.control().reload().expect("the new farm is accepted");
-    for &(addr, _) in farm {
-        wait_for_state(b, addr, State::Up, PATIENCE);
-    }
-    reloaded
-}
-
 /// 500 calls established through three backends of weight 1; then a reload adds a fourth
 /// and changes the weights; then every call sends its BYE.
 fn farm_change_under_established_calls(record_route: bool) -> FarmChange {

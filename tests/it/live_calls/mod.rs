@@ -9,7 +9,8 @@
 //!   follows its dialog's pin, all 500 calls end normally and every BYE is answered 200;
 //!   with `--record-route off` the BYEs follow the new hash and the calls whose hash moved
 //!   fail (how many is printed; more than none: that is what the pin protects against).
-//! - A drain under load (`ctl drain` through the in-process controller) while calls keep
+//! - A drain under load (`ctl drain` through the in-process controller, or weight 0 in the
+//!   configuration file and a reload) while calls keep
 //!   arriving: not one new call reaches the drained backend once the drain is applied, all
 //!   of its established calls end normally at it, and its in-dialog traffic falls to 0 in the
 //!   status once they have ended.
@@ -19,7 +20,7 @@
 mod drain;
 mod farm_change;
 
-use crate::support::farm::{balance_args, balancer, free_udp_port, wait_for_state};
+use crate::support::farm::{balancer, free_udp_port, wait_for_state};
 use crate::support::process::{loopback_addr, serial};
 use crate::support::sipp::{
     answers_to, call_number, final_stat, read_trace, received_requests, scenario, strings,
@@ -255,4 +256,26 @@ fn wait_for_status(
 /// Every call placed and its ACK sent on: the INVITEs and the ACKs went through.
 fn all_established(status: &Status, calls: u64) -> bool {
     total(status, |b| b.new_calls) >= calls && total(status, |b| b.in_dialog_requests) >= calls
+}
+
+/// A balancer started from the configuration file `config` (reloads re-read it); returns
+/// once `backends` are all up.
+fn balancer_from_file(config: &Path, backends: &[SocketAddr]) -> Balancer {
+    let b = balancer(&BalanceArgs::from_flags(["--config", config.to_str().unwrap()]).unwrap());
+    for &addr in backends {
+        wait_for_state(&b, addr, State::Up, PATIENCE);
+    }
+    b
+}
+
+/// Rewrites the configuration file with `farm` and reloads it through the control thread
+/// (what SIGHUP and `sipshard ctl reload` ask for); returns the reload's answer once every
+/// backend is up and every shard routes with the new set.
+fn reload_farm(b: &Balancer, config: &Path, file_text: &str, farm: &[(SocketAddr, u32)]) -> String {
+    write_atomically(config, file_text);
+    let reloaded = b.control().reload().expect("the new farm is accepted");
+    for &(addr, _) in farm {
+        wait_for_state(b, addr, State::Up, PATIENCE);
+    }
+    reloaded
 }
