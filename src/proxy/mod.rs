@@ -8,6 +8,7 @@
 mod redirect;
 mod route_set;
 mod stateless;
+pub mod txn;
 mod verdict;
 
 pub use redirect::Mode;

@@ -94,3 +94,36 @@ fn wire_layer_makes_no_heap_allocation() {
     });
     assert_eq!(seen, 1);
 }
+
+/// The transaction layer's table and timer wheel, full and churning (a transaction in, its
+/// timer set, the oldest out and its timer cancelled or fired), allocate nothing once built.
+#[test]
+fn transaction_table_and_timers_make_no_heap_allocation() {
+    use sipshard::proxy::txn::{Table, TimerWheel};
+    const CAPACITY: usize = 1024;
+    const MS: u64 = 1_000_000;
+    let mut table: Table<u64, u64> = Table::new(CAPACITY);
+    let mut wheel = TimerWheel::new(CAPACITY, 4096, 10 * MS, 0);
+    let mut live = std::collections::VecDeque::with_capacity(CAPACITY);
+    let mut fired = 0;
+    let mut now = 0;
+    let allocations = allocations_during(|| {
+        for n in 0..100_000u64 {
+            let hash = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            if live.len() == CAPACITY {
+                let (old_hash, old_key, handle, timer) = live.pop_front().unwrap();
+                assert_eq!(table.find(old_hash, &old_key), Some(handle));
+                table.remove(handle).unwrap();
+                wheel.cancel(timer);
+            }
+            let handle = table.insert(hash, n, n).unwrap();
+            let timer = wheel.schedule(now, 100 * MS, n).unwrap();
+            live.push_back((hash, n, handle, timer));
+            now += MS / 4;
+            fired += wheel.expire(now, |_| {});
+        }
+    });
+    assert_eq!(table.len(), CAPACITY);
+    assert!(fired > 0, "some timers fired before their transaction left");
+    assert_eq!(allocations, 0, "heap allocations in 100,000 transactions");
+}
