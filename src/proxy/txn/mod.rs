@@ -2,9 +2,11 @@
 //! per shard, a bounded table of transactions and a timer wheel for their timers, both
 //! allocated when the shard starts, so that no message and no transaction allocates.
 //!
-//! Built so far: the table ([`Table`]) and the wheel ([`TimerWheel`]). The transaction
-//! state machines and `--mode stateful` come next; nothing routes through this layer yet.
+//! Built so far: the table ([`Table`]), the wheel ([`TimerWheel`]) and the server
+//! transaction's state machine ([`server`]). The client side and `--mode stateful` come
+//! next; nothing routes through this layer yet.
 
+pub mod server;
 mod table;
 mod wheel;
 
