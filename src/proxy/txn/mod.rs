@@ -2,10 +2,12 @@
 //! per shard, a bounded table of transactions and a timer wheel for their timers, both
 //! allocated when the shard starts, so that no message and no transaction allocates.
 //!
-//! Built so far: the table ([`Table`]), the wheel ([`TimerWheel`]) and the server
-//! transaction's state machine ([`server`]). The client side and `--mode stateful` come
-//! next; nothing routes through this layer yet.
+//! Built so far: the table ([`Table`]), the wheel ([`TimerWheel`]) and the state machines
+//! of the server ([`server`]) and client ([`client`]) transactions. Wiring them into the
+//! shard (`--mode stateful`), failover, forking and CANCEL come next; nothing routes
+//! through this layer yet.
 
+pub mod client;
 pub mod server;
 mod table;
 mod wheel;
