@@ -26,6 +26,7 @@
 //! Lookup: `index = (hash as u128 * M as u128) >> 64` (multiply-shift, not `hash % M`), then
 //! one table read.
 
+use arrayvec::ArrayVec;
 use std::fmt;
 use thiserror::Error;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -103,6 +104,38 @@ pub struct Maglev {
     size: u32,
     /// How many backends were listed, drained ones included.
     backends: usize,
+    /// How many have weight > 0 (own entries of the table).
+    active: usize,
+}
+
+/// The most backends a preference order lists.
+pub const PREFERENCE_MAX: usize = 16;
+
+/// The backends of one hash in order of preference ([`Maglev::preference`]).
+#[derive(Clone, Debug)]
+pub struct Preference<'t> {
+    table: &'t [u16],
+    at: usize,
+    walked: usize,
+    seen: ArrayVec<u16, PREFERENCE_MAX>,
+    max: usize,
+}
+
+impl Iterator for Preference<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        while self.seen.len() < self.max && self.walked < self.table.len() {
+            let backend = self.table[self.at];
+            self.at = (self.at + 1) % self.table.len();
+            self.walked += 1;
+            if !self.seen.contains(&backend) {
+                self.seen.push(backend);
+                return Some(usize::from(backend));
+            }
+        }
+        None
+    }
 }
 
 /// One backend with weight > 0, as the fill sees it.
@@ -144,6 +177,7 @@ impl Maglev {
             table,
             size,
             backends: backends.len(),
+            active: active.len(),
         })
     }
 
@@ -156,6 +190,28 @@ impl Maglev {
     pub fn lookup(&self, hash: u64) -> Option<usize> {
         let slot = (u128::from(hash) * self.table.len() as u128) >> 64;
         self.table.get(slot as usize).map(|&b| usize::from(b))
+    }
+
+    /// The backends for `hash` in order of preference (indices into the `backends` slice
+    /// given to build): [`Maglev::lookup`]'s choice first, then each other backend in the
+    /// order it first appears walking the table on from that slot, up to `max` of them
+    /// (and at most every backend with weight > 0, [`PREFERENCE_MAX`]).
+    /// Consistent like the lookup: the failover and fork order of a call is the same on
+    /// every instance and every shard.
+    pub fn preference(&self, hash: u64, max: usize) -> Preference<'_> {
+        let len = self.table.len();
+        let slot = if len == 0 {
+            0
+        } else {
+            ((u128::from(hash) * len as u128) >> 64) as usize
+        };
+        Preference {
+            table: &self.table,
+            at: slot,
+            walked: 0,
+            seen: ArrayVec::new(),
+            max: max.min(self.active).min(PREFERENCE_MAX),
+        }
     }
 
     /// Table size.

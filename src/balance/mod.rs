@@ -10,4 +10,6 @@ mod maglev;
 
 pub use backends::{Backend, Snapshot};
 pub use hash::call_id_hash;
-pub use maglev::{is_prime, Maglev, MaglevError, DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE};
+pub use maglev::{
+    is_prime, Maglev, MaglevError, Preference, DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, PREFERENCE_MAX,
+};

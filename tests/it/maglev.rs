@@ -495,3 +495,36 @@ proptest! {
         }
     }
 }
+
+/// The preference order of a hash (failover and forking): the lookup's choice first, then
+/// distinct other backends, never a drained one, as many as asked and no more than there
+/// are, the same whatever order the backends are listed in, and spread: every backend is
+/// some call's second choice.
+#[test]
+fn the_preference_order_starts_with_the_lookup_and_lists_distinct_live_backends() {
+    let specs: Vec<Spec> = (0..5).map(|id| (id, u32::from(id != 3))).collect();
+    let m = build(&specs, DEFAULT_TABLE_SIZE).unwrap();
+    let mut reversed = specs.clone();
+    reversed.reverse();
+    let r = build(&reversed, DEFAULT_TABLE_SIZE).unwrap();
+    let mut seconds = [0u32; 5];
+    for &h in &hashes()[..20_000] {
+        let order: Vec<usize> = m.preference(h, 3).collect();
+        assert_eq!(order.len(), 3);
+        assert_eq!(Some(order[0]), m.lookup(h));
+        assert!(!order.contains(&3), "drained backend in {order:?}");
+        let mut distinct = order.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 3, "{order:?}");
+        // The reversed listing names the same backends (index i there is 4 - i here).
+        let theirs: Vec<usize> = r.preference(h, 3).map(|i| 4 - i).collect();
+        assert_eq!(theirs, order);
+        seconds[order[1]] += 1;
+        // Asking for more than there are: every live backend, once.
+        assert_eq!(m.preference(h, 10).count(), 4);
+    }
+    for (id, &n) in seconds.iter().enumerate() {
+        assert_eq!(n == 0, id == 3, "second choices: {seconds:?}");
+    }
+}

@@ -3,11 +3,14 @@
 //! allocated when the shard starts, so that no message and no transaction allocates.
 //!
 //! Built so far: the table ([`Table`]), the wheel ([`TimerWheel`]) and the state machines
-//! of the server ([`server`]) and client ([`client`]) transactions. Wiring them into the
+//! of the server ([`server`]) and client ([`client`]) transactions, the choice of the final
+//! response among branches ([`select`]), and the failover order of a call
+//! ([`crate::balance::Maglev::preference`]). Wiring them into the
 //! shard (`--mode stateful`), failover, forking and CANCEL come next; nothing routes
 //! through this layer yet.
 
 pub mod client;
+pub mod select;
 pub mod server;
 mod table;
 mod wheel;
