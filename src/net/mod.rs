@@ -3,6 +3,7 @@
 //! sockets, glommio for a thread that also runs timers and other tasks.
 
 mod batch;
+mod handoff;
 mod outbox;
 mod readiness;
 pub mod runtime;
@@ -12,6 +13,7 @@ mod steering;
 mod waiter;
 
 pub use batch::{now_ns, Batch, FlushReport, Payload, HEADROOM, MAX_DATAGRAM, REPLY_LEN, TAILROOM};
+pub use handoff::{Handoff, HandoffError, Handoffs};
 pub use outbox::{Outbox, OUTBOX_DATAGRAM};
 pub use readiness::Readiness;
 pub use socket::{enable_rx_timestamps, reuseport_group, udp_socket, BindError, SocketOptions};
