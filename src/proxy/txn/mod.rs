@@ -4,12 +4,14 @@
 //!
 //! Built so far: the table ([`Table`]), the wheel ([`TimerWheel`]) and the state machines
 //! of the server ([`server`]) and client ([`client`]) transactions, the choice of the final
-//! response among branches ([`select`]), and the failover order of a call
+//! response among branches ([`select`]), the §17.2.3 key of a request's transaction
+//! ([`key`]), and the failover order of a call
 //! ([`crate::balance::Maglev::preference`]). Wiring them into the
 //! shard (`--mode stateful`), failover, forking and CANCEL come next; nothing routes
 //! through this layer yet.
 
 pub mod client;
+pub mod key;
 pub mod select;
 pub mod server;
 mod table;
