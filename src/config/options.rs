@@ -182,7 +182,7 @@ pub(crate) const OPTIONS: &[Opt] = &[
         "Measure each datagram's residence time (kernel receive timestamp to the end of its \
          send) into a histogram per shard: `on` or `off` (on costs about 4% more CPU per \
          datagram, the kernel's timestamp and its copy to the shard)."),
-    opt("steering", "steering", "random|flow", Text, Everywhere, Word("random"),
+    opt("steering", "steering", "callid|random|flow", Text, Everywhere, Word("callid"),
         AtRestart(|a, b| a.steering != b.steering),
         "How datagrams to a public address are spread over the shards: `random` (any shard \
          takes any datagram, so one busy peer spreads over every core) or `flow` \

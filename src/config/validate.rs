@@ -80,7 +80,11 @@ pub(crate) fn validate(given: Layer, online: usize) -> Result<BalanceConfig, Con
     let steering = check_choice(
         &declared(layer.text("steering"), "steering")?,
         "steering",
-        &[("random", Steering::Random), ("flow", Steering::Flow)],
+        &[
+            ("callid", Steering::CallId),
+            ("random", Steering::Random),
+            ("flow", Steering::Flow),
+        ],
     )?;
     let record_route = check_switch(&layer, "record_route")?;
     let path = check_switch(&layer, "path")?;

@@ -10,7 +10,7 @@ use super::status::{BackendStatus, Status};
 use crate::balance::Backend;
 use crate::config::{restart_only_changes, BalanceConfig, ConfigError, Loader, ProbePolicy};
 use crate::shard::Publisher;
-use crate::shard::{BackendCounters, ShardStats};
+use crate::shard::{BackendCounters, ShardStats, SteeringPrograms};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{mpsc, Arc};
@@ -121,6 +121,7 @@ impl Controller {
         config: BalanceConfig,
         publisher: Publisher,
         shards: Vec<Arc<ShardStats>>,
+        steering: SteeringPrograms,
     ) -> std::io::Result<Controller> {
         let (tx, rx) = mpsc::channel();
         let reports = tx.clone();
@@ -149,6 +150,7 @@ impl Controller {
             drained: HashSet::new(),
             published: Vec::new(),
             rates: Rates::new(Instant::now(), publisher_totals),
+            steering,
         };
         // The plane started with every backend up: that set is published already.
         state.published = state.effective();
@@ -214,6 +216,8 @@ struct ControlState {
     published: Vec<Backend>,
     /// Per-backend rates, sampled about once a second.
     rates: Rates,
+    /// The Call-ID steering programs, for their counts.
+    steering: SteeringPrograms,
 }
 
 impl ControlState {
@@ -443,6 +447,7 @@ impl ControlState {
             shards: &shards,
             residence: &residence,
             status: &self.status(),
+            steering: self.steering.counts(),
         })
     }
 }

@@ -7,6 +7,7 @@ use super::status::{BackendStatus, Status};
 use crate::proxy::{DropReason, ReplyKind};
 use crate::shard::residence::Residence;
 use crate::shard::Counters;
+use crate::shard::SteeringCounts;
 use std::fmt::Write as _;
 
 /// What one scrape shows.
@@ -17,6 +18,8 @@ pub struct MetricsView<'a> {
     pub residence: &'a [Residence],
     /// Backends and reloads.
     pub status: &'a Status,
+    /// What the Call-ID steering programs did (`None`: none runs).
+    pub steering: Option<SteeringCounts>,
 }
 
 /// A per-shard counter: name, help, and how to read it.
@@ -116,6 +119,25 @@ pub fn render(view: &MetricsView<'_>) -> String {
         "sipshard_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
+
+    if let Some(counts) = view.steering {
+        family(
+            &mut out,
+            "sipshard_steering_datagrams_total",
+            "counter",
+            "Public datagrams the Call-ID steering program saw: placed on the shard that owns their Call-ID, or left to the kernel's hash (no Call-ID found, or its shard's socket gone).",
+        );
+        for (result, n) in [
+            ("classified", counts.classified),
+            ("fallback", counts.fallback),
+            ("select_failed", counts.select_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "sipshard_steering_datagrams_total{{result=\"{result}\"}} {n}"
+            );
+        }
+    }
 
     let per_shard: [ShardSeries; 4] = [
         ("sipshard_received_total", "Datagrams received.", |c| {

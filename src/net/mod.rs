@@ -17,5 +17,8 @@ pub use handoff::{Handoff, HandoffError, Handoffs};
 pub use outbox::{Outbox, OUTBOX_DATAGRAM};
 pub use readiness::Readiness;
 pub use socket::{enable_rx_timestamps, reuseport_group, udp_socket, BindError, SocketOptions};
-pub use steering::{spread_randomly, Steering};
+pub use steering::{
+    find_call_id, fnv1a32, shard_of, spread_randomly, CallIdSteering, Limits, Steering,
+    SteeringCounts,
+};
 pub use waiter::readiness_waiter;

@@ -13,13 +13,15 @@
 mod publish;
 pub mod residence;
 mod stats;
+mod steer;
 
 pub use publish::{Publisher, ShardUpdate};
 
 use crate::balance::{Backend, Snapshot};
 use crate::logging::LogLimiter;
+pub use crate::net::SteeringCounts;
 use crate::net::{
-    enable_rx_timestamps, reuseport_group, runtime, spread_randomly, udp_socket, Batch, BindError,
+    enable_rx_timestamps, reuseport_group, runtime, udp_socket, Batch, BindError, CallIdSteering,
     FlushReport, Payload, SocketOptions, Steering, HEADROOM,
 };
 use crate::proxy::{
@@ -124,6 +126,8 @@ pub enum StartError {
 
 /// A running data plane.
 pub struct Plane {
+    /// The Call-ID programs of the public groups (their counters), while they run.
+    steering: SteeringPrograms,
     stop: Arc<AtomicBool>,
     shards: Vec<glommio::ExecutorJoinHandle<()>>,
     stats: Vec<Arc<ShardStats>>,
@@ -133,6 +137,16 @@ pub struct Plane {
 }
 
 impl Plane {
+    /// What the Call-ID steering programs did, summed over the public addresses; `None`
+    /// when none runs (`--steering random` or `flow`, one shard, or it could not load).
+    pub fn steering_counts(&self) -> Option<SteeringCounts> {
+        self.steering.counts()
+    }
+
+    /// The Call-ID steering programs, for the control thread's metrics.
+    pub fn steering_programs(&self) -> SteeringPrograms {
+        self.steering.clone()
+    }
     /// The bound public addresses (ephemeral ports resolved).
     pub fn public_addrs(&self) -> &[SocketAddr] {
         &self.public
@@ -241,17 +255,15 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
     // Public sockets: per listen address, one per shard in one SO_REUSEPORT group. An
     // ephemeral port is fixed by the first bind and shared by the rest.
     let mut public_sockets: Vec<Vec<Socket>> = (0..config.workers).map(|_| Vec::new()).collect();
+    let mut steering = Vec::new();
     let mut public = Vec::new();
     for &listen in &config.listen {
         let (group, bound) =
             reuseport_group(listen, config.workers).map_err(BindError::at(listen))?;
-        if config.steering == Steering::Random && group.len() > 1 {
-            spread_randomly(group[0].as_raw_fd(), group.len()).map_err(|source| {
-                StartError::Steering {
-                    addr: listen,
-                    source,
-                }
-            })?;
+        if group.len() > 1 {
+            if let Some(program) = steer::steer(config.steering, &group, listen)? {
+                steering.push(program);
+            }
         }
         for (sockets, socket) in public_sockets.iter_mut().zip(group) {
             sockets.push(socket);
@@ -301,6 +313,7 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
         shards.push(handle);
     }
     Ok(Plane {
+        steering: SteeringPrograms(Arc::new(steering)),
         stop,
         shards,
         stats,
@@ -308,6 +321,27 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
         public,
         internal,
     })
+}
+
+/// The Call-ID steering programs of a plane's public addresses, shared with the control
+/// thread (which reads their counts for the metrics).
+#[derive(Clone)]
+pub struct SteeringPrograms(Arc<Vec<CallIdSteering>>);
+
+impl SteeringPrograms {
+    /// What the programs did, summed; `None` when there are none.
+    pub fn counts(&self) -> Option<SteeringCounts> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let mut total = SteeringCounts::default();
+        for program in self.0.iter() {
+            if let Ok(counts) = program.counts() {
+                total.add(counts);
+            }
+        }
+        Some(total)
+    }
 }
 
 /// What one shard starts with (moved into its executor thread).

@@ -222,6 +222,7 @@ impl Services {
             config.clone(),
             plane.publisher(),
             plane.shard_stats(),
+            plane.steering_programs(),
         )
         .map_err(BalancerError::Control)?;
         let serve = |addr: Option<SocketAddr>, endpoints, what| {

@@ -1155,7 +1155,7 @@ fn probe_defaults_and_per_backend_overrides() {
     assert_eq!((c.metrics, c.control), (None, None));
     assert_eq!((c.log_level.as_str(), c.log_json), ("info", false));
     assert!(!c.residence_time);
-    assert_eq!(c.steering, sipshard::net::Steering::Random);
+    assert_eq!(c.steering, sipshard::net::Steering::CallId);
     assert_eq!(c.busy_poll, Duration::ZERO);
 
     // Flags; a timeout not given follows a shorter interval.
@@ -1289,7 +1289,11 @@ fn probe_and_endpoint_errors() {
         ),
         (
             &["--steering", "round-robin"],
-            &["--steering", "round-robin", "expected random or flow"],
+            &[
+                "--steering",
+                "round-robin",
+                "expected callid or random or flow",
+            ],
         ),
         (
             &["--residence-time", "yes"],
@@ -1315,7 +1319,7 @@ fn probe_and_endpoint_errors() {
         ),
         (
             "steering = \"hash\"\n",
-            &["line 2", "steering", "expected random or flow"],
+            &["line 2", "steering", "expected callid or random or flow"],
         ),
         (
             "residence_time = 1\n",

@@ -131,6 +131,23 @@ fn scraped_series_match_the_traffic_and_the_control_api_works() {
     assert_eq!(get("sipshard_drops_total", &["reason=\"keepalive\""]), 1.0);
     assert_eq!(get("sipshard_drops_total", &["reason=\"unparsable\""]), 1.0);
     assert_eq!(get("sipshard_drops_total", &[]), 2.0);
+    if workers > 1 {
+        // The Call-ID program placed every request and response of the load (the
+        // keep-alive and the unparsable datagram have no Call-ID).
+        assert!(
+            get(
+                "sipshard_steering_datagrams_total",
+                &["result=\"classified\""]
+            ) >= load.sent as f64
+        );
+        assert_eq!(
+            get(
+                "sipshard_steering_datagrams_total",
+                &["result=\"fallback\""]
+            ),
+            2.0
+        );
+    }
     assert_eq!(
         get("sipshard_sent_total", &[]),
         (load.sent + load.received) as f64

@@ -1,8 +1,16 @@
 //! Which socket of an SO_REUSEPORT group the kernel gives a datagram to. By default the
 //! kernel hashes the 4-tuple, so every datagram of one peer (one SIP trunk, one source port)
-//! lands on the same socket, hence the same shard. A stateless balancer can let any shard
-//! take any datagram, so sipshard can instead attach a classic BPF program to the group that
-//! picks a socket at random for each datagram: one busy trunk then spreads over every core.
+//! lands on the same socket, hence the same shard. sipshard instead attaches a program to
+//! the group: an eBPF one that finds each datagram's Call-ID and picks the socket of the
+//! shard that owns the call ([`CallIdSteering`]: one busy trunk spreads over every core and
+//! a call's messages stay in order on one shard), or a classic BPF one that picks a socket
+//! at random ([`spread_randomly`]).
+
+mod asm;
+mod bpf;
+mod callid;
+
+pub use callid::{find_call_id, fnv1a32, shard_of, CallIdSteering, Limits, SteeringCounts};
 
 use super::socket::set_socket_option;
 use std::io;
@@ -11,8 +19,11 @@ use std::os::fd::RawFd;
 /// How datagrams arriving on a public address are spread over the shards.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Steering {
-    /// Each datagram to a shard drawn at random: even one peer spreads over every shard.
+    /// Each datagram to the shard that owns its call (`fnv1a32(Call-ID) % shards`), by an
+    /// eBPF program; a datagram it cannot place goes by the kernel's hash.
     #[default]
+    CallId,
+    /// Each datagram to a shard drawn at random: even one peer spreads over every shard.
     Random,
     /// The kernel's hash of the source and destination addresses and ports: each peer
     /// sticks to one shard.
