@@ -2,8 +2,9 @@
 //! batches of 32, one socket = one 4-tuple) to a reuseport group of N sockets on 127.0.0.1;
 //! a receiver pinned to CPU 1 busy-polls the group with recvmmsg. On loopback the whole
 //! receive path (IP, UDP lookup, reuseport selection, the BPF program, enqueue) runs in
-//! softirq on the sending CPU, so the cost per datagram is CPU 0's busy time (user + system
-//! + irq + softirq from /proc/stat) divided by COUNT.
+//! softirq on the sending CPU, so the cost per datagram is CPU 0's busy time (user, system,
+//! irq and softirq from /proc/stat) divided by COUNT.
+//!
 //! Run by bench-scripts/steering.sh, which alternates the modes and takes medians.
 //!
 //! Usage: steer_bench MODE PAYLOAD [COUNT] [N]
