@@ -73,6 +73,23 @@ pub struct Step {
 }
 
 impl Step {
+    /// With the response passed on to the server side.
+    fn pass_on(self) -> Step {
+        Step {
+            pass_on: true,
+            ..self
+        }
+    }
+
+    /// The transaction ends, `timed_out` saying whether for want of an answer.
+    fn ended(timed_out: bool) -> Step {
+        Step {
+            timed_out,
+            terminated: true,
+            ..Step::default()
+        }
+    }
+
     fn start(mut self, timer: Timer, after_ns: u64) -> Step {
         self.start.push((timer, after_ns));
         self
@@ -149,63 +166,42 @@ impl ClientTransaction {
         match (self.kind, self.state, status) {
             (Kind::Invite, State::Calling, 100..=199) => {
                 self.state = State::Proceeding;
-                Step {
-                    pass_on: true,
-                    ..step
-                }
-                .stop(Timer::A)
-                .stop(Timer::B)
-                .start(Timer::C, TIMER_C_NS)
+                step.pass_on()
+                    .stop(Timer::A)
+                    .stop(Timer::B)
+                    .start(Timer::C, TIMER_C_NS)
             }
-            (Kind::Invite, State::Proceeding, 100..=199) => Step {
-                pass_on: true,
-                ..step
-            },
+            (Kind::Invite, State::Proceeding, 100..=199) => step.pass_on(),
             (Kind::Invite, State::Calling | State::Proceeding, 200..=299) => {
                 self.state = State::Accepted;
-                Step {
-                    pass_on: true,
-                    ..step
-                }
-                .stop(Timer::A)
-                .stop(Timer::B)
-                .stop(Timer::C)
-                .start(Timer::M, 64 * t1)
+                step.pass_on()
+                    .stop(Timer::A)
+                    .stop(Timer::B)
+                    .stop(Timer::C)
+                    .start(Timer::M, 64 * t1)
             }
-            (Kind::Invite, State::Accepted, 200..=299) => Step {
-                pass_on: true,
-                ..step
-            },
+            (Kind::Invite, State::Accepted, 200..=299) => step.pass_on(),
             (Kind::Invite, State::Calling | State::Proceeding, 300..=699) => {
                 self.state = State::Completed;
-                Step {
-                    pass_on: true,
-                    ack: true,
-                    ..step
-                }
-                .stop(Timer::A)
-                .stop(Timer::B)
-                .stop(Timer::C)
-                .start(Timer::D, 32_000_000_000)
+                Step { ack: true, ..step }
+                    .pass_on()
+                    .stop(Timer::A)
+                    .stop(Timer::B)
+                    .stop(Timer::C)
+                    .start(Timer::D, 32_000_000_000)
             }
             // The final response again: our ACK was lost. ACK again, pass nothing on.
             (Kind::Invite, State::Completed, 300..=699) => Step { ack: true, ..step },
             (Kind::NonInvite, State::Trying | State::Proceeding, 100..=199) => {
                 self.state = State::Proceeding;
-                Step {
-                    pass_on: true,
-                    ..step
-                }
+                step.pass_on()
             }
             (Kind::NonInvite, State::Trying | State::Proceeding, 200..=699) => {
                 self.state = State::Completed;
-                Step {
-                    pass_on: true,
-                    ..step
-                }
-                .stop(Timer::E)
-                .stop(Timer::F)
-                .start(Timer::K, self.timers.t4_ns)
+                step.pass_on()
+                    .stop(Timer::E)
+                    .stop(Timer::F)
+                    .start(Timer::K, self.timers.t4_ns)
             }
             // Anything else (a retransmitted final, a provisional after a final) is absorbed.
             _ => step,
@@ -238,19 +234,11 @@ impl ClientTransaction {
             }
             (State::Calling, Timer::B) | (State::Trying | State::Proceeding, Timer::F) => {
                 self.state = State::Terminated;
-                Step {
-                    timed_out: true,
-                    terminated: true,
-                    ..Step::default()
-                }
+                Step::ended(true)
             }
             (State::Calling | State::Trying, Timer::NoAnswer) if !self.answered => {
                 self.state = State::Terminated;
-                Step {
-                    timed_out: true,
-                    terminated: true,
-                    ..Step::default()
-                }
+                Step::ended(true)
             }
             (State::Proceeding, Timer::C) if self.kind == Kind::Invite => Step {
                 cancel: true,
@@ -258,10 +246,7 @@ impl ClientTransaction {
             },
             (State::Completed, Timer::D | Timer::K) | (State::Accepted, Timer::M) => {
                 self.state = State::Terminated;
-                Step {
-                    terminated: true,
-                    ..Step::default()
-                }
+                Step::ended(false)
             }
             // A timer stopped too late to be cancelled: nothing.
             _ => Step::default(),
@@ -271,13 +256,8 @@ impl ClientTransaction {
 
 #[cfg(test)]
 mod tests {
+    use super::super::server::TEST_TIMERS as T;
     use super::*;
-
-    const T: Timers = Timers {
-        t1_ns: 500,
-        t2_ns: 4_000,
-        t4_ns: 5_000,
-    };
 
     #[test]
     fn an_invite_is_sent_again_until_answered_then_acked_when_rejected() {

@@ -16,6 +16,14 @@ pub struct Timers {
     pub t4_ns: u64,
 }
 
+/// Short timers for the state machines' tests: T1 500, T2 4,000, T4 5,000 (nanoseconds).
+#[cfg(test)]
+pub(super) const TEST_TIMERS: Timers = Timers {
+    t1_ns: 500,
+    t2_ns: 4_000,
+    t4_ns: 5_000,
+};
+
 impl Default for Timers {
     fn default() -> Self {
         Timers {
@@ -220,11 +228,7 @@ impl ServerTransaction {
 mod tests {
     use super::*;
 
-    const T: Timers = Timers {
-        t1_ns: 500,
-        t2_ns: 4_000,
-        t4_ns: 5_000,
-    };
+    const T: Timers = TEST_TIMERS;
 
     fn started(step: &Step) -> Vec<(Timer, u64)> {
         step.start.to_vec()
