@@ -149,3 +149,66 @@ fn handing_datagrams_over_makes_no_heap_allocation() {
     assert_eq!(taken, 80_000);
     assert_eq!(allocations, 0, "heap allocations in 80,000 handoffs");
 }
+
+/// A shard's server transactions over 20,000 calls (each INVITE new, a 180 and a 486 kept,
+/// a retransmission answered from the kept response, the ACK absorbed, timers run) allocate
+/// nothing once built.
+#[test]
+fn server_transactions_make_no_heap_allocation() {
+    use sipshard::proxy::txn::server::Timers;
+    use sipshard::proxy::txn::{RequestFate, ServerSide};
+    const MS: u64 = 1_000_000;
+    let texts: Vec<[String; 4]> = (0..256)
+        .map(|n| {
+            let head = |start: &str, method: &str, vias: &str| {
+                format!(
+                    "{start}\r\n{vias}From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\n\
+                     Call-ID: alloc-{n}@x\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+                )
+            };
+            let client = format!("Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK-{n}\r\n");
+            let both = format!("Via: SIP/2.0/UDP 10.0.0.1:6000;branch=z9hG4bKours\r\n{client}");
+            [
+                head("INVITE sip:b@example.com SIP/2.0", "INVITE", &client),
+                head("SIP/2.0 180 Ringing", "INVITE", &both),
+                head("SIP/2.0 486 Busy Here", "INVITE", &both),
+                head("ACK sip:b@example.com SIP/2.0", "ACK", &client),
+            ]
+        })
+        .collect();
+    let mut side = ServerSide::new(512, Timers::default(), 0);
+    let mut now = 0;
+    let mut repeated = 0;
+    let step = |side: &mut ServerSide, text: &str, now: u64| -> bool {
+        let mut headers = Headers::<16>::new();
+        let msg = sip::parse(text.as_bytes(), &mut headers).unwrap();
+        if msg.is_request() {
+            matches!(side.request(&msg, now), RequestFate::Repeat(_))
+        } else {
+            side.response(&msg, text.as_bytes(), now);
+            false
+        }
+    };
+    let allocations = allocations_during(|| {
+        for round in 0..20_000usize {
+            let [invite, ringing, busy, ack] = &texts[round % texts.len()];
+            step(&mut side, invite, now);
+            step(&mut side, ringing, now);
+            repeated += usize::from(step(&mut side, invite, now + MS));
+            step(&mut side, busy, now + 2 * MS);
+            step(&mut side, ack, now + 3 * MS);
+            // 256 calls take 5.1 s: each call's transaction (Confirmed for T4 = 5 s after
+            // its ACK) is gone before its branch comes round again.
+            now += 20 * MS;
+            side.expire(now, |_| {});
+        }
+    });
+    assert_eq!(
+        repeated, 20_000,
+        "every retransmission answered from the kept 180"
+    );
+    assert_eq!(
+        allocations, 0,
+        "heap allocations in 20,000 server transactions"
+    );
+}

@@ -47,6 +47,24 @@ impl ServerKey {
         })
     }
 
+    /// The key of the server transaction a response from a backend answers: the Via below
+    /// ours is the client's, and the CSeq names the method. `None` as for [`ServerKey::of`].
+    pub fn of_response(msg: &Message<'_, '_>) -> Option<ServerKey> {
+        let via = msg.second_via?;
+        let branch = via.branch?;
+        if !branch.starts_with(b"z9hG4bK") || msg.is_request() {
+            return None;
+        }
+        let mut host: ArrayVec<u8, KEY_HOST_MAX> = via.host.try_into().ok()?;
+        host.make_ascii_lowercase();
+        Some(ServerKey {
+            branch: branch.try_into().ok()?,
+            host,
+            port: via.port.unwrap_or(DEFAULT_PORT),
+            method: msg.cseq.method.try_into().ok()?,
+        })
+    }
+
     /// Whether the key's transaction is an INVITE one (an ACK's is).
     pub fn is_invite(&self) -> bool {
         &self.method[..] == b"INVITE"
@@ -110,6 +128,20 @@ mod tests {
             key("ACK", "pc33.example.com;branch=z9hG4bK776")
                 .unwrap()
                 .hash_with(hash)
+        );
+    }
+
+    #[test]
+    fn a_response_finds_the_transaction_of_its_request() {
+        let response = "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 10.0.0.1:6000;branch=z9hG4bKours\r\n\
+                        Via: SIP/2.0/UDP pc33.example.com;branch=z9hG4bK776\r\n\
+                        From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\nCall-ID: k\r\n\
+                        CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let mut headers = Headers::<16>::new();
+        let msg = parse(response.as_bytes(), &mut headers).unwrap();
+        assert_eq!(
+            ServerKey::of_response(&msg),
+            key("INVITE", "pc33.example.com;branch=z9hG4bK776")
         );
     }
 

@@ -17,6 +17,18 @@ pub struct Handle {
     generation: u32,
 }
 
+impl Handle {
+    /// The slot index.
+    pub fn index(self) -> u32 {
+        self.index
+    }
+
+    /// The slot's generation when the handle was made.
+    pub fn generation(self) -> u32 {
+        self.generation
+    }
+}
+
 const EMPTY: u32 = u32::MAX;
 
 #[derive(Debug)]
@@ -151,6 +163,16 @@ impl<K: Eq, V> Table<K, V> {
         self.len -= 1;
         self.unindex(hash, handle.index);
         Some(value)
+    }
+
+    /// The handle of the entry in slot `index` if its generation's low bits are
+    /// `generation & mask` (a handle packed into a timer token lost the high bits).
+    pub fn handle_at(&self, index: u32, generation: u32, mask: u32) -> Option<Handle> {
+        let slot = self.slots.get(index as usize)?;
+        (slot.entry.is_some() && slot.generation & mask == generation & mask).then_some(Handle {
+            index,
+            generation: slot.generation,
+        })
     }
 
     fn home(&self, hash: u64) -> usize {
