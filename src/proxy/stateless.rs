@@ -294,11 +294,11 @@ impl Forwarder {
         let ours = our_routes(&msg, verbatim, |uri| self.names_us(uri));
         // A strict router's request has our entry as its Request-URI, not on top of Route.
         if repaired.is_none() && ours.count == 0 {
-            if let Some(plan) = self.strict_route_repair(&msg) {
+            if let Some(plan) = self.strict_route_repair(side, &msg) {
                 return plan;
             }
         }
-        let pins = repaired.unwrap_or_else(|| self.pins(ours.pin, ours.source));
+        let pins = repaired.unwrap_or_else(|| self.pins(side, ours.pin, ours.source));
         let role = dialog_role(&msg);
         let target = match side {
             Side::Public => self.backend_for(&msg, pins.backend, role, to),
@@ -508,18 +508,26 @@ impl Forwarder {
         rewrite.add_record_route(lines, self.key.pin(backend));
     }
 
-    /// The pins of our entry, checked against our key.
-    fn pins(&self, backend: Option<&[u8]>, source: Option<&[u8]>) -> Pins {
-        Pins {
-            backend: backend.map(|text| self.key.unpin(text)),
-            source: source.map(|text| self.key.unpin(text)),
+    /// The pin of our entry that routes a request arriving on `side`, checked against our
+    /// key (one MAC): the backend's from a client, the registered source's from the farm.
+    fn pins(&self, side: Side, backend: Option<&[u8]>, source: Option<&[u8]>) -> Pins {
+        let check = |text: &[u8]| self.key.unpin(text);
+        match side {
+            Side::Public => Pins {
+                backend: backend.map(check),
+                source: None,
+            },
+            Side::Internal => Pins {
+                backend: None,
+                source: source.map(check),
+            },
         }
     }
 
     /// §16.4: a request whose Request-URI is one of our Record-Route (or Path) URIs came
     /// from a strict router; its target is the last Route value. The repair, with the pins
     /// that URI carries; `None` for every other request.
-    fn strict_route_repair(&self, msg: &Message<'_, '_>) -> Option<Plan<'static>> {
+    fn strict_route_repair(&self, side: Side, msg: &Message<'_, '_>) -> Option<Plan<'static>> {
         msg.top_route?;
         let uri = SipUri::parse(msg.request_uri()?).ok()?;
         if !self.names_us(&uri) {
@@ -533,7 +541,7 @@ impl Forwarder {
         let repair = StrictRouteRepair::plan(msg)?;
         Some(Plan::Repair {
             repair,
-            pins: self.pins(backend, source),
+            pins: self.pins(side, backend, source),
         })
     }
 
