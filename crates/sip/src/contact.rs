@@ -1,9 +1,9 @@
 //! The `Contact` line of a redirect (RFC 3261 §8.3, §21.3.3): the target a client is sent
 //! to, written on the stack.
 
-use super::text::{push_decimal, push_ip};
+use super::text::push_host_port;
 use arrayvec::ArrayVec;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// Longest Contact line: the header name, `<sip:`, a user part, `@[IPv6]:port>` and CRLF.
 pub const CONTACT_LINE_MAX: usize = 320;
@@ -31,18 +31,8 @@ impl ContactLine {
             bytes.try_extend_from_slice(user).ok()?;
             bytes.try_push(b'@').ok()?;
         }
-        let ok = match addr.ip() {
-            IpAddr::V4(_) => push_ip(&mut bytes, addr.ip()),
-            IpAddr::V6(_) => {
-                bytes.try_push(b'[').is_ok()
-                    && push_ip(&mut bytes, addr.ip())
-                    && bytes.try_push(b']').is_ok()
-            }
-        };
-        (ok && bytes.try_push(b':').is_ok()
-            && push_decimal(&mut bytes, addr.port().into())
-            && bytes.try_extend_from_slice(b">\r\n").is_ok())
-        .then_some(ContactLine { bytes })
+        (push_host_port(&mut bytes, addr) && bytes.try_extend_from_slice(b">\r\n").is_ok())
+            .then_some(ContactLine { bytes })
     }
 
     /// The line's text.

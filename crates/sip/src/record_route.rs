@@ -8,10 +8,10 @@
 use super::message::Message;
 use super::params::CommaValues;
 use super::pin::PIN_PARAM;
-use super::text::{push_decimal, push_ip};
+use super::text::push_host_port;
 use super::HeaderName;
 use arrayvec::ArrayVec;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// The URI parameter of our Path entries that holds the registering user agent's source
 /// address as a pin: requests the farm sends through that entry are delivered there (the
@@ -48,18 +48,7 @@ impl RoutePrefix {
         // The longest name and address fit ROUTE_PREFIX_MAX: every push succeeds.
         let _ = bytes.try_extend_from_slice(name);
         let _ = bytes.try_extend_from_slice(b": <sip:");
-        match addr.ip() {
-            IpAddr::V4(_) => {
-                let _ = push_ip(&mut bytes, addr.ip());
-            }
-            IpAddr::V6(_) => {
-                let _ = bytes.try_push(b'[');
-                let _ = push_ip(&mut bytes, addr.ip());
-                let _ = bytes.try_push(b']');
-            }
-        }
-        let _ = bytes.try_push(b':');
-        let _ = push_decimal(&mut bytes, addr.port().into());
+        let _ = push_host_port(&mut bytes, addr);
         let _ = bytes.try_extend_from_slice(b";lr;");
         let _ = bytes.try_extend_from_slice(param);
         let _ = bytes.try_push(b'=');

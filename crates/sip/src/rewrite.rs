@@ -11,10 +11,10 @@ use super::message::Message;
 use super::pin::Pin;
 use super::record_route::{top_route_removals, RoutePrefix, ROUTE_SUFFIX};
 use super::scan::is_token_str;
-use super::text::{push_decimal, push_ip};
+use super::text::{push_decimal, push_host_port};
 use super::via_stamp::ViaStamp;
 use arrayvec::ArrayVec;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// The Max-Forwards inserted when a request has none (§16.6 step 3).
 pub const DEFAULT_MAX_FORWARDS_LINE: &[u8] = b"Max-Forwards: 70\r\n";
@@ -64,16 +64,7 @@ impl ViaPrefix {
         let ok = bytes.try_extend_from_slice(b"Via: SIP/2.0/").is_ok()
             && bytes.try_extend_from_slice(transport.as_bytes()).is_ok()
             && bytes.try_push(b' ').is_ok()
-            && match sent_by.ip() {
-                IpAddr::V4(_) => push_ip(&mut bytes, sent_by.ip()),
-                IpAddr::V6(_) => {
-                    bytes.try_push(b'[').is_ok()
-                        && push_ip(&mut bytes, sent_by.ip())
-                        && bytes.try_push(b']').is_ok()
-                }
-            }
-            && bytes.try_push(b':').is_ok()
-            && push_decimal(&mut bytes, sent_by.port().into())
+            && push_host_port(&mut bytes, sent_by)
             && bytes.try_extend_from_slice(b";branch=").is_ok();
         ok.then_some(ViaPrefix { bytes })
     }

@@ -3,7 +3,7 @@
 
 use arrayvec::ArrayVec;
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Appends `v` in decimal. Returns false if it does not fit.
 pub fn push_decimal<const N: usize>(out: &mut ArrayVec<u8, N>, v: u32) -> bool {
@@ -30,6 +30,18 @@ fn octet_text(v: u8, sep: u8) -> ([u8; 4], usize) {
     let all = [b'0' + h, b'0' + t, b'0' + o, sep];
     let word = u32::from_le_bytes(all) >> (8 * (3 - digits));
     (word.to_le_bytes(), digits + 1)
+}
+
+/// Appends `addr` as a URI or a Via sent-by writes it: `IPv4:port` or `[IPv6]:port`.
+/// Returns false if it does not fit.
+pub fn push_host_port<const N: usize>(out: &mut ArrayVec<u8, N>, addr: SocketAddr) -> bool {
+    let host = match addr.ip() {
+        IpAddr::V4(_) => push_ip(out, addr.ip()),
+        IpAddr::V6(_) => {
+            out.try_push(b'[').is_ok() && push_ip(out, addr.ip()) && out.try_push(b']').is_ok()
+        }
+    };
+    host && out.try_push(b':').is_ok() && push_decimal(out, addr.port().into())
 }
 
 /// Appends an IP address as `received` and Via sent-by want it: dotted quad, or IPv6 text
