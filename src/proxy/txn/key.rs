@@ -4,7 +4,7 @@
 //! the RFC 3261 magic cookie, or whose branch or host is too long to keep, has no key and
 //! is handled statelessly.
 
-use crate::sip::{Message, DEFAULT_PORT};
+use crate::sip::{Message, Via, DEFAULT_PORT};
 use arrayvec::ArrayVec;
 
 /// Longest branch kept in a key.
@@ -28,15 +28,25 @@ pub struct ServerKey {
 impl ServerKey {
     /// The key of the transaction `msg` belongs to; `None` when it cannot have one.
     pub fn of(msg: &Message<'_, '_>) -> Option<ServerKey> {
-        let via = &msg.top_via.via;
-        let branch = via.branch?;
-        if !branch.starts_with(b"z9hG4bK") {
-            return None;
-        }
         let method = match msg.method()? {
             b"ACK" => &b"INVITE"[..],
             other => other,
         };
+        Self::from_via(&msg.top_via.via, method)
+    }
+
+    /// The key of the server transaction a response from a backend answers: the Via below
+    /// ours is the client's, and the CSeq names the method. `None` as for [`ServerKey::of`].
+    pub fn of_response(msg: &Message<'_, '_>) -> Option<ServerKey> {
+        if msg.is_request() {
+            return None;
+        }
+        Self::from_via(&msg.second_via?, msg.cseq.method)
+    }
+
+    /// The key of the client's `via` for a request of `method`.
+    fn from_via(via: &Via<'_>, method: &[u8]) -> Option<ServerKey> {
+        let branch = via.branch.filter(|b| b.starts_with(b"z9hG4bK"))?;
         let mut host: ArrayVec<u8, KEY_HOST_MAX> = via.host.try_into().ok()?;
         host.make_ascii_lowercase();
         Some(ServerKey {
@@ -44,24 +54,6 @@ impl ServerKey {
             host,
             port: via.port.unwrap_or(DEFAULT_PORT),
             method: method.try_into().ok()?,
-        })
-    }
-
-    /// The key of the server transaction a response from a backend answers: the Via below
-    /// ours is the client's, and the CSeq names the method. `None` as for [`ServerKey::of`].
-    pub fn of_response(msg: &Message<'_, '_>) -> Option<ServerKey> {
-        let via = msg.second_via?;
-        let branch = via.branch?;
-        if !branch.starts_with(b"z9hG4bK") || msg.is_request() {
-            return None;
-        }
-        let mut host: ArrayVec<u8, KEY_HOST_MAX> = via.host.try_into().ok()?;
-        host.make_ascii_lowercase();
-        Some(ServerKey {
-            branch: branch.try_into().ok()?,
-            host,
-            port: via.port.unwrap_or(DEFAULT_PORT),
-            method: msg.cseq.method.try_into().ok()?,
         })
     }
 
