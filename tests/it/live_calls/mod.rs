@@ -24,7 +24,7 @@ use crate::support::farm::{balancer, free_udp_port, wait_for_state};
 use crate::support::process::{loopback_addr, serial};
 use crate::support::sipp::{
     answers_to, call_number, final_stat, read_trace, received_requests, scenario, strings,
-    ScratchDir, Sipp, SippServer,
+    unattended_args, ScratchDir, Sipp, SippServer,
 };
 use sipshard::config::{online_cores, BalanceArgs};
 use sipshard::control::{BackendStatus, Operation, State, Status};
@@ -118,7 +118,7 @@ fn start_caller(
 ) -> Caller {
     let stats = dir.file("uac.csv");
     let trace = dir.file("uac.log");
-    let args = strings(&[
+    let mut args = strings(&[
         &balancer.to_string(),
         "-sf",
         scenario("uac_long_call.xml").to_str().unwrap(),
@@ -139,19 +139,11 @@ fn start_caller(
         // count of answers to the scenario's BYEs).
         "-default_behaviors",
         "all,-bye",
-        "-nostdin",
-        "-timeout",
-        "60",
-        "-timeout_error",
-        "-trace_stat",
-        "-stf",
-        stats.to_str().unwrap(),
-        "-fd",
-        "1",
         "-trace_msg",
         "-message_file",
         trace.to_str().unwrap(),
     ]);
+    args.extend(unattended_args(&stats));
     Caller {
         sipp: Sipp::spawn(&dir.0, &args),
         stats,

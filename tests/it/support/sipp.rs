@@ -94,6 +94,23 @@ impl Drop for Sipp {
     }
 }
 
+/// The arguments of a sipp client that runs to its end on its own: no keyboard, a 60 s
+/// limit that counts as an error, and its statistics written to `stats` (read them with
+/// [`final_stat`]).
+pub fn unattended_args(stats: &Path) -> Vec<String> {
+    strings(&[
+        "-nostdin",
+        "-timeout",
+        "60",
+        "-timeout_error",
+        "-trace_stat",
+        "-stf",
+        stats.to_str().unwrap(),
+        "-fd",
+        "1",
+    ])
+}
+
 /// Strings of `args`.
 pub fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
@@ -108,14 +125,20 @@ pub struct SippServer {
 }
 
 impl SippServer {
-    /// Starts server `name` (its trace is `name.log` in `dir`); it gives up after
-    /// `timeout_s` seconds whatever happens.
+    /// Starts server `name` on the scenario file `scenario_file` (its trace is `name.log`
+    /// in `dir`); it gives up after `timeout_s` seconds whatever happens.
     pub fn start(dir: &Path, name: &str, scenario_file: &Path, timeout_s: u64) -> SippServer {
+        let scenario = ["-sf", scenario_file.to_str().unwrap()];
+        SippServer::start_with(dir, name, &scenario, timeout_s)
+    }
+
+    /// [`SippServer::start`] with the scenario given as sipp arguments (`-sn uas` for the
+    /// built-in server).
+    pub fn start_with(dir: &Path, name: &str, scenario: &[&str], timeout_s: u64) -> SippServer {
         let addr = loopback_addr(free_udp_port());
         let trace = dir.join(format!("{name}.log"));
-        let args = strings(&[
-            "-sf",
-            scenario_file.to_str().unwrap(),
+        let mut args = strings(scenario);
+        args.extend(strings(&[
             "-i",
             &addr.ip().to_string(),
             "-p",
@@ -127,7 +150,7 @@ impl SippServer {
             "-trace_msg",
             "-message_file",
             trace.to_str().unwrap(),
-        ]);
+        ]));
         SippServer {
             addr,
             trace,
