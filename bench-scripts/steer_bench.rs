@@ -17,16 +17,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Pins the calling thread to core `cpu`.
 fn pin(cpu: usize) {
-    // SAFETY: cpu_set_t is plain data; sched_setaffinity on the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        assert_eq!(
-            libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set),
-            0
-        );
-    }
+    assert!(
+        core_affinity::set_for_current(core_affinity::CoreId { id: cpu }),
+        "cannot pin to core {cpu}"
+    );
 }
 
 /// Busy jiffies (user+nice+system+irq+softirq) per CPU.
