@@ -9,7 +9,7 @@ mod hash;
 mod maglev;
 
 pub use backends::{Backend, Snapshot};
-pub use hash::call_id_hash;
+pub use hash::{call_id_hash, fnv1a32, owner_shard};
 pub use maglev::{
     is_prime, Maglev, MaglevError, Preference, DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, PREFERENCE_MAX,
 };

@@ -20,6 +20,7 @@ mod options;
 mod probe;
 mod reload;
 mod secret;
+mod stateful;
 mod validate;
 
 pub use address::MAX_WEIGHT;
@@ -28,6 +29,7 @@ pub use error::{ConfigError, Origin};
 pub use probe::{parse_accept, Accept, ProbePolicy, MAX_PROBE_INTERVAL_MS, MAX_PROBE_THRESHOLD};
 pub use reload::{restart_only_changes, restart_only_keys};
 pub use secret::{Secret, RANDOM_SECRET_LEN};
+pub use stateful::{parse_failover_codes, StatefulOptions};
 pub use validate::MAX_BUSY_POLL_US;
 
 use crate::balance::Backend;
@@ -98,6 +100,8 @@ pub struct BalanceConfig {
     pub record_route: bool,
     /// A client's REGISTER gets our Path entry (RFC 3327).
     pub path: bool,
+    /// `--mode stateful` and its options; `None` in stateless mode.
+    pub stateful: Option<StatefulOptions>,
 }
 
 impl BalanceConfig {

@@ -202,6 +202,37 @@ pub(crate) const OPTIONS: &[Opt] = &[
         "Give a client's REGISTER our Path entry (RFC 3327), naming our internal address and \
          carrying the client's source address, so that requests the farm sends to the \
          registered user agent come back through the balancer and reach it behind a NAT."),
+    opt("mode", "mode", "stateless|stateful", Text, Everywhere, Word("stateless"),
+        AtRestart(|a, b| a.stateful.is_some() != b.stateful.is_some()),
+        "`stateless` forwards each message on its own; `stateful` keeps a transaction per \
+         new request: 100 Trying at once, retransmissions absorbed, failover to the next \
+         backend, forking, CANCEL."),
+    opt("failover_after_ms", "failover-after-ms", "MS", U64, Everywhere, Number(2000),
+        AtRestart(|a, b| a.stateful != b.stateful),
+        "Stateful mode: a backend that sent no response at all within MS loses the request \
+         to the next backend of the call's preference order (0: never)."),
+    opt("max_attempts", "max-attempts", "N", U32, Everywhere, Number(3),
+        AtRestart(|a, b| a.stateful != b.stateful),
+        "Stateful mode: backends one request is tried on, the first included (1..=8)."),
+    opt("failover_codes", "failover-codes", "CODES", Codes, Everywhere, Word("503"),
+        AtRestart(|a, b| a.stateful != b.stateful),
+        "Stateful mode: final responses (3xx..5xx, separated by commas, or `none`) that \
+         move the request to the next backend; a 6xx never does."),
+    opt("fork", "fork", "K", U32, Everywhere, Number(1),
+        AtRestart(|a, b| a.stateful != b.stateful),
+        "Stateful mode: a dialog-creating INVITE goes to the first K backends of its \
+         preference order at once (1..=4); the first 2xx wins, the others are CANCELed."),
+    opt("t1_ms", "t1-ms", "MS", U64, Everywhere, Number(500),
+        AtRestart(|a, b| a.stateful != b.stateful),
+        "Stateful mode: RFC 3261 T1 (round-trip estimate; retransmission and timeout \
+         timers derive from it)."),
+    opt("t2_ms", "t2-ms", "MS", U64, Everywhere, Number(4000),
+        AtRestart(|a, b| a.stateful != b.stateful),
+        "Stateful mode: RFC 3261 T2 (longest retransmission interval of a non-INVITE)."),
+    opt("max_transactions", "max-transactions", "N", U64, Everywhere, Number(16384),
+        AtRestart(|a, b| a.stateful != b.stateful),
+        "Stateful mode: transactions per shard, allocated at start (about 8.5 KiB each); \
+         when full, new requests get 503 with Retry-After."),
     opt("probe_interval_ms", "probe-interval-ms", "MS", U64, AlsoPerBackend, Number(1000), Applies,
         "Milliseconds between two OPTIONS probes of a backend (0 = no probes, the backend \
          is always up)."),

@@ -88,6 +88,7 @@ pub(crate) fn validate(given: Layer, online: usize) -> Result<BalanceConfig, Con
     )?;
     let record_route = check_switch(&layer, "record_route")?;
     let path = check_switch(&layer, "path")?;
+    let stateful = super::stateful::check(&layer)?;
     let busy_poll = check_busy_poll(&declared(layer.int("busy_poll_us"), "busy_poll_us")?)?;
     // Last: the random secret costs a read.
     let secret = check_secret(layer.text("secret").as_ref())?;
@@ -110,6 +111,7 @@ pub(crate) fn validate(given: Layer, online: usize) -> Result<BalanceConfig, Con
         busy_poll,
         record_route,
         path,
+        stateful,
     })
 }
 

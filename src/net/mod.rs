@@ -18,7 +18,6 @@ pub use outbox::{Outbox, OUTBOX_DATAGRAM};
 pub use readiness::Readiness;
 pub use socket::{enable_rx_timestamps, reuseport_group, udp_socket, BindError, SocketOptions};
 pub use steering::{
-    find_call_id, fnv1a32, shard_of, spread_randomly, CallIdSteering, Limits, Steering,
-    SteeringCounts,
+    find_call_id, spread_randomly, CallIdSteering, Limits, Steering, SteeringCounts,
 };
 pub use waiter::readiness_waiter;

@@ -14,6 +14,8 @@ pub const OUTBOX_DATAGRAM: usize = 2048;
 /// Datagrams waiting to be sent.
 pub struct Outbox {
     capacity: usize,
+    /// Bytes per datagram buffer.
+    size: usize,
     buffers: Vec<u8>,
     lens: Vec<usize>,
     addrs: Vec<libc::sockaddr_storage>,
@@ -23,12 +25,18 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// An outbox of `capacity` datagrams (clamped to 1..=1024).
+    /// An outbox of `capacity` datagrams (clamped to 1..=1024) of [`OUTBOX_DATAGRAM`] bytes.
     pub fn new(capacity: usize) -> Self {
+        Self::with_datagram_size(capacity, OUTBOX_DATAGRAM)
+    }
+
+    /// An outbox of `capacity` datagrams (clamped to 1..=1024) of `size` bytes.
+    pub fn with_datagram_size(capacity: usize, size: usize) -> Self {
         let capacity = capacity.clamp(1, 1024);
         Outbox {
             capacity,
-            buffers: vec![0; capacity * OUTBOX_DATAGRAM],
+            size,
+            buffers: vec![0; capacity * size],
             lens: vec![0; capacity],
             addrs: vec![sockaddr::empty(); capacity],
             iovecs: vec![
@@ -58,15 +66,15 @@ impl Outbox {
         self.queued == 0
     }
 
-    /// Queues a datagram for `dest`, written by `write` into a buffer of
-    /// [`OUTBOX_DATAGRAM`] bytes (it returns the length used). Returns false when full.
+    /// Queues a datagram for `dest`, written by `write` into a buffer of the outbox's
+    /// datagram size (it returns the length used). Returns false when full.
     pub fn queue(&mut self, dest: SocketAddr, write: impl FnOnce(&mut [u8]) -> usize) -> bool {
         if self.is_full() {
             return false;
         }
         let i = self.queued;
-        let buffer = &mut self.buffers[i * OUTBOX_DATAGRAM..(i + 1) * OUTBOX_DATAGRAM];
-        self.lens[i] = write(buffer).min(OUTBOX_DATAGRAM);
+        let buffer = &mut self.buffers[i * self.size..(i + 1) * self.size];
+        self.lens[i] = write(buffer).min(self.size);
         let namelen = sockaddr::from_std(dest, &mut self.addrs[i]);
         self.headers[i].msg_hdr.msg_namelen = namelen;
         self.queued += 1;
@@ -80,8 +88,8 @@ impl Outbox {
         let base = self.buffers.as_mut_ptr();
         for i in 0..count {
             self.iovecs[i] = libc::iovec {
-                // SAFETY: buffer i lies inside `buffers`.
-                iov_base: unsafe { base.add(i * OUTBOX_DATAGRAM) }.cast(),
+                // SAFETY: buffer i lies inside `buffers` (capacity × size bytes).
+                iov_base: unsafe { base.add(i * self.size) }.cast(),
                 iov_len: self.lens[i],
             };
             let h = &mut self.headers[i];

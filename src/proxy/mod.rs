@@ -13,7 +13,7 @@ mod verdict;
 
 pub use redirect::Mode;
 pub use route_set::{dialog_role, our_routes, path_lines, OurRoutes, RecordRouting};
-pub use stateless::{internal_port_index, Advertised, Arrival, Forwarder, Side, MAX_HEADERS};
+pub use stateless::{Advertised, Arrival, Forwarder, Side, MAX_HEADERS};
 pub use verdict::{
     BackendTally, DialogRole, DropReason, Exit, MessageKind, Pinning, ReplyKind, Verdict,
 };

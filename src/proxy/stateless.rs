@@ -15,7 +15,7 @@ use super::route_set::{dialog_role, our_routes, OurRoutes, RecordRouting};
 use super::verdict::{
     BackendTally, DialogRole, DropReason, Exit, MessageKind, Pinning, ReplyKind, Verdict,
 };
-use crate::balance::{call_id_hash, Snapshot};
+use crate::balance::{call_id_hash, owner_shard, Snapshot};
 use crate::sip::hex16;
 use crate::sip::{
     self, parse_lenient, BranchKey, Echo, Extras, Frame, HeaderName, Headers, Message, NameAddr,
@@ -177,13 +177,6 @@ enum Plan<'f> {
     Done(Verdict),
 }
 
-/// Which internal socket carries a Call-ID: a fixed function of its hash, independent of
-/// the Maglev lookup (which uses the hash's high bits through a multiply).
-#[inline]
-pub fn internal_port_index(hash: u64, ports: usize) -> usize {
-    ((hash.rotate_left(29) as u128 * ports as u128) >> 64) as usize
-}
-
 impl Forwarder {
     /// Swaps in a new backend snapshot (between two datagrams: the shard is one thread).
     pub fn replace_snapshot(&self, snapshot: Snapshot) -> Snapshot {
@@ -272,7 +265,7 @@ impl Forwarder {
                     self.response(&msg, &self.internal, Exit::Public, tally)
                 }
                 Side::Public => {
-                    let k = internal_port_index(call_id_hash(msg.call_id), self.internal.len());
+                    let k = owner_shard(msg.call_id, self.internal.len());
                     self.response(&msg, &self.public, Exit::Internal(k), None)
                 }
             };
@@ -353,7 +346,7 @@ impl Forwarder {
             pinning,
             role,
         };
-        let k = internal_port_index(hash, self.internal.len());
+        let k = owner_shard(msg.call_id, self.internal.len());
         Ok(Target {
             us: &self.internal[k],
             route: Route {
@@ -498,7 +491,7 @@ impl Forwarder {
             },
             // From a backend, toward a client.
             Exit::Public | Exit::Same => {
-                let k = internal_port_index(call_id_hash(msg.call_id), self.internal.len());
+                let k = owner_shard(msg.call_id, self.internal.len());
                 match public_index(target.route.dest) {
                     Some(p) => (routing.toward_client(k, p), source),
                     None => return,

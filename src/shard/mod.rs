@@ -12,6 +12,7 @@
 
 mod publish;
 pub mod residence;
+mod stateful;
 mod stats;
 mod steer;
 
@@ -24,13 +25,14 @@ use crate::net::{
     enable_rx_timestamps, reuseport_group, runtime, udp_socket, Batch, BindError, CallIdSteering,
     FlushReport, Payload, SocketOptions, Steering, HEADROOM,
 };
+use crate::proxy::txn::{Relay, RelayConfig};
 use crate::proxy::{
     path_lines, Advertised, Arrival, BackendTally, DropReason, Exit, Forwarder, Mode,
     RecordRouting, Side, Verdict,
 };
 use crate::sip::BranchKey;
 use socket2::Socket;
-pub use stats::{BackendCounters, BackendStats, Counters, ShardStats};
+pub use stats::{BackendCounters, BackendStats, Counters, RelayCounters, ShardStats};
 use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -87,6 +89,8 @@ pub struct PlaneConfig {
     pub path: bool,
     /// A proxy (`balance`) or a redirect server (`redirect`).
     pub mode: Mode,
+    /// The stateful mode's settings (`--mode stateful`); `None`: stateless.
+    pub relay: Option<RelayConfig>,
 }
 
 /// Why the data plane did not start.
@@ -301,6 +305,7 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
             record_route: config.record_route,
             path: config.path,
             mode: config.mode,
+            relay: config.relay.clone().filter(|_| config.mode == Mode::Proxy),
             stop: stop.clone(),
         };
         let handle =
@@ -361,6 +366,7 @@ struct ShardSetup {
     record_route: bool,
     path: bool,
     mode: Mode,
+    relay: Option<RelayConfig>,
     stop: Arc<AtomicBool>,
 }
 
@@ -373,6 +379,11 @@ struct Exits {
 }
 
 impl Exits {
+    /// A socket to send on when no other is named (the first public one).
+    fn any(&self) -> RawFd {
+        self.public.first().map_or(-1, |&(fd, _)| fd)
+    }
+
     fn fd(&self, exit: Exit, dest: SocketAddr, arrived_on: RawFd) -> RawFd {
         match exit {
             Exit::Same => arrived_on,
@@ -397,6 +408,8 @@ struct ShardState {
     index: usize,
     /// Log budget per drop reason.
     log: RefCell<LogLimiter<{ DropReason::COUNT }>>,
+    /// The transaction layer, in stateful mode.
+    stateful: Option<stateful::Stateful>,
 }
 
 impl ShardState {
@@ -459,6 +472,10 @@ impl ShardSetup {
             backend_stats: RefCell::new(self.first.backend_stats),
             index: self.index,
             log: RefCell::new(LogLimiter::new(DROP_LOG_BURST, DROP_LOG_WINDOW)),
+            stateful: self.relay.map(|config| {
+                let key = BranchKey::new(&self.secret);
+                stateful::Stateful::new(Relay::new(config, key, crate::net::now_ns()))
+            }),
         };
         state.stats.set_generation(self.first.generation);
         let mut sockets: Vec<(RawFd, Side)> = self
@@ -512,11 +529,17 @@ struct ShardHandler<'s> {
 impl runtime::SocketHandler for ShardHandler<'_> {
     fn batch_start(&mut self, _k: usize, n: usize) {
         self.state.stats.add_received(n as u64);
+        if let Some(stateful) = &self.state.stateful {
+            stateful.set_now(crate::net::now_ns());
+        }
     }
 
     fn datagram(&mut self, k: usize, batch: &mut Batch, i: usize) {
         let (fd, side) = self.sockets[k];
-        handle_slot(batch, i, fd, side, self.state);
+        match &self.state.stateful {
+            None => forward_slot(batch, i, fd, side, self.state),
+            Some(stateful) => stateful::handle_slot(batch, i, fd, side, self.state, stateful),
+        }
     }
 
     fn flushed(&mut self, batch: &Batch, report: &FlushReport) {
@@ -533,17 +556,24 @@ impl runtime::SocketHandler for ShardHandler<'_> {
             .dropped(DropReason::SendBufferFull, report.would_block, None);
         self.state
             .dropped(DropReason::SendFailed, report.failed, None);
+        if let Some(stateful) = &self.state.stateful {
+            stateful.flush(self.state);
+        }
     }
 
-    /// A published backend set is swapped in between two batches.
+    /// A published backend set is swapped in between two batches; the relay's timers run.
     fn tick(&mut self) {
         while let Ok(update) = self.updates.try_recv() {
             self.state.apply(update);
         }
+        if let Some(stateful) = &self.state.stateful {
+            stateful.tick(self.state);
+        }
     }
 }
 
-fn handle_slot(batch: &mut Batch, i: usize, fd: RawFd, side: Side, state: &ShardState) {
+/// Handles datagram `i` of `batch` on the stateless path.
+fn forward_slot(batch: &mut Batch, i: usize, fd: RawFd, side: Side, state: &ShardState) {
     if batch.truncated(i) {
         return state.dropped(DropReason::Truncated, 1, batch.source(i));
     }

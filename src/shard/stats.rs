@@ -6,6 +6,7 @@
 //! across shards only when asked.
 
 use super::residence::ResidenceHistogram;
+use crate::proxy::txn::{FailoverCause, RelayEvent};
 use crate::proxy::{DialogRole, DropReason, MessageKind, Pinning, ReplyKind, Verdict};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -31,6 +32,8 @@ pub struct Counters {
     pub replies: [u64; ReplyKind::COUNT],
     /// Drops, by [`DropReason`].
     pub drops: [u64; DropReason::COUNT],
+    /// The stateful mode's work (all zero in stateless mode).
+    pub relay: RelayCounters,
 }
 
 impl Counters {
@@ -46,6 +49,7 @@ impl Counters {
         for (a, b) in self.drops.iter_mut().zip(other.drops) {
             *a += b;
         }
+        self.relay.add(&other.relay);
     }
 
     /// Drops for one reason.
@@ -71,6 +75,8 @@ pub struct ShardStats {
     generation: AtomicU64,
     /// Residence times of the datagrams this shard handled.
     pub residence: ResidenceHistogram,
+    /// The stateful relay's counters.
+    relay: RelayStats,
 }
 
 impl ShardStats {
@@ -130,7 +136,116 @@ impl ShardStats {
             responses_forwarded: self.responses_forwarded.load(Relaxed),
             replies: std::array::from_fn(|i| self.replies[i].load(Relaxed)),
             drops: std::array::from_fn(|i| self.drops[i].load(Relaxed)),
+            relay: self.relay.read(),
         }
+    }
+
+    /// Counts what the stateful relay did.
+    #[inline]
+    pub fn relay_event(&self, event: RelayEvent) {
+        let r = &self.relay;
+        let counter = match event {
+            RelayEvent::Absorbed => &r.absorbed,
+            RelayEvent::Branch { .. } => &r.branches,
+            RelayEvent::Failover {
+                cause: FailoverCause::NoAnswer,
+                ..
+            } => &r.failovers_no_answer,
+            RelayEvent::Failover {
+                cause: FailoverCause::Status,
+                ..
+            } => &r.failovers_status,
+            RelayEvent::Forked => &r.forks,
+            RelayEvent::ClientCancel => &r.client_cancels,
+            RelayEvent::CancelSent => &r.cancels_sent,
+            RelayEvent::Generated(408) => &r.timeouts,
+            RelayEvent::Generated(_) => &r.generated_other,
+            RelayEvent::TableFull => &r.table_full,
+        };
+        bump(counter, 1);
+    }
+
+    /// Sets how many transactions the shard's relay holds.
+    pub fn set_transactions(&self, live: usize) {
+        self.relay.live.store(live as u64, Relaxed);
+    }
+}
+
+/// The stateful relay's counters of one shard (one writer: the shard).
+#[derive(Debug, Default)]
+struct RelayStats {
+    live: AtomicU64,
+    absorbed: AtomicU64,
+    branches: AtomicU64,
+    failovers_no_answer: AtomicU64,
+    failovers_status: AtomicU64,
+    forks: AtomicU64,
+    client_cancels: AtomicU64,
+    cancels_sent: AtomicU64,
+    timeouts: AtomicU64,
+    generated_other: AtomicU64,
+    table_full: AtomicU64,
+}
+
+impl RelayStats {
+    fn read(&self) -> RelayCounters {
+        RelayCounters {
+            transactions: self.live.load(Relaxed),
+            absorbed: self.absorbed.load(Relaxed),
+            branches: self.branches.load(Relaxed),
+            failovers_no_answer: self.failovers_no_answer.load(Relaxed),
+            failovers_status: self.failovers_status.load(Relaxed),
+            forks: self.forks.load(Relaxed),
+            client_cancels: self.client_cancels.load(Relaxed),
+            cancels_sent: self.cancels_sent.load(Relaxed),
+            timeouts: self.timeouts.load(Relaxed),
+            generated_other: self.generated_other.load(Relaxed),
+            table_full: self.table_full.load(Relaxed),
+        }
+    }
+}
+
+/// What the stateful relay did, read from a shard (or summed over shards).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RelayCounters {
+    /// Transactions alive now.
+    pub transactions: u64,
+    /// Retransmitted requests (and ACKs of our non-2xx finals) absorbed.
+    pub absorbed: u64,
+    /// Requests sent on a further branch (a fork or a failover).
+    pub branches: u64,
+    /// Backends given up on for silence (`--failover-after-ms`).
+    pub failovers_no_answer: u64,
+    /// Backends given up on for a failover code.
+    pub failovers_status: u64,
+    /// INVITEs forked.
+    pub forks: u64,
+    /// CANCELs from clients that cancelled a transaction here.
+    pub client_cancels: u64,
+    /// CANCELs sent to backends.
+    pub cancels_sent: u64,
+    /// 408s we answered (no backend answered in time).
+    pub timeouts: u64,
+    /// Other finals we answered (487 after a CANCEL nobody answered, 500 for a lone 503).
+    pub generated_other: u64,
+    /// Requests refused with 503 because the table was full.
+    pub table_full: u64,
+}
+
+impl RelayCounters {
+    /// Adds `other` (another shard's).
+    pub fn add(&mut self, other: &RelayCounters) {
+        self.transactions += other.transactions;
+        self.absorbed += other.absorbed;
+        self.branches += other.branches;
+        self.failovers_no_answer += other.failovers_no_answer;
+        self.failovers_status += other.failovers_status;
+        self.forks += other.forks;
+        self.client_cancels += other.client_cancels;
+        self.cancels_sent += other.cancels_sent;
+        self.timeouts += other.timeouts;
+        self.generated_other += other.generated_other;
+        self.table_full += other.table_full;
     }
 }
 
@@ -142,6 +257,7 @@ pub struct BackendStats {
     moved: AtomicU64,
     new_calls: AtomicU64,
     in_dialog: AtomicU64,
+    failures: AtomicU64,
     responses: [AtomicU64; 6],
 }
 
@@ -158,6 +274,9 @@ pub struct BackendCounters {
     pub new_calls: u64,
     /// Of those, requests inside a dialog (To tag), however they found the backend.
     pub in_dialog: u64,
+    /// Requests the stateful relay moved away from this backend (silence or a failover
+    /// code).
+    pub failures: u64,
     /// Responses from the backend by class: `responses[0]` is 1xx ... `responses[5]` 6xx.
     pub responses: [u64; 6],
 }
@@ -170,6 +289,7 @@ impl BackendCounters {
         self.moved += other.moved;
         self.new_calls += other.new_calls;
         self.in_dialog += other.in_dialog;
+        self.failures += other.failures;
         for (a, b) in self.responses.iter_mut().zip(other.responses) {
             *a += b;
         }
@@ -196,6 +316,11 @@ impl BackendStats {
 
     /// A response with `status` (100..=699) came from the backend. Only the owning shard
     /// calls this.
+    /// The stateful relay gave up on this backend for a request.
+    pub fn failed(&self) {
+        bump(&self.failures, 1);
+    }
+
     #[inline]
     pub fn response(&self, status: u16) {
         if let Some(class) = self
@@ -214,6 +339,7 @@ impl BackendStats {
             moved: self.moved.load(Relaxed),
             new_calls: self.new_calls.load(Relaxed),
             in_dialog: self.in_dialog.load(Relaxed),
+            failures: self.failures.load(Relaxed),
             responses: std::array::from_fn(|i| self.responses[i].load(Relaxed)),
         }
     }

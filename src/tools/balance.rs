@@ -1,9 +1,11 @@
 //! `sipshard balance`: validated config → data plane, control thread and endpoints → stop on
 //! SIGINT/SIGTERM, reload on SIGHUP.
 
-use crate::config::{BalanceArgs, BalanceConfig, Loader};
+use crate::config::{BalanceArgs, BalanceConfig, Loader, StatefulOptions};
 use crate::control::{ControlHandle, Controller, Endpoints, HttpServer};
 use crate::logging;
+use crate::proxy::txn::server::Timers;
+use crate::proxy::txn::RelayConfig;
 use crate::proxy::{DropReason, Mode, ReplyKind};
 use crate::shard::{self, Counters, Plane, PlaneConfig};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -32,6 +34,28 @@ pub fn plane_config(config: &BalanceConfig) -> PlaneConfig {
         record_route: config.record_route,
         path: config.path,
         mode: Mode::Proxy,
+        relay: config.stateful.as_ref().map(|options| RelayConfig {
+            retry_after: config.retry_after,
+            ..relay_config(options)
+        }),
+    }
+}
+
+/// The transaction layer's settings from the stateful options.
+pub fn relay_config(options: &StatefulOptions) -> RelayConfig {
+    let nanos = |d: std::time::Duration| d.as_nanos().min(u128::from(u64::MAX)) as u64;
+    RelayConfig {
+        capacity: options.max_transactions,
+        timers: Timers {
+            t1_ns: nanos(options.t1),
+            t2_ns: nanos(options.t2),
+            t4_ns: Timers::default().t4_ns,
+        },
+        failover_after_ns: Some(nanos(options.failover_after)).filter(|&n| n > 0),
+        max_attempts: options.max_attempts,
+        failover_codes: options.failover_codes.iter().copied().take(8).collect(),
+        fork: options.fork,
+        retry_after: 5,
     }
 }
 

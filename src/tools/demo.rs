@@ -55,6 +55,7 @@ pub fn run() -> ExitCode {
         record_route: true,
         path: true,
         mode: crate::proxy::Mode::Proxy,
+        relay: None,
     }) {
         Ok(p) => p,
         Err(e) => return fail(&e.to_string()),

@@ -150,15 +150,37 @@ fn handing_datagrams_over_makes_no_heap_allocation() {
     assert_eq!(allocations, 0, "heap allocations in 80,000 handoffs");
 }
 
-/// A shard's server transactions over 20,000 calls (each INVITE new, a 180 and a 486 kept,
-/// a retransmission answered from the kept response, the ACK absorbed, timers run) allocate
-/// nothing once built.
+/// A shard's stateful relay over 20,000 calls (each INVITE a new transaction with its 100
+/// Trying, forwarded on branch 0, a 180 relayed and kept, a retransmission answered from
+/// it, a 486 relayed and ACKed toward the backend, the client's ACK absorbed, timers run)
+/// allocates nothing once built.
 #[test]
-fn server_transactions_make_no_heap_allocation() {
-    use sipshard::proxy::txn::server::Timers;
-    use sipshard::proxy::txn::{RequestFate, ServerSide};
+fn the_stateful_relay_makes_no_heap_allocation() {
+    use sipshard::balance::{Backend, Snapshot};
+    use sipshard::proxy::txn::{Admission, Relay, RelayConfig, RelayEvent, ResponseFate, Sends};
+    use sipshard::proxy::Exit;
     const MS: u64 = 1_000_000;
-    let texts: Vec<[String; 4]> = (0..256)
+    struct Count(usize);
+    impl Sends for Count {
+        fn send(&mut self, _: Exit, _: SocketAddr, datagram: &[u8]) {
+            assert!(!datagram.is_empty());
+            self.0 += 1;
+        }
+        fn event(&mut self, _: RelayEvent) {}
+    }
+    let key = BranchKey::new(b"alloc");
+    let backend: SocketAddr = "10.0.0.9:5060".parse().unwrap();
+    let source: SocketAddr = "198.51.100.7:5060".parse().unwrap();
+    let snapshot = Snapshot::new(
+        &[Backend {
+            addr: backend,
+            weight: 1,
+            up: true,
+        }],
+        251,
+    )
+    .unwrap();
+    let texts: Vec<[String; 7]> = (0..256)
         .map(|n| {
             let head = |start: &str, method: &str, vias: &str| {
                 format!(
@@ -167,48 +189,89 @@ fn server_transactions_make_no_heap_allocation() {
                 )
             };
             let client = format!("Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK-{n}\r\n");
-            let both = format!("Via: SIP/2.0/UDP 10.0.0.1:6000;branch=z9hG4bKours\r\n{client}");
+            let invite = head("INVITE sip:b@example.com SIP/2.0", "INVITE", &client);
+            let branch = {
+                let mut headers = Headers::<16>::new();
+                let msg = sip::parse(invite.as_bytes(), &mut headers).unwrap();
+                key.branch(&msg)
+            };
+            let ours = format!(
+                "Via: SIP/2.0/UDP 10.0.0.1:6000;branch={}\r\n{client}",
+                std::str::from_utf8(branch.as_bytes()).unwrap()
+            );
             [
-                head("INVITE sip:b@example.com SIP/2.0", "INVITE", &client),
-                head("SIP/2.0 180 Ringing", "INVITE", &both),
-                head("SIP/2.0 486 Busy Here", "INVITE", &both),
+                head("INVITE sip:b@example.com SIP/2.0", "INVITE", &ours),
+                head("SIP/2.0 180 Ringing", "INVITE", &ours),
+                head("SIP/2.0 180 Ringing", "INVITE", &client),
+                head("SIP/2.0 486 Busy Here", "INVITE", &ours),
+                head("SIP/2.0 486 Busy Here", "INVITE", &client),
                 head("ACK sip:b@example.com SIP/2.0", "ACK", &client),
+                invite,
             ]
         })
         .collect();
-    let mut side = ServerSide::new(512, Timers::default(), 0);
+    let config = RelayConfig {
+        capacity: 512,
+        ..RelayConfig::default()
+    };
+    let mut relay = Relay::new(config, key.clone(), 0);
+    let mut sends = Count(0);
+    let mut reply = vec![0u8; 4096];
     let mut now = 0;
     let mut repeated = 0;
-    let step = |side: &mut ServerSide, text: &str, now: u64| -> bool {
-        let mut headers = Headers::<16>::new();
-        let msg = sip::parse(text.as_bytes(), &mut headers).unwrap();
-        if msg.is_request() {
-            matches!(side.request(&msg, now), RequestFate::Repeat(_))
-        } else {
-            side.response(&msg, text.as_bytes(), now);
-            false
-        }
-    };
+    let mut relayed = 0;
     let allocations = allocations_during(|| {
         for round in 0..20_000usize {
-            let [invite, ringing, busy, ack] = &texts[round % texts.len()];
-            step(&mut side, invite, now);
-            step(&mut side, ringing, now);
-            repeated += usize::from(step(&mut side, invite, now + MS));
-            step(&mut side, busy, now + 2 * MS);
-            step(&mut side, ack, now + 3 * MS);
-            // 256 calls take 5.1 s: each call's transaction (Confirmed for T4 = 5 s after
-            // its ACK) is gone before its branch comes round again.
-            now += 20 * MS;
-            side.expire(now, |_| {});
+            let [sent, ringing, ringing_out, busy, busy_out, ack, invite] =
+                &texts[round % texts.len()];
+            let client =
+                |relay: &mut Relay, sends: &mut Count, text: &str, now: u64, reply: &mut [u8]| {
+                    let mut headers = Headers::<16>::new();
+                    let msg = sip::parse(text.as_bytes(), &mut headers).unwrap();
+                    relay.request(&msg, source, now, reply, sends)
+                };
+            let Admission::New(ticket) = client(&mut relay, &mut sends, invite, now, &mut reply)
+            else {
+                panic!("round {round}: not a new transaction");
+            };
+            relay.forwarded(
+                ticket,
+                &snapshot,
+                sent.as_bytes(),
+                Exit::Internal(0),
+                backend,
+                0,
+                now,
+                &mut sends,
+            );
+            for (text, out, at) in [
+                (ringing, ringing_out, now + MS),
+                (busy, busy_out, now + 3 * MS),
+            ] {
+                let mut headers = Headers::<16>::new();
+                let msg = sip::parse(text.as_bytes(), &mut headers).unwrap();
+                if let ResponseFate::Deliver(t) = relay.response(&snapshot, &msg, at, &mut sends) {
+                    relayed += usize::from(relay.deliver(t, out.as_bytes(), at, &mut sends));
+                }
+                if at == now + MS {
+                    let again = client(&mut relay, &mut sends, invite, now + 2 * MS, &mut reply);
+                    repeated += usize::from(matches!(again, Admission::Reply(_)));
+                }
+            }
+            let absorbed = client(&mut relay, &mut sends, ack, now + 4 * MS, &mut reply);
+            assert_eq!(absorbed, Admission::Absorbed);
+            // 256 calls take 38 s: each call's branch (Completed for timer D, 32 s, after
+            // its 486) is gone before its Via branch comes round again.
+            now += 150 * MS;
+            relay.expire(&snapshot, now, &mut sends);
         }
     });
     assert_eq!(
         repeated, 20_000,
         "every retransmission answered from the kept 180"
     );
-    assert_eq!(
-        allocations, 0,
-        "heap allocations in 20,000 server transactions"
-    );
+    assert_eq!(relayed, 40_000, "the 180 and the 486 of every call relayed");
+    // 100 Trying and the ACK of the 486, per call.
+    assert!(sends.0 >= 40_000, "{} datagrams of our own", sends.0);
+    assert_eq!(allocations, 0, "heap allocations in 20,000 stateful calls");
 }

@@ -98,6 +98,7 @@ fn calls_complete_through_the_balancer() {
             record_route,
             path: false,
             mode: sipshard::proxy::Mode::Proxy,
+            relay: None,
         })
         .unwrap();
         let target = plane.public_addrs()[0];

@@ -5,7 +5,8 @@
 //! kernel's hash keeps them all on one.
 
 use crate::support::lab::*;
-use sipshard::net::{shard_of, Steering, SteeringCounts};
+use sipshard::balance::owner_shard;
+use sipshard::net::{Steering, SteeringCounts};
 
 const REQUESTS: u64 = 200;
 
@@ -54,7 +55,7 @@ fn callid_steering_places_every_call_on_the_shard_that_owns_it() {
     let (per_shard, counts) = received_per_shard_by_call(Steering::CallId, call_id);
     let mut owned = vec![0u64; 2];
     for n in 0..REQUESTS {
-        owned[shard_of(call_id(n).as_bytes(), 2) as usize] += 1;
+        owned[owner_shard(call_id(n).as_bytes(), 2)] += 1;
     }
     // Exactly where the owner function says (so both requests of a call on one shard),
     // and spread over both.
@@ -178,7 +179,7 @@ fn the_call_id_program_agrees_with_its_rust_model() {
                 while let Ok(n) = socket.recv(&mut buf) {
                     received += 1;
                     if let Some(value) = find_call_id(&buf[..n], &limits) {
-                        misplaced += usize::from(shard_of(value, sockets as u32) as usize != k);
+                        misplaced += usize::from(owner_shard(value, sockets) != k);
                     }
                 }
             }

@@ -68,6 +68,12 @@ impl BranchId {
         self.write(&mut out);
         Branch(out)
     }
+
+    /// The 64-bit hash the branch carries: what a stateful proxy finds its client
+    /// transaction by.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
 }
 
 /// Keys derived from the per-deployment secret.
@@ -149,18 +155,71 @@ impl BranchKey {
         }
     }
 
-    /// True if `branch` was made by [`BranchKey::branch`] with this secret.
+    /// True if `branch` was made by [`BranchKey::branch`] (or [`BranchKey::derive`]) with
+    /// this secret.
     pub fn verify(&self, branch: &[u8]) -> bool {
+        self.read(branch).is_some()
+    }
+
+    /// The branch `branch` names, if it was made with this secret.
+    pub fn read(&self, branch: &[u8]) -> Option<BranchId> {
         if branch.len() != BRANCH_LEN {
-            return false;
+            return None;
         }
         let (head, rest) = branch.split_at(MAGIC_COOKIE.len() + MARK.len());
         if &head[..MAGIC_COOKIE.len()] != MAGIC_COOKIE || &head[MAGIC_COOKIE.len()..] != MARK {
-            return false;
+            return None;
         }
         match (read_hex(&rest[..16]), read_hex(&rest[16..])) {
-            (Some(id), Some(check)) => u64::from(self.check_value(id)) == check,
-            _ => false,
+            (Some(id), Some(check)) if u64::from(self.check_value(id)) == check => Some(BranchId {
+                id,
+                check: check as u32,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Branch `n` of a stateful proxy's request whose stateless branch is `base`: each
+    /// client transaction of one server transaction (a fork, a failover attempt) needs its
+    /// own (§16.6 step 8). Branch 0 is `base` itself, so a CANCEL or ACK forwarded
+    /// statelessly still matches the first one.
+    pub fn derive(&self, base: BranchId, n: u8) -> BranchId {
+        if n == 0 {
+            return base;
+        }
+        let id = base.id ^ u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        BranchId {
+            id,
+            check: self.check_value(id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{parse, Headers};
+
+    #[test]
+    fn derived_branches_differ_verify_and_read_back() {
+        let key = BranchKey::new(b"secret");
+        let text = b"INVITE sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa\r\n\
+            From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n";
+        let mut headers = Headers::<8>::new();
+        let msg = parse(text, &mut headers).unwrap();
+        let base = key.branch_id(&msg);
+        assert_eq!(key.derive(base, 0), base);
+        let ids: Vec<u64> = (0..8).map(|n| key.derive(base, n).id()).collect();
+        for (i, a) in ids.iter().enumerate() {
+            assert!(ids[i + 1..].iter().all(|b| b != a), "{ids:x?}");
+        }
+        for n in 0..8 {
+            let branch = key.derive(base, n);
+            assert_eq!(key.read(branch.text().as_bytes()), Some(branch));
+            assert_eq!(
+                BranchKey::new(b"other").read(branch.text().as_bytes()),
+                None
+            );
         }
     }
 }

@@ -40,6 +40,7 @@
 #![deny(unsafe_code)]
 
 mod branch;
+mod cancel_ack;
 pub mod checks;
 mod classes;
 mod contact;
@@ -70,6 +71,7 @@ mod via_stamp;
 pub const DEFAULT_PORT: u16 = 5060;
 
 pub use branch::{Branch, BranchId, BranchKey, BRANCH_LEN};
+pub use cancel_ack::{write_ack, write_cancel};
 pub use classes::token_end;
 pub use contact::{ContactLine, CONTACT_LINE_MAX};
 pub use edits::{Edit, Edits, RewriteError};

@@ -19,20 +19,10 @@ use super::bpf::{self, Map};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 
-pub const FNV_OFFSET: u32 = 0x811c_9dc5;
-pub const FNV_PRIME: u32 = 0x0100_0193;
-
-/// 32-bit FNV-1a.
-pub fn fnv1a32(bytes: &[u8]) -> u32 {
-    bytes
-        .iter()
-        .fold(FNV_OFFSET, |h, &b| (h ^ b as u32).wrapping_mul(FNV_PRIME))
-}
-
-/// Which socket (shard) of a group of `n` owns the call with this Call-ID value.
-pub fn shard_of(call_id: &[u8], n: u32) -> u32 {
-    fnv1a32(call_id) % n
-}
+/// FNV-1a's offset basis and prime: the program hashes the Call-ID as
+/// `balance::owner_shard` does.
+const FNV_OFFSET: u32 = 0x811c_9dc5;
+const FNV_PRIME: u32 = 0x0100_0193;
 
 /// Bounds of the search, baked into the program.
 #[derive(Clone, Copy, Debug)]
@@ -469,13 +459,6 @@ impl CallIdSteering {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnv_known_values() {
-        assert_eq!(fnv1a32(b""), 0x811c9dc5);
-        assert_eq!(fnv1a32(b"a"), 0xe40c292c);
-        assert_eq!(fnv1a32(b"foobar"), 0xbf9cf968);
-    }
 
     #[test]
     fn model_forms() {

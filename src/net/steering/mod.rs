@@ -10,7 +10,7 @@ mod asm;
 mod bpf;
 mod callid;
 
-pub use callid::{find_call_id, fnv1a32, shard_of, CallIdSteering, Limits, SteeringCounts};
+pub use callid::{find_call_id, CallIdSteering, Limits, SteeringCounts};
 
 use super::socket::set_socket_option;
 use std::io;

@@ -35,6 +35,11 @@ impl ServerKey {
         Self::from_via(&msg.top_via.via, method)
     }
 
+    /// The key of the INVITE transaction the CANCEL `msg` cancels (§9.2: the same top Via).
+    pub fn of_cancelled(msg: &Message<'_, '_>) -> Option<ServerKey> {
+        Self::from_via(&msg.top_via.via, b"INVITE")
+    }
+
     /// The key of the server transaction a response from a backend answers: the Via below
     /// ours is the client's, and the CSeq names the method. `None` as for [`ServerKey::of`].
     pub fn of_response(msg: &Message<'_, '_>) -> Option<ServerKey> {

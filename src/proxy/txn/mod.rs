@@ -9,22 +9,22 @@
 //! - the state machines of the server ([`server`]) and client ([`client`]) transactions;
 //! - the choice of the final response among branches ([`select`]), and a call's failover
 //!   order ([`crate::balance::Maglev::preference`]);
-//! - [`ServerSide`]: a shard's server transactions driven by requests, responses and the
-//!   clock (new, repeat the kept response, absorb, relay, full).
-//!
-//! Wiring them into the shard (`--mode stateful`), failover, forking and CANCEL come next;
-//! nothing routes through this layer yet.
+//! - [`Relay`]: a shard's stateful proxy over them (server and client transactions,
+//!   retransmission absorption, failover, forking, CANCEL), driven by the shard in
+//!   `--mode stateful`.
 
 pub mod client;
 pub mod key;
+pub mod relay;
 pub mod select;
 pub mod server;
-mod server_side;
 mod store;
 mod table;
 mod wheel;
 
-pub use server_side::{RequestFate, ServerSide, TICK_NS};
+pub use relay::{
+    Admission, FailoverCause, Relay, RelayConfig, RelayEvent, ResponseFate, Sends, Ticket, TICK_NS,
+};
 pub use store::{ResponseStore, Stored, STORED_RESPONSE_MAX};
 pub use table::{Handle, Table, TableFull};
 pub use wheel::{TimerId, TimerWheel, WheelFull};

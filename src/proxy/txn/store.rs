@@ -17,6 +17,8 @@ pub struct Stored {
 /// The pool.
 #[derive(Debug)]
 pub struct ResponseStore {
+    /// Bytes per buffer.
+    size: usize,
     bytes: Box<[u8]>,
     lens: Vec<u16>,
     generations: Vec<u32>,
@@ -26,8 +28,15 @@ pub struct ResponseStore {
 impl ResponseStore {
     /// A pool of `capacity` buffers of [`STORED_RESPONSE_MAX`] bytes.
     pub fn new(capacity: usize) -> Self {
+        Self::with_size(capacity, STORED_RESPONSE_MAX)
+    }
+
+    /// A pool of `capacity` buffers of `size` bytes (at most 65535).
+    pub fn with_size(capacity: usize, size: usize) -> Self {
+        let size = size.min(usize::from(u16::MAX));
         ResponseStore {
-            bytes: vec![0u8; capacity * STORED_RESPONSE_MAX].into_boxed_slice(),
+            size,
+            bytes: vec![0u8; capacity * size].into_boxed_slice(),
             lens: vec![0; capacity],
             generations: vec![0; capacity],
             free: (0..capacity as u32).rev().collect(),
@@ -40,11 +49,11 @@ impl ResponseStore {
         if let Some(old) = previous {
             self.release(old);
         }
-        if response.len() > STORED_RESPONSE_MAX {
+        if response.len() > self.size {
             return None;
         }
         let index = self.free.pop()?;
-        let at = index as usize * STORED_RESPONSE_MAX;
+        let at = index as usize * self.size;
         self.bytes[at..at + response.len()].copy_from_slice(response);
         self.lens[index as usize] = response.len() as u16;
         Some(Stored {
@@ -59,7 +68,7 @@ impl ResponseStore {
         if self.generations.get(i) != Some(&stored.generation) {
             return None;
         }
-        let at = i * STORED_RESPONSE_MAX;
+        let at = i * self.size;
         Some(&self.bytes[at..at + usize::from(self.lens[i])])
     }
 

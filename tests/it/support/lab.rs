@@ -68,6 +68,7 @@ impl Lab {
             record_route: false,
             path: false,
             mode: sipshard::proxy::Mode::Proxy,
+            relay: None,
         };
         Lab {
             plane: start(&config).unwrap(),
