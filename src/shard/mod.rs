@@ -305,7 +305,14 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
             record_route: config.record_route,
             path: config.path,
             mode: config.mode,
-            relay: config.relay.clone().filter(|_| config.mode == Mode::Proxy),
+            relay: config
+                .relay
+                .clone()
+                .filter(|_| config.mode == Mode::Proxy)
+                .map(|relay| RelayConfig {
+                    retry_after: config.retry_after,
+                    ..relay
+                }),
             stop: stop.clone(),
         };
         let handle =

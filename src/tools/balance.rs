@@ -34,10 +34,7 @@ pub fn plane_config(config: &BalanceConfig) -> PlaneConfig {
         record_route: config.record_route,
         path: config.path,
         mode: Mode::Proxy,
-        relay: config.stateful.as_ref().map(|options| RelayConfig {
-            retry_after: config.retry_after,
-            ..relay_config(options)
-        }),
+        relay: config.stateful.as_ref().map(relay_config),
     }
 }
 
@@ -55,7 +52,8 @@ pub fn relay_config(options: &StatefulOptions) -> RelayConfig {
         max_attempts: options.max_attempts,
         failover_codes: options.failover_codes.iter().copied().take(8).collect(),
         fork: options.fork,
-        retry_after: 5,
+        // The plane sets its own (`--retry-after`).
+        retry_after: RelayConfig::default().retry_after,
     }
 }
 

@@ -35,4 +35,5 @@ mod rfc4475;
 mod route_set;
 mod shutdown;
 mod sipp_e2e;
+mod stateful;
 mod steering;

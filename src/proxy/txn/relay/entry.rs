@@ -100,6 +100,12 @@ impl Entry {
         self.branches.iter().any(|b| b.live)
     }
 
+    /// A failed branch may still move to another backend: nobody cancelled, answered or
+    /// failed the request globally (6xx).
+    pub fn may_move(&self) -> bool {
+        !self.cancelled && !self.answered && !self.finished && !self.selection.global_failure()
+    }
+
     /// The backend was tried already.
     pub fn tried(&self, backend: SocketAddr) -> bool {
         self.branches.iter().any(|b| b.backend == backend)

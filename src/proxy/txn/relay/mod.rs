@@ -398,6 +398,10 @@ impl Relay {
         else {
             return ResponseFate::Stateless;
         };
+        if msg.cseq.method == b"CANCEL" {
+            // The answer to our own CANCEL: it ends here.
+            return ResponseFate::Absorbed;
+        }
         let status = msg.status().unwrap_or(0);
         let Some(step) = self
             .table
@@ -447,12 +451,17 @@ impl Relay {
             return ResponseFate::Deliver(ticket);
         }
         if superseded {
+            // A cancelled loser's final: ACKed above, never relayed; the last one lets
+            // the best final go.
+            if !self.entry(handle).pending() {
+                self.finish(handle, now_ns, sends);
+                self.remove_if_over(handle);
+            }
             return ResponseFate::Absorbed;
         }
         let failover_code = self.config.failover_codes.contains(&status);
         let entry = self.entry(handle);
-        let failover =
-            failover_code && status < 600 && !entry.cancelled && !entry.answered && !entry.finished;
+        let failover = failover_code && status < 600 && entry.may_move();
         let backend = entry.branches[usize::from(slot)].index;
         if failover && self.start_next(handle, snapshot, now_ns, sends) {
             sends.event(RelayEvent::Failover {

@@ -80,12 +80,11 @@ impl Relay {
         if !step.timed_out {
             return;
         }
-        self.entry(handle).branches[usize::from(slot)].pending = false;
-        let entry = self.entry(handle);
-        let can_move = timer == client::Timer::NoAnswer
-            && !entry.cancelled
-            && !entry.answered
-            && !entry.finished;
+        let branch = &mut self.entry(handle).branches[usize::from(slot)];
+        branch.pending = false;
+        let superseded = branch.superseded;
+        let can_move =
+            timer == client::Timer::NoAnswer && !superseded && self.entry(handle).may_move();
         if can_move && self.start_next(handle, snapshot, now_ns, sends) {
             sends.event(RelayEvent::Failover {
                 backend: index,
