@@ -3,6 +3,7 @@
 //! datagrams that arrive (or do not) on each side.
 
 mod rules;
+mod sipp_calls;
 
 use sipshard::balance::Backend;
 use sipshard::net::Steering;
