@@ -425,6 +425,7 @@ impl ControlState {
                         new_calls_per_s: rates.new_calls_per_s,
                         in_dialog_per_s: rates.in_dialog_per_s,
                         responses: counters.responses,
+                        failures: counters.failures,
                     }
                 })
                 .collect(),
@@ -433,6 +434,11 @@ impl ControlState {
             workers: self.shards.len(),
             generation: self.publisher.generation(),
             shard_generations: self.shards.iter().map(|s| s.generation()).collect(),
+            stateful: self.config.stateful.is_some(),
+            transactions: match self.config.stateful {
+                Some(_) => self.shards.iter().map(|s| s.read().relay.transactions).collect(),
+                None => Vec::new(),
+            },
         }
     }
 
@@ -448,6 +454,7 @@ impl ControlState {
             residence: &residence,
             status: &self.status(),
             steering: self.steering.counts(),
+            stateful: self.config.stateful.is_some(),
         })
     }
 }

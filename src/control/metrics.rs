@@ -20,6 +20,8 @@ pub struct MetricsView<'a> {
     pub status: &'a Status,
     /// What the Call-ID steering programs did (`None`: none runs).
     pub steering: Option<SteeringCounts>,
+    /// `--mode stateful`: the transaction layer's series are shown.
+    pub stateful: bool,
 }
 
 /// A per-shard counter: name, help, and how to read it.
@@ -105,6 +107,98 @@ fn per_shard_by<K: Copy, const N: usize>(
     }
 }
 
+/// The transaction layer's series (stateful mode), per shard.
+fn relay(out: &mut String, shards: &[Counters]) {
+    family(
+        out,
+        "sipshard_transactions",
+        "gauge",
+        "Transactions alive in the shard (stateful mode).",
+    );
+    for (k, c) in shards.iter().enumerate() {
+        let _ = writeln!(out, "sipshard_transactions{{shard=\"{k}\"}} {}", c.relay.transactions);
+    }
+    let plain: [ShardSeries; 4] = [
+        (
+            "sipshard_retransmissions_absorbed_total",
+            "Retransmitted requests (and ACKs of our non-2xx finals) answered or absorbed by a transaction, never forwarded.",
+            |c| c.relay.absorbed,
+        ),
+        (
+            "sipshard_forks_total",
+            "Dialog-creating INVITEs forked to several backends.",
+            |c| c.relay.forks,
+        ),
+        (
+            "sipshard_branches_total",
+            "Requests sent on a further branch (a fork or a failover).",
+            |c| c.relay.branches,
+        ),
+        (
+            "sipshard_transactions_refused_total",
+            "New requests answered 503 because the shard's transaction table was full.",
+            |c| c.relay.table_full,
+        ),
+    ];
+    for (name, help, get) in plain {
+        family(out, name, "counter", help);
+        for (k, c) in shards.iter().enumerate() {
+            let _ = writeln!(out, "{name}{{shard=\"{k}\"}} {}", get(c));
+        }
+    }
+    per_shard_by(
+        out,
+        shards,
+        (
+            "sipshard_failovers_total",
+            "Requests moved to the next backend, by cause: no answer within --failover-after-ms, or a failover code.",
+        ),
+        "cause",
+        [("no_answer", false), ("status", true)],
+        |c, status| {
+            if status {
+                c.relay.failovers_status
+            } else {
+                c.relay.failovers_no_answer
+            }
+        },
+    );
+    per_shard_by(
+        out,
+        shards,
+        (
+            "sipshard_cancels_total",
+            "CANCELs: from clients that cancelled a transaction here, and sent by the balancer to backends.",
+        ),
+        "direction",
+        [("from_client", false), ("to_backend", true)],
+        |c, sent| {
+            if sent {
+                c.relay.cancels_sent
+            } else {
+                c.relay.client_cancels
+            }
+        },
+    );
+    per_shard_by(
+        out,
+        shards,
+        (
+            "sipshard_local_finals_total",
+            "Final responses the balancer made itself: 408 when no backend answered in time, other (487 after a CANCEL nobody answered, 500 for a lone 503).",
+        ),
+        "status",
+        [("408", true), ("other", false)],
+        |c, timeout| {
+            if timeout {
+                c.relay.timeouts
+            } else {
+                c.relay.generated_other
+            }
+        },
+    );
+}
+
 /// Renders one scrape.
 pub fn render(view: &MetricsView<'_>) -> String {
     let mut out = String::with_capacity(8192);
@@ -185,6 +279,9 @@ pub fn render(view: &MetricsView<'_>) -> String {
         Counters::dropped,
     );
 
+    if view.stateful {
+        relay(&mut out, view.shards);
+    }
     if !view.residence.is_empty() {
         residence(&mut out, view.residence);
     }
@@ -211,6 +308,16 @@ pub fn render(view: &MetricsView<'_>) -> String {
         "Requests whose pin named a backend gone or down, sent to this one by the hash.",
         |b| Some(b.moved_requests.to_string()),
     );
+    if view.stateful {
+        per_backend(
+            &mut out,
+            backends,
+            ("sipshard_backend_failures_total", "counter"),
+            "Requests the stateful mode moved away from the backend (silent for \
+             --failover-after-ms, or a failover code).",
+            |b| Some(b.failures.to_string()),
+        );
+    }
     per_backend(
         &mut out,
         backends,

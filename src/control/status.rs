@@ -45,6 +45,10 @@ pub struct BackendStatus {
     pub in_dialog_per_s: f64,
     /// Responses from it by class (1xx..6xx).
     pub responses: [u64; 6],
+    /// Requests the stateful mode moved away from it (it stayed silent, or answered a
+    /// failover code).
+    #[serde(default)]
+    pub failures: u64,
 }
 
 /// What `sipshard ctl status` prints.
@@ -62,4 +66,10 @@ pub struct Status {
     pub generation: u64,
     /// The set each shard routes with (equal to `generation` once all have picked it up).
     pub shard_generations: Vec<u64>,
+    /// `--mode stateful`.
+    #[serde(default)]
+    pub stateful: bool,
+    /// Transactions alive in each shard (stateful mode; empty otherwise).
+    #[serde(default)]
+    pub transactions: Vec<u64>,
 }

@@ -173,5 +173,24 @@ pub fn status_table(status: &Status) -> String {
         status.generation,
         shards.join(", ")
     ));
+    if status.stateful {
+        let live: Vec<String> = status.transactions.iter().map(u64::to_string).collect();
+        let failures: Vec<String> = status
+            .backends
+            .iter()
+            .filter(|b| b.failures > 0)
+            .map(|b| format!("{} {}", b.addr, b.failures))
+            .collect();
+        out.push_str(&format!(
+            "stateful: transactions {} (shards: {}), failovers away from: {}\n",
+            status.transactions.iter().sum::<u64>(),
+            live.join(", "),
+            if failures.is_empty() {
+                "none".to_string()
+            } else {
+                failures.join(", ")
+            }
+        ));
+    }
     out
 }

@@ -2,7 +2,7 @@
 //! (each backend sees each INVITE once, where the stateless mode forwards the duplicates),
 //! and a backend that swallows everything costing no call when probes are off.
 
-use crate::support::farm::{balance_args, free_udp_port};
+use crate::support::farm::{balance_args, free_tcp_port, free_udp_port};
 use crate::support::process::serial;
 use crate::support::sipp::{
     final_stat, read_trace, scenario, strings, unattended_args, Direction, ScratchDir, Sipp,
@@ -11,6 +11,7 @@ use crate::support::sipp::{
 use sipshard::config::BalanceConfig;
 use sipshard::shard::RelayCounters;
 use sipshard::tools::balance::Balancer;
+use sipshard::tools::ctl::{request, status_table};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -160,6 +161,10 @@ fn a_backend_that_swallows_everything_costs_no_call_without_probes() {
             "0",
             "--failover-after-ms",
             "500",
+            "--metrics",
+            &format!("127.0.0.1:{}", free_tcp_port()),
+            "--control",
+            &format!("127.0.0.1:{}", free_tcp_port()),
         ],
     );
     let config = BalanceConfig::from_args(&args).unwrap();
@@ -184,7 +189,23 @@ fn a_backend_that_swallows_everything_costs_no_call_without_probes() {
     ]);
     uac.extend(unattended_args(&stats));
     Sipp::spawn(&dir.0, &uac).wait_exit(Duration::from_secs(120));
+    let (_, metrics) = request(balancer.metrics_addr().unwrap(), "GET", "/metrics").unwrap();
+    let status = balancer.control().status().unwrap();
     let relay = balancer.stop().relay;
+    let hole_addr = hole.local_addr().unwrap();
+    let hole_status = status.backends.iter().find(|b| b.addr == hole_addr).unwrap();
+    assert_eq!(hole_status.failures, relay.failovers_no_answer);
+    assert!(status_table(&status).contains("stateful: transactions"));
+    let series = format!(
+        "sipshard_failovers_total{{shard=\"0\",cause=\"no_answer\"}} {}",
+        relay.failovers_no_answer
+    );
+    assert!(metrics.contains(&series), "{series} in {metrics}");
+    let failures = format!(
+        "sipshard_backend_failures_total{{backend=\"{hole_addr}\"}} {}",
+        relay.failovers_no_answer
+    );
+    assert!(metrics.contains(&failures), "{failures}");
     // What the hole got: the INVITEs of the calls hashed to it, and our retransmissions.
     let mut swallowed = std::collections::HashSet::new();
     let mut buf = vec![0u8; 65536];
