@@ -436,7 +436,11 @@ impl ControlState {
             shard_generations: self.shards.iter().map(|s| s.generation()).collect(),
             stateful: self.config.stateful.is_some(),
             transactions: match self.config.stateful {
-                Some(_) => self.shards.iter().map(|s| s.read().relay.transactions).collect(),
+                Some(_) => self
+                    .shards
+                    .iter()
+                    .map(|s| s.read().relay.transactions)
+                    .collect(),
                 None => Vec::new(),
             },
         }

@@ -116,7 +116,11 @@ fn relay(out: &mut String, shards: &[Counters]) {
         "Transactions alive in the shard (stateful mode).",
     );
     for (k, c) in shards.iter().enumerate() {
-        let _ = writeln!(out, "sipshard_transactions{{shard=\"{k}\"}} {}", c.relay.transactions);
+        let _ = writeln!(
+            out,
+            "sipshard_transactions{{shard=\"{k}\"}} {}",
+            c.relay.transactions
+        );
     }
     let plain: [ShardSeries; 4] = [
         (

@@ -4,6 +4,7 @@
 
 mod rules;
 mod sipp_calls;
+mod steering;
 
 use sipshard::balance::Backend;
 use sipshard::net::Steering;
@@ -45,6 +46,16 @@ fn test_relay() -> RelayConfig {
 
 impl StatefulLab {
     fn start(backends: usize, relay: RelayConfig) -> StatefulLab {
+        StatefulLab::start_with(backends, relay, 1, Steering::Random)
+    }
+
+    /// [`StatefulLab::start`] with `workers` shards spread over by `steering`.
+    fn start_with(
+        backends: usize,
+        relay: RelayConfig,
+        workers: usize,
+        steering: Steering,
+    ) -> StatefulLab {
         let sockets: Vec<UdpSocket> = (0..backends).map(|_| socket()).collect();
         let config = PlaneConfig {
             listen: vec!["127.0.0.1:0".parse().unwrap()],
@@ -59,13 +70,13 @@ impl StatefulLab {
                     up: true,
                 })
                 .collect(),
-            workers: 1,
+            workers,
             pin: false,
             secret: b"stateful-lab".to_vec(),
             retry_after: 7,
             table_size: 251,
             residence_time: false,
-            steering: Steering::Random,
+            steering,
             busy_poll: Duration::ZERO,
             record_route: true,
             path: false,

@@ -193,7 +193,11 @@ fn a_backend_that_swallows_everything_costs_no_call_without_probes() {
     let status = balancer.control().status().unwrap();
     let relay = balancer.stop().relay;
     let hole_addr = hole.local_addr().unwrap();
-    let hole_status = status.backends.iter().find(|b| b.addr == hole_addr).unwrap();
+    let hole_status = status
+        .backends
+        .iter()
+        .find(|b| b.addr == hole_addr)
+        .unwrap();
     assert_eq!(hole_status.failures, relay.failovers_no_answer);
     assert!(status_table(&status).contains("stateful: transactions"));
     let series = format!(

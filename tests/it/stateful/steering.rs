@@ -1,0 +1,65 @@
+//! Call-ID steering under the stateful mode: one peer (one source address and port, like a
+//! busy trunk) spreads its calls over both shards, and every message of a call reaches the
+//! shard holding its transaction: each INVITE's retransmission is absorbed there, none
+//! reaches the backend.
+
+use super::*;
+use sipshard::balance::owner_shard;
+
+const CALLS: usize = 400;
+
+#[test]
+fn one_peers_calls_spread_over_both_shards_and_each_stays_on_its_owner() {
+    let relay = RelayConfig {
+        // No retransmission or failover of our own during the test.
+        timers: Timers {
+            t1_ns: 5_000 * MS,
+            t2_ns: 5_000 * MS,
+            t4_ns: 5_000 * MS,
+        },
+        failover_after_ns: None,
+        capacity: 1024,
+        ..test_relay()
+    };
+    let lab = StatefulLab::start_with(1, relay, 2, Steering::CallId);
+    let me = lab.client_addr();
+    let call_id = |n: usize| format!("trunk-{n}@steer.example.com");
+    // In rounds of 20 calls (an INVITE and its retransmission each), so that no socket
+    // buffer can overflow.
+    let mut forwarded = 0;
+    for round in 0..CALLS / 20 {
+        for n in round * 20..(round + 1) * 20 {
+            let invite = request("INVITE", me, &format!("z9hG4bK-st{n}"), &call_id(n), "");
+            lab.client_sends(&invite);
+            lab.client_sends(&invite);
+        }
+        forwarded += drain(&lab.backends[0], Duration::from_millis(100))
+            .iter()
+            .filter(|(m, _)| m.starts_with("INVITE "))
+            .count();
+    }
+    forwarded += drain(&lab.backends[0], Duration::from_millis(300)).len();
+    let counts = lab.plane.steering_counts();
+    let shards = lab.plane.stop_each();
+    assert_eq!(forwarded, CALLS, "each INVITE forwarded once");
+    let absorbed: u64 = shards.iter().map(|c| c.relay.absorbed).sum();
+    assert_eq!(
+        absorbed, CALLS as u64,
+        "each retransmission absorbed by its owner"
+    );
+    let mut owned = [0u64; 2];
+    for n in 0..CALLS {
+        owned[owner_shard(call_id(n).as_bytes(), 2)] += 1;
+    }
+    let live: Vec<u64> = shards.iter().map(|c| c.relay.transactions).collect();
+    assert_eq!(
+        live, owned,
+        "each shard holds the transactions of the calls it owns"
+    );
+    for c in &shards {
+        let share = c.relay.transactions as f64 / CALLS as f64;
+        assert!((0.4..=0.6).contains(&share), "{live:?}");
+    }
+    let counts = counts.expect("the Call-ID program runs (tests run as root)");
+    assert_eq!(counts.fallback, 0);
+}
