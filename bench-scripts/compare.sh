@@ -18,6 +18,8 @@
 #     net.core.netdev_tstamp_prequeue=0 for the run, see residence.sh).
 #   rroff  - sipshard balance with --record-route off (sipshard runs with the default, on):
 #            the cost of staying in the dialogs, with LOAD=calls.
+#   kamtm  - Kamailio as kam, but tm's t_relay() instead of forward(): stateful.
+#   stateful - sipshard balance --mode stateful, one worker.
 #   base   - with BASE=COMMIT: sipshard balance built from that commit (a git worktree and
 #            target directory of its own), run exactly like sipshard: an A/B of two builds
 #            in the same rounds, alternating with the others.
@@ -32,6 +34,8 @@
 # and the responder copies Record-Route into its 180 and 200). Rates are then calls/s:
 #   LOAD=calls SYSTEMS="bare rroff sipshard" RATES="2000 4000 6000 8000 10000 12000 14000 16000" \
 #     CPU_RATE=4000 bench-scripts/compare.sh   # record-route on vs off
+#   LOAD=calls SYSTEMS="kamtm stateful sipshard" RATES="1000 2000 4000 6000 8000 10000 12000 14000" \
+#     CPU_RATE=2000 bench-scripts/compare.sh   # stateful mode vs Kamailio tm and vs stateless
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -43,7 +47,7 @@ RATES=${RATES:-"10000 20000 30000 40000 55000 70000 85000 100000 120000 140000"}
 GEN_CORE=0
 SUT_CORE=1
 RESPONDER=127.0.0.1:5090
-declare -A PORT=([bare]=5060 [kam]=5070 [base]=5075 [sipshard]=5080 [rroff]=5085)
+declare -A PORT=([bare]=5060 [kam]=5070 [kamtm]=5072 [base]=5075 [sipshard]=5080 [stateful]=5082 [rroff]=5085)
 LOAD=${LOAD:-messages}
 case $LOAD in
   messages) LOAD_ARGS="--mode messages --method OPTIONS"; DATAGRAMS_PER=2 ;;
@@ -57,7 +61,7 @@ trap 'stop_all; [ -d "$WORK/base" ] && git worktree remove --force "$WORK/base";
 
 log() { echo "[compare] $*" >&2; }
 
-case " $SYSTEMS " in *" kam "*)
+case " $SYSTEMS " in *" kam "*|*" kamtm "*)
   command -v kamailio >/dev/null || { log "installing kamailio"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kamailio >/dev/null; } ;;
 esac
 cargo build --release --bin sipshard --example bare_forwarder >/dev/null 2>&1
@@ -75,6 +79,7 @@ sysctl -qw net.core.rmem_max=8388608 net.core.wmem_max=8388608 || true
 source "$ROOT/bench-scripts/lib.sh"
 stamp_at_socket
 kamailio_config "$WORK/kamailio.cfg" ${PORT[kam]} $RESPONDER "$WORK/dispatcher.list"
+kamailio_config "$WORK/kamailio-tm.cfg" ${PORT[kamtm]} $RESPONDER "$WORK/dispatcher.list" tm
 
 start_responder() {
   taskset -c $GEN_CORE "$SIPSHARD" responder --listen $RESPONDER --workers 1 2>"$WORK/responder.log" &
@@ -85,6 +90,8 @@ start_system() { # system [--residence: measure residence times (bare and sipsha
   case $1 in
     bare) taskset -c $SUT_CORE "$BARE" --listen 127.0.0.1:${PORT[bare]} --to $RESPONDER ${2:-} 2>"$WORK/bare.log" & ;;
     kam) taskset -c $SUT_CORE kamailio -f "$WORK/kamailio.cfg" -DD -E -m 256 -M 16 -x fm -P "$WORK/kam.pidfile" 2>"$WORK/kam.log" & ;;
+    kamtm) taskset -c $SUT_CORE kamailio -f "$WORK/kamailio-tm.cfg" -DD -E -m 256 -M 16 -x fm -P "$WORK/kamtm.pidfile" 2>"$WORK/kamtm.log" & ;;
+    stateful) taskset -c $SUT_CORE "$SIPSHARD" balance --listen 127.0.0.1:${PORT[stateful]} --backend $RESPONDER --workers 1 --secret compare --mode stateful ${2:+--residence-time on} 2>"$WORK/stateful.log" & ;;
     sipshard) taskset -c $SUT_CORE "$SIPSHARD" balance --listen 127.0.0.1:${PORT[sipshard]} --backend $RESPONDER --workers 1 --secret compare ${2:+--residence-time on} 2>"$WORK/sipshard.log" & ;;
     rroff) taskset -c $SUT_CORE "$SIPSHARD" balance --listen 127.0.0.1:${PORT[rroff]} --backend $RESPONDER --workers 1 --secret compare --record-route off ${2:+--residence-time on} 2>"$WORK/rroff.log" & ;;
     base) taskset -c $SUT_CORE "$BASE_SIPSHARD" balance --listen 127.0.0.1:${PORT[base]} --backend $RESPONDER --workers 1 --secret compare ${2:+--residence-time on} 2>"$WORK/base.log" & ;;
@@ -195,11 +202,13 @@ table=$(python3 - <<'EOF'
 import os
 names = {"bare": "bare recvmmsg/sendmmsg forwarder", "kam": "Kamailio 5.6 (dispatcher alg 0, forward(), 1 worker)",
          "base": f"sipshard balance at {os.environ.get('BASE')}, 1 worker", "sipshard": "sipshard balance, 1 worker",
-         "rroff": "sipshard balance --record-route off, 1 worker"}
+         "rroff": "sipshard balance --record-route off, 1 worker",
+         "kamtm": "Kamailio 5.6 (dispatcher alg 0, tm t_relay(), 1 worker)",
+         "stateful": "sipshard balance --mode stateful, 1 worker"}
 rows = {}
 for line in os.environ["MED"].splitlines():
     key, mx, cpu, *rest = line.split()
-    rows[key] = (float(mx), float(cpu), rest[:3], rest[3:] if key != "kam" else ["-"] * 3)
+    rows[key] = (float(mx), float(cpu), rest[:3], rest[3:] if not key.startswith("kam") else ["-"] * 3)
 top = float(os.environ["RATES"].split()[-1])
 ref = rows["bare"][1] if "bare" in rows else next(iter(rows.values()))[1]
 unit = "calls/s" if os.environ.get("LOAD") == "calls" else "req/s"
@@ -213,6 +222,10 @@ if "kam" in rows and "sipshard" in rows:
     print(f"sipshard vs Kamailio: {rows['kam'][1]/rows['sipshard'][1]:.2f}× less CPU per datagram; max rate {rows['sipshard'][0]/max(rows['kam'][0],1):.2f}×.")
 if "rroff" in rows and "sipshard" in rows:
     print(f"record-route on vs off: CPU per datagram {rows['sipshard'][1]/rows['rroff'][1]:.3f}×; max rate {rows['sipshard'][0]/max(rows['rroff'][0],1):.2f}×.")
+if "kamtm" in rows and "stateful" in rows:
+    print(f"stateful vs Kamailio tm: CPU per datagram {rows['stateful'][1]/rows['kamtm'][1]:.3f}×; max rate {rows['stateful'][0]/max(rows['kamtm'][0],1):.2f}×.")
+if "stateful" in rows and "sipshard" in rows:
+    print(f"stateful vs stateless sipshard: CPU per datagram {rows['stateful'][1]/rows['sipshard'][1]:.3f}×; max rate {rows['stateful'][0]/max(rows['sipshard'][0],1):.2f}×.")
 if "base" in rows and "sipshard" in rows:
     print(f"sipshard vs the base commit: CPU per datagram {rows['sipshard'][1]/rows['base'][1]:.3f}×; max rate {rows['sipshard'][0]/max(rows['base'][0],1):.2f}×.")
 EOF

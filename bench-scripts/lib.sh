@@ -1,10 +1,13 @@
 # Shared by the comparison scripts: the Kamailio configuration they run.
-# kamailio_config FILE LISTEN_PORT BACKEND_ADDR DISPATCHER_LIST
-#   Kamailio 5.6 as a stateless balancer: dispatcher algorithm 0 (hash over Call-ID),
-#   forward(), one worker, up to 4 MiB of receive buffer.
+# kamailio_config FILE LISTEN_PORT BACKEND_ADDR DISPATCHER_LIST [tm]
+#   Kamailio 5.6 as a balancer: dispatcher algorithm 0 (hash over Call-ID), one worker, up
+#   to 4 MiB of receive buffer; stateless forward(), or with `tm` the tm module's
+#   t_relay() (a transaction per request, retransmissions absorbed: the stateful peer).
 kamailio_config() {
-  local cfg=$1 port=$2 backend=$3 list=$4 modules
+  local cfg=$1 port=$2 backend=$3 list=$4 mode=${5:-stateless} modules relay tm_module=""
   modules=$(dirname "$(find /usr/lib -name dispatcher.so -path '*kamailio*' | head -1)")
+  relay="forward();"
+  if [ "$mode" = tm ]; then relay="t_relay();"; tm_module='loadmodule "tm.so"'; fi
   echo "1 sip:$backend" >"$list"
   cat >"$cfg" <<CFG
 #!KAMAILIO
@@ -15,6 +18,7 @@ maxbuffer=4194304
 listen=udp:127.0.0.1:$port
 mpath="$modules/"
 loadmodule "sl.so"
+$tm_module
 loadmodule "dispatcher.so"
 modparam("dispatcher", "list_file", "$list")
 request_route {
@@ -22,7 +26,7 @@ request_route {
         sl_send_reply("503", "No backend");
         exit;
     }
-    forward();
+    $relay
     exit;
 }
 CFG

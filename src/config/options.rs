@@ -229,7 +229,7 @@ pub(crate) const OPTIONS: &[Opt] = &[
     opt("t2_ms", "t2-ms", "MS", U64, Everywhere, Number(4000),
         AtRestart(|a, b| a.stateful != b.stateful),
         "Stateful mode: RFC 3261 T2 (longest retransmission interval of a non-INVITE)."),
-    opt("max_transactions", "max-transactions", "N", U64, Everywhere, Number(16384),
+    opt("max_transactions", "max-transactions", "N", U64, Everywhere, Number(32768),
         AtRestart(|a, b| a.stateful != b.stateful),
         "Stateful mode: transactions per shard, allocated at start (about 8.5 KiB each); \
          when full, new requests get 503 with Retry-After."),

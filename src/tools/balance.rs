@@ -47,6 +47,7 @@ pub fn relay_config(options: &StatefulOptions) -> RelayConfig {
             t1_ns: nanos(options.t1),
             t2_ns: nanos(options.t2),
             t4_ns: Timers::default().t4_ns,
+            linger_ns: Timers::default().linger_ns,
         },
         failover_after_ns: Some(nanos(options.failover_after)).filter(|&n| n > 0),
         max_attempts: options.max_attempts,

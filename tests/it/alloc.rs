@@ -260,8 +260,8 @@ fn the_stateful_relay_makes_no_heap_allocation() {
             }
             let absorbed = client(&mut relay, &mut sends, ack, now + 4 * MS, &mut reply);
             assert_eq!(absorbed, Admission::Absorbed);
-            // 256 calls take 38 s: each call's branch (Completed for timer D, 32 s, after
-            // its 486) is gone before its Via branch comes round again.
+            // 256 calls take 38 s: each call's branch (Completed for timer D, 5 s, after its
+            // 486) is gone long before its Via branch comes round again.
             now += 150 * MS;
             relay.expire(&snapshot, now, &mut sends);
         }

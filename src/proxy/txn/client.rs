@@ -162,7 +162,6 @@ impl ClientTransaction {
         if first_answer {
             step = step.stop(Timer::NoAnswer);
         }
-        let t1 = self.timers.t1_ns;
         match (self.kind, self.state, status) {
             (Kind::Invite, State::Calling, 100..=199) => {
                 self.state = State::Proceeding;
@@ -178,7 +177,7 @@ impl ClientTransaction {
                     .stop(Timer::A)
                     .stop(Timer::B)
                     .stop(Timer::C)
-                    .start(Timer::M, 64 * t1)
+                    .start(Timer::M, self.timers.linger_ns)
             }
             (Kind::Invite, State::Accepted, 200..=299) => step.pass_on(),
             (Kind::Invite, State::Calling | State::Proceeding, 300..=699) => {
@@ -188,7 +187,7 @@ impl ClientTransaction {
                     .stop(Timer::A)
                     .stop(Timer::B)
                     .stop(Timer::C)
-                    .start(Timer::D, 32_000_000_000)
+                    .start(Timer::D, self.timers.linger_ns)
             }
             // The final response again: our ACK was lost. ACK again, pass nothing on.
             (Kind::Invite, State::Completed, 300..=699) => Step { ack: true, ..step },

@@ -14,6 +14,12 @@ pub struct Timers {
     pub t2_ns: u64,
     /// Longest time a message stays in the network, 5 s.
     pub t4_ns: u64,
+    /// How long a transaction that has its final answer stays to absorb retransmissions:
+    /// timers D, J, L and M. RFC 3261 and 6026 give them 64×T1 (32 s) over UDP; 5 s here
+    /// by default, like Kamailio tm's wait timer, so that a shard at thousands of calls/s
+    /// holds seconds of transactions, not half a minute. A retransmission later than this
+    /// is forwarded as a new request (the backend's own transaction answers it).
+    pub linger_ns: u64,
 }
 
 /// Short timers for the state machines' tests: T1 500, T2 4,000, T4 5,000 (nanoseconds).
@@ -22,6 +28,7 @@ pub(super) const TEST_TIMERS: Timers = Timers {
     t1_ns: 500,
     t2_ns: 4_000,
     t4_ns: 5_000,
+    linger_ns: 32_000,
 };
 
 impl Default for Timers {
@@ -30,6 +37,7 @@ impl Default for Timers {
             t1_ns: 500_000_000,
             t2_ns: 4_000_000_000,
             t4_ns: 5_000_000_000,
+            linger_ns: 5_000_000_000,
         }
     }
 }
@@ -161,7 +169,7 @@ impl ServerTransaction {
             }
             (Kind::Invite, State::Proceeding, 200..=299) => {
                 self.state = State::Accepted;
-                Step::send().start(Timer::L, 64 * t1)
+                Step::send().start(Timer::L, self.timers.linger_ns)
             }
             // RFC 6026: every 2xx of the INVITE is relayed while Accepted (forking).
             (Kind::Invite, State::Accepted, 200..=299) => Step::send(),
@@ -173,7 +181,7 @@ impl ServerTransaction {
             }
             (Kind::NonInvite, State::Trying | State::Proceeding, 200..=699) => {
                 self.state = State::Completed;
-                Step::send().start(Timer::J, 64 * t1)
+                Step::send().start(Timer::J, self.timers.linger_ns)
             }
             _ => Step::default(),
         }

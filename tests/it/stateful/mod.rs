@@ -38,6 +38,7 @@ fn test_relay() -> RelayConfig {
             t1_ns: 100 * MS,
             t2_ns: 400 * MS,
             t4_ns: 500 * MS,
+            linger_ns: 500 * MS,
         },
         failover_after_ns: Some(400 * MS),
         ..RelayConfig::default()

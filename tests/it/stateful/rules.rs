@@ -161,6 +161,7 @@ fn when_nobody_answers_the_client_gets_408_and_our_retransmissions_went_out() {
             t1_ns: 30 * MS,
             t2_ns: 400 * MS,
             t4_ns: 500 * MS,
+            linger_ns: 500 * MS,
         },
         ..test_relay()
     };

@@ -75,11 +75,19 @@ fn lossy_run(mode: &str, calls: u64) -> LossyRun {
         "-lost",
         "10",
         "-trace_err",
+        "-trace_msg",
+        "-message_file",
+        dir.file("uac.log").to_str().unwrap(),
     ]);
     uac.extend(unattended_args(&stats));
     Sipp::spawn(&dir.0, &uac).wait_exit(Duration::from_secs(120));
     let relay = balancer.stop().relay;
     let traces: Vec<_> = uas.into_iter().map(SippServer::stop).collect();
+    if let Ok(keep) = std::env::var("SIPSHARD_KEEP_SIPP") {
+        let _ = std::process::Command::new("cp")
+            .args(["-r", dir.0.to_str().unwrap(), &keep])
+            .status();
+    }
     let failures = [
         "FailedCallRejected(C)",
         "FailedMaxUDPRetrans(C)",

@@ -16,6 +16,7 @@ fn one_peers_calls_spread_over_both_shards_and_each_stays_on_its_owner() {
             t1_ns: 5_000 * MS,
             t2_ns: 5_000 * MS,
             t4_ns: 5_000 * MS,
+            linger_ns: 5_000 * MS,
         },
         failover_after_ns: None,
         capacity: 1024,

@@ -71,7 +71,7 @@ impl Default for RelayConfig {
         let mut failover_codes = ArrayVec::new();
         failover_codes.push(503);
         RelayConfig {
-            capacity: 16_384,
+            capacity: 32_768,
             timers: Timers::default(),
             failover_after_ns: Some(2_000_000_000),
             max_attempts: 3,
