@@ -188,6 +188,21 @@ fn relay(out: &mut String, shards: &[Counters]) {
         out,
         shards,
         (
+            "sipshard_handoffs_total",
+            "Client requests that reached a shard other than their call's owner: handed to the owner, refused by its full channel (handled where they arrived), and taken from other shards.",
+        ),
+        "result",
+        [("handed", 0), ("refused", 1), ("taken", 2)],
+        |c, which| match which {
+            0 => c.relay.handed,
+            1 => c.relay.handoff_refused,
+            _ => c.relay.taken,
+        },
+    );
+    per_shard_by(
+        out,
+        shards,
+        (
             "sipshard_local_finals_total",
             "Final responses the balancer made itself: 408 when no backend answered in time, other (487 after a CANCEL nobody answered, 500 for a lone 503).",
         ),

@@ -23,7 +23,7 @@ use crate::logging::LogLimiter;
 pub use crate::net::SteeringCounts;
 use crate::net::{
     enable_rx_timestamps, reuseport_group, runtime, udp_socket, Batch, BindError, CallIdSteering,
-    FlushReport, Payload, SocketOptions, Steering, HEADROOM,
+    FlushReport, Handoffs, Payload, SocketOptions, Steering, HEADROOM,
 };
 use crate::proxy::txn::{Relay, RelayConfig};
 use crate::proxy::{
@@ -32,7 +32,7 @@ use crate::proxy::{
 };
 use crate::sip::BranchKey;
 use socket2::Socket;
-pub use stats::{BackendCounters, BackendStats, Counters, RelayCounters, ShardStats};
+pub use stats::{BackendCounters, BackendStats, Counters, HandoffEvent, RelayCounters, ShardStats};
 use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -285,6 +285,15 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let internal_sockets = Arc::new(internal_sockets);
+    // The stateful mode's channels between shards, for client requests that reach a shard
+    // other than their call's owner.
+    let handoffs = (config.relay.is_some() && config.workers > 1).then(|| {
+        Arc::new(Handoffs::new(
+            config.workers,
+            stateful::HANDOFF_LEN,
+            stateful::HANDOFF_MAX,
+        ))
+    });
     let mut shards = Vec::with_capacity(config.workers);
     let stats: Vec<Arc<ShardStats>> = (0..config.workers).map(|_| Arc::default()).collect();
     let setups = public_sockets.into_iter().zip(first).zip(receivers);
@@ -305,6 +314,7 @@ pub fn start(config: &PlaneConfig) -> Result<Plane, StartError> {
             record_route: config.record_route,
             path: config.path,
             mode: config.mode,
+            handoffs: handoffs.clone(),
             relay: config
                 .relay
                 .clone()
@@ -374,6 +384,7 @@ struct ShardSetup {
     path: bool,
     mode: Mode,
     relay: Option<RelayConfig>,
+    handoffs: Option<Arc<Handoffs>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -481,7 +492,9 @@ impl ShardSetup {
             log: RefCell::new(LogLimiter::new(DROP_LOG_BURST, DROP_LOG_WINDOW)),
             stateful: self.relay.map(|config| {
                 let key = BranchKey::new(&self.secret);
-                stateful::Stateful::new(Relay::new(config, key, crate::net::now_ns()))
+                let relay = Relay::new(config, key, crate::net::now_ns());
+                let handoffs = self.handoffs.map(|h| (h, self.index));
+                stateful::Stateful::new(relay, handoffs)
             }),
         };
         state.stats.set_generation(self.first.generation);
@@ -589,10 +602,35 @@ fn forward_slot(batch: &mut Batch, i: usize, fd: RawFd, side: Side, state: &Shar
     };
     let len = batch.datagram_len(i);
     let (slot, reply) = batch.slot_mut(i);
+    // A slot sends at most one datagram here, so `send` always has room.
+    if let Some(out) = forward_datagram(slot, reply, len, fd, side, source, state) {
+        batch.send(i, out.fd, out.payload, out.dest);
+    }
+}
+
+/// What one datagram sends: from which socket, which bytes (of its slot or its reply
+/// buffer), to whom.
+struct Out {
+    fd: RawFd,
+    payload: Payload,
+    dest: SocketAddr,
+}
+
+/// The stateless decision for the datagram at `slot[HEADROOM..HEADROOM + len]`, which
+/// arrived on `fd` (`side`) from `source`, carried out in place; counted.
+#[inline]
+fn forward_datagram(
+    slot: &mut [u8],
+    reply: &mut [u8],
+    len: usize,
+    fd: RawFd,
+    side: Side,
+    source: SocketAddr,
+    state: &ShardState,
+) -> Option<Out> {
     let arrival = Arrival { side, source };
     let verdict = state.forwarder.handle(arrival, slot, HEADROOM, len, reply);
     state.stats.record(&verdict);
-    // A slot sends at most one datagram here, so `send` always has room.
     match verdict {
         Verdict::Forward {
             exit,
@@ -605,8 +643,9 @@ fn forward_slot(batch: &mut Batch, i: usize, fd: RawFd, side: Side, state: &Shar
             if let Some(tally) = backend {
                 state.tally(tally);
             }
-            let out = state.exits.fd(exit, dest, fd);
-            batch.send(i, out, Payload::Frame { start, len }, dest);
+            let fd = state.exits.fd(exit, dest, fd);
+            let payload = Payload::Frame { start, len };
+            Some(Out { fd, payload, dest })
         }
         Verdict::Reply {
             dest, len, backend, ..
@@ -614,9 +653,13 @@ fn forward_slot(batch: &mut Batch, i: usize, fd: RawFd, side: Side, state: &Shar
             if let Some(tally) = backend {
                 state.tally(tally);
             }
-            batch.send(i, fd, Payload::Reply { offset: 0, len }, dest);
+            let payload = Payload::Reply { offset: 0, len };
+            Some(Out { fd, payload, dest })
         }
-        Verdict::Drop(reason) => log_drop(state, reason, Some(source)),
+        Verdict::Drop(reason) => {
+            log_drop(state, reason, Some(source));
+            None
+        }
     }
 }
 

@@ -3,9 +3,15 @@
 //! (the forwarder) and takes the rewritten message back. What the relay sends on its own
 //! (100 Trying, further branches, CANCELs, ACKs, retransmissions, kept responses) goes
 //! through the shard's outboxes, flushed after each batch and on each tick.
+//!
+//! A client's request that reached a shard other than its call's owner (the steering
+//! program could not place it, or steering is not by Call-ID) is handed to the owner over
+//! a lock-free channel ([`Handoffs`]) and handled there on its next tick.
 
-use super::{forward_slot, ShardState};
-use crate::net::{Batch, Outbox, Payload, HEADROOM};
+use super::stats::HandoffEvent;
+use super::{forward_datagram, forward_slot, Out, ShardState};
+use crate::balance::owner_shard;
+use crate::net::{Batch, Handoffs, Outbox, Payload, HEADROOM, REPLY_LEN, TAILROOM};
 use crate::proxy::txn::relay::REQUEST_MAX;
 use crate::proxy::txn::{Admission, Relay, RelayEvent, ResponseFate, Sends, Ticket};
 use crate::proxy::{
@@ -15,9 +21,14 @@ use crate::sip::{self, Headers};
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 
 /// Datagrams an outbox holds before it is flushed.
 const OUTBOX_LEN: usize = 64;
+/// Datagrams a handoff channel holds (per ordered pair of shards).
+pub(super) const HANDOFF_LEN: usize = 256;
+/// Longest datagram handed over (a longer one is handled where it arrived, counted).
+pub(super) const HANDOFF_MAX: usize = REQUEST_MAX;
 
 /// The stateful part of a shard.
 pub(super) struct Stateful {
@@ -25,6 +36,10 @@ pub(super) struct Stateful {
     outboxes: RefCell<Outboxes>,
     /// The time of the batch being handled.
     now: Cell<u64>,
+    /// The channels between the shards (more than one shard), this shard's index.
+    handoffs: Option<(Arc<Handoffs>, usize)>,
+    /// Where a datagram handed over is handled: a slot with headroom, and a reply buffer.
+    handed: RefCell<(Vec<u8>, Vec<u8>)>,
 }
 
 /// One outbox per socket the relay sends on.
@@ -72,11 +87,17 @@ impl Outboxes {
 }
 
 impl Stateful {
-    pub(super) fn new(relay: Relay) -> Self {
+    /// The stateful part of shard `index`, with the channels between the shards.
+    pub(super) fn new(relay: Relay, handoffs: Option<(Arc<Handoffs>, usize)>) -> Self {
         Stateful {
             relay: RefCell::new(relay),
             outboxes: RefCell::new(Outboxes { boxes: Vec::new() }),
             now: Cell::new(crate::net::now_ns()),
+            handed: RefCell::new((
+                vec![0; HEADROOM + HANDOFF_MAX + TAILROOM],
+                vec![0; REPLY_LEN],
+            )),
+            handoffs,
         }
     }
 
@@ -85,10 +106,12 @@ impl Stateful {
         self.now.set(now_ns);
     }
 
-    /// Runs the relay's timers and sends what is queued.
+    /// Handles what other shards handed over, runs the relay's timers and sends what is
+    /// queued.
     pub(super) fn tick(&self, state: &ShardState) {
         let now = crate::net::now_ns();
         self.now.set(now);
+        self.take_handed(state);
         {
             let snapshot = state.forwarder.snapshot.borrow();
             let mut relay = self.relay.borrow_mut();
@@ -108,6 +131,36 @@ impl Stateful {
         let (sent, dropped) = self.outboxes.borrow_mut().flush();
         state.stats.add_sent(sent);
         state.dropped(DropReason::SendBufferFull, dropped, None);
+    }
+
+    /// Handles the client requests other shards handed to this one, as if they had
+    /// arrived on its public socket.
+    fn take_handed(&self, state: &ShardState) {
+        let Some((handoffs, me)) = &self.handoffs else {
+            return;
+        };
+        let mut handed = self.handed.borrow_mut();
+        let (slot, reply) = &mut *handed;
+        for channel in handoffs.inbound(*me) {
+            channel.drain(|datagram, source| {
+                state.stats.handoff(HandoffEvent::Taken);
+                let len = datagram.len();
+                slot[HEADROOM..HEADROOM + len].copy_from_slice(datagram);
+                let fd = state.exits.fd(Exit::Public, source, state.exits.any());
+                let arrival = (fd, Side::Public, source);
+                let Some(out) = handle_datagram(slot, reply, len, arrival, state, self, false)
+                else {
+                    return;
+                };
+                let bytes = match out.payload {
+                    Payload::Frame { start, len } => &slot[start..start + len],
+                    Payload::Reply { offset, len } => &reply[offset..offset + len],
+                };
+                let (sent, dropped) = self.outboxes.borrow_mut().queue(out.fd, out.dest, bytes);
+                state.stats.add_sent(sent);
+                state.dropped(DropReason::SendBufferFull, dropped, None);
+            });
+        }
     }
 }
 
@@ -151,6 +204,7 @@ impl Sends for ShardSends<'_> {
 /// What the relay made of a datagram, once its parse is dropped.
 enum Plan {
     Stateless,
+    HandedOver,
     Reply { len: usize, dest: SocketAddr },
     Absorbed,
     New(Ticket),
@@ -169,23 +223,45 @@ pub(super) fn handle_slot(
     let Some(source) = batch.source(i).filter(|_| !batch.truncated(i)) else {
         return forward_slot(batch, i, fd, side, state);
     };
-    let now = stateful.now.get();
     let len = batch.datagram_len(i);
+    let (slot, reply) = batch.slot_mut(i);
+    let arrival = (fd, side, source);
+    if let Some(out) = handle_datagram(slot, reply, len, arrival, state, stateful, true) {
+        batch.send(i, out.fd, out.payload, out.dest);
+    }
+}
+
+/// The stateful decision for the datagram at `slot[HEADROOM..HEADROOM + len]`, which
+/// arrived as `(fd, side, source)`: what it sends from its slot or reply buffer. A client's
+/// request for a call another shard owns is handed over there when `may_hand_over`.
+fn handle_datagram(
+    slot: &mut [u8],
+    reply: &mut [u8],
+    len: usize,
+    (fd, side, source): (RawFd, Side, SocketAddr),
+    state: &ShardState,
+    stateful: &Stateful,
+    may_hand_over: bool,
+) -> Option<Out> {
+    let now = stateful.now.get();
     let mut sends = ShardSends {
         state,
         outboxes: &stateful.outboxes,
         arrived_on: Some(fd),
     };
     let plan = {
-        let (slot, reply) = batch.slot_mut(i);
         let datagram = &slot[HEADROOM..HEADROOM + len];
         let mut headers = Headers::<MAX_HEADERS>::new();
         match sip::parse(datagram, &mut headers) {
             Err(_) => Plan::Stateless,
-            Ok(msg) => {
-                let mut relay = stateful.relay.borrow_mut();
-                match (side, msg.is_request()) {
-                    (Side::Public, true) => {
+            Ok(msg) => match (side, msg.is_request()) {
+                (Side::Public, true) => {
+                    let handed =
+                        may_hand_over && hand_over(stateful, state, msg.call_id, datagram, source);
+                    if handed {
+                        Plan::HandedOver
+                    } else {
+                        let mut relay = stateful.relay.borrow_mut();
                         match relay.request(&msg, source, now, reply, &mut sends) {
                             Admission::Stateless => Plan::Stateless,
                             Admission::New(ticket) => Plan::New(ticket),
@@ -196,49 +272,83 @@ pub(super) fn handle_slot(
                             },
                         }
                     }
-                    (Side::Internal, false) => {
-                        let snapshot = state.forwarder.snapshot.borrow();
-                        match relay.response(&snapshot, &msg, now, &mut sends) {
-                            ResponseFate::Stateless => Plan::Stateless,
-                            ResponseFate::Absorbed => Plan::Absorbed,
-                            ResponseFate::Deliver(ticket) => Plan::Deliver(ticket),
-                        }
-                    }
-                    _ => Plan::Stateless,
                 }
-            }
+                (Side::Internal, false) => {
+                    let snapshot = state.forwarder.snapshot.borrow();
+                    let mut relay = stateful.relay.borrow_mut();
+                    match relay.response(&snapshot, &msg, now, &mut sends) {
+                        ResponseFate::Stateless => Plan::Stateless,
+                        ResponseFate::Absorbed => Plan::Absorbed,
+                        ResponseFate::Deliver(ticket) => Plan::Deliver(ticket),
+                    }
+                }
+                _ => Plan::Stateless,
+            },
         }
     };
+    let arrival = Arrival { side, source };
     match plan {
-        Plan::Stateless => forward_slot(batch, i, fd, side, state),
-        Plan::Absorbed => {}
-        Plan::Reply { len, dest } => {
-            batch.send(i, fd, Payload::Reply { offset: 0, len }, dest);
+        Plan::Stateless => forward_datagram(slot, reply, len, fd, side, source, state),
+        Plan::HandedOver | Plan::Absorbed => None,
+        Plan::Reply { len, dest } => Some(Out {
+            fd,
+            payload: Payload::Reply { offset: 0, len },
+            dest,
+        }),
+        Plan::New(ticket) => {
+            let verdict = state.forwarder.handle(arrival, slot, HEADROOM, len, reply);
+            state.stats.record(&verdict);
+            forward_new(slot, reply, verdict, fd, source, state, stateful, ticket)
         }
-        Plan::New(ticket) => forward_new(batch, i, fd, side, source, state, stateful, ticket),
-        Plan::Deliver(ticket) => deliver(batch, i, fd, side, source, state, stateful, ticket),
+        Plan::Deliver(ticket) => {
+            let verdict = state.forwarder.handle(arrival, slot, HEADROOM, len, reply);
+            deliver(slot, verdict, fd, source, state, stateful, ticket)
+        }
     }
 }
 
-/// A new transaction's request: rewritten by the forwarder, then branch 0 of the relay.
+/// Hands a client's request to the shard that owns its call, if that is another one.
+/// False when it stays here (this shard owns it, one shard, or the channel refused it:
+/// counted).
+fn hand_over(
+    stateful: &Stateful,
+    state: &ShardState,
+    call_id: &[u8],
+    datagram: &[u8],
+    source: SocketAddr,
+) -> bool {
+    let Some((handoffs, me)) = &stateful.handoffs else {
+        return false;
+    };
+    let owner = owner_shard(call_id, state.exits.internal.len());
+    if owner == *me {
+        return false;
+    }
+    match handoffs.channel(*me, owner).send(datagram, source) {
+        Ok(()) => {
+            state.stats.handoff(HandoffEvent::Handed);
+            true
+        }
+        Err(_) => {
+            state.stats.handoff(HandoffEvent::Refused);
+            false
+        }
+    }
+}
+
+/// A new transaction's request, as the forwarder decided it: branch 0 of the relay.
 #[allow(clippy::too_many_arguments)]
 fn forward_new(
-    batch: &mut Batch,
-    i: usize,
+    slot: &[u8],
+    reply: &[u8],
+    verdict: Verdict,
     fd: RawFd,
-    side: Side,
     source: SocketAddr,
     state: &ShardState,
     stateful: &Stateful,
     ticket: Ticket,
-) {
+) -> Option<Out> {
     let now = stateful.now.get();
-    let len = batch.datagram_len(i);
-    let (slot, reply) = batch.slot_mut(i);
-    let verdict = state
-        .forwarder
-        .handle(Arrival { side, source }, slot, HEADROOM, len, reply);
-    state.stats.record(&verdict);
     let mut relay = stateful.relay.borrow_mut();
     let mut sends = ShardSends {
         state,
@@ -263,8 +373,9 @@ fn forward_new(
             if let Some(tally) = backend {
                 state.tally(tally);
             }
-            let out = state.exits.fd(exit, dest, fd);
-            batch.send(i, out, Payload::Frame { start, len }, dest);
+            let fd = state.exits.fd(exit, dest, fd);
+            let payload = Payload::Frame { start, len };
+            Some(Out { fd, payload, dest })
         }
         Verdict::Reply {
             dest, len, backend, ..
@@ -273,34 +384,29 @@ fn forward_new(
             if let Some(tally) = backend {
                 state.tally(tally);
             }
-            batch.send(i, fd, Payload::Reply { offset: 0, len }, dest);
+            let payload = Payload::Reply { offset: 0, len };
+            Some(Out { fd, payload, dest })
         }
         Verdict::Drop(reason) => {
             relay.abandon(ticket);
             super::log_drop(state, reason, Some(source));
+            None
         }
     }
 }
 
-/// A backend's response to a transaction here: our Via removed by the forwarder, then
-/// sent if the relay says so.
-#[allow(clippy::too_many_arguments)]
+/// A backend's response to a transaction here, our Via removed by the forwarder: sent if
+/// the relay says so.
 fn deliver(
-    batch: &mut Batch,
-    i: usize,
+    slot: &[u8],
+    verdict: Verdict,
     fd: RawFd,
-    side: Side,
     source: SocketAddr,
     state: &ShardState,
     stateful: &Stateful,
     ticket: Ticket,
-) {
+) -> Option<Out> {
     let now = stateful.now.get();
-    let len = batch.datagram_len(i);
-    let (slot, reply) = batch.slot_mut(i);
-    let verdict = state
-        .forwarder
-        .handle(Arrival { side, source }, slot, HEADROOM, len, reply);
     let mut sends = ShardSends {
         state,
         outboxes: &stateful.outboxes,
@@ -323,17 +429,20 @@ fn deliver(
                 .relay
                 .borrow_mut()
                 .deliver(ticket, bytes, now, &mut sends);
-            if goes {
-                state.stats.record(&verdict);
-                let out = state.exits.fd(exit, dest, fd);
-                batch.send(i, out, Payload::Frame { start, len }, dest);
+            if !goes {
+                return None;
             }
+            state.stats.record(&verdict);
+            let fd = state.exits.fd(exit, dest, fd);
+            let payload = Payload::Frame { start, len };
+            Some(Out { fd, payload, dest })
         }
         other => {
             state.stats.record(&other);
             if let Verdict::Drop(reason) = other {
                 super::log_drop(state, reason, Some(source));
             }
+            None
         }
     }
 }

@@ -165,10 +165,35 @@ impl ShardStats {
         bump(counter, 1);
     }
 
+    /// Counts a handoff of a client's request between shards.
+    #[inline]
+    pub fn handoff(&self, event: HandoffEvent) {
+        let r = &self.relay;
+        bump(
+            match event {
+                HandoffEvent::Handed => &r.handed,
+                HandoffEvent::Refused => &r.handoff_refused,
+                HandoffEvent::Taken => &r.taken,
+            },
+            1,
+        );
+    }
+
     /// Sets how many transactions the shard's relay holds.
     pub fn set_transactions(&self, live: usize) {
         self.relay.live.store(live as u64, Relaxed);
     }
+}
+
+/// A client's request between two shards (stateful mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandoffEvent {
+    /// Handed to the shard that owns its call.
+    Handed,
+    /// The channel was full (or the datagram too long): handled where it arrived.
+    Refused,
+    /// Taken from another shard.
+    Taken,
 }
 
 /// The stateful relay's counters of one shard (one writer: the shard).
@@ -185,6 +210,9 @@ struct RelayStats {
     timeouts: AtomicU64,
     generated_other: AtomicU64,
     table_full: AtomicU64,
+    handed: AtomicU64,
+    handoff_refused: AtomicU64,
+    taken: AtomicU64,
 }
 
 impl RelayStats {
@@ -201,6 +229,9 @@ impl RelayStats {
             timeouts: self.timeouts.load(Relaxed),
             generated_other: self.generated_other.load(Relaxed),
             table_full: self.table_full.load(Relaxed),
+            handed: self.handed.load(Relaxed),
+            handoff_refused: self.handoff_refused.load(Relaxed),
+            taken: self.taken.load(Relaxed),
         }
     }
 }
@@ -230,6 +261,12 @@ pub struct RelayCounters {
     pub generated_other: u64,
     /// Requests refused with 503 because the table was full.
     pub table_full: u64,
+    /// Client requests handed to the shard that owns their call.
+    pub handed: u64,
+    /// Client requests the owner's channel refused (full): handled where they arrived.
+    pub handoff_refused: u64,
+    /// Client requests taken from other shards.
+    pub taken: u64,
 }
 
 impl RelayCounters {
@@ -246,6 +283,9 @@ impl RelayCounters {
         self.timeouts += other.timeouts;
         self.generated_other += other.generated_other;
         self.table_full += other.table_full;
+        self.handed += other.handed;
+        self.handoff_refused += other.handoff_refused;
+        self.taken += other.taken;
     }
 }
 
