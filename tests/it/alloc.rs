@@ -275,3 +275,67 @@ fn the_stateful_relay_makes_no_heap_allocation() {
     assert!(sends.0 >= 40_000, "{} datagrams of our own", sends.0);
     assert_eq!(allocations, 0, "heap allocations in 20,000 stateful calls");
 }
+
+/// A full stateful relay answers every new request with a 503 of its own, allocating
+/// nothing and holding no more than its capacity.
+#[test]
+fn a_full_stateful_relay_refuses_without_allocating() {
+    use sipshard::balance::{Backend, Snapshot};
+    use sipshard::proxy::txn::{Admission, Relay, RelayConfig, RelayEvent, Sends};
+    use sipshard::proxy::Exit;
+    struct Refusals(usize);
+    impl Sends for Refusals {
+        fn send(&mut self, _: Exit, _: SocketAddr, _: &[u8]) {}
+        fn event(&mut self, event: RelayEvent) {
+            self.0 += usize::from(event == RelayEvent::TableFull);
+        }
+    }
+    let source: SocketAddr = "198.51.100.7:5060".parse().unwrap();
+    let snapshot = Snapshot::new(
+        &[Backend {
+            addr: "10.0.0.9:5060".parse().unwrap(),
+            weight: 1,
+            up: true,
+        }],
+        251,
+    )
+    .unwrap();
+    let invites: Vec<String> = (0..1000)
+        .map(|n| {
+            format!(
+                "INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK-full{n}\r\n\
+                 From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: full-{n}@x\r\n\
+                 CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            )
+        })
+        .collect();
+    let config = RelayConfig {
+        capacity: 4,
+        ..RelayConfig::default()
+    };
+    let mut relay = Relay::new(config, BranchKey::new(b"full"), 0);
+    let mut sends = Refusals(0);
+    let mut reply = vec![0u8; 4096];
+    let mut refused = 0;
+    let allocations = allocations_during(|| {
+        for invite in &invites {
+            let mut headers = Headers::<16>::new();
+            let msg = sip::parse(invite.as_bytes(), &mut headers).unwrap();
+            match relay.request(&msg, source, 0, &mut reply, &mut sends) {
+                Admission::Reply(len) => {
+                    refused += usize::from(reply[..len].starts_with(b"SIP/2.0 503"))
+                }
+                Admission::New(_) => {}
+                other => panic!("{other:?}"),
+            }
+            relay.expire(&snapshot, 0, &mut sends);
+        }
+    });
+    assert_eq!(
+        (refused, sends.0),
+        (996, 996),
+        "all but the 4 the table holds"
+    );
+    assert_eq!(relay.len(), 4);
+    assert_eq!(allocations, 0, "heap allocations while full");
+}

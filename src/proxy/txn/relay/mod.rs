@@ -597,3 +597,19 @@ fn status_of(response: &[u8]) -> u16 {
         .and_then(|d| d.parse().ok())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What one transaction reserves, as docs/configuration.md states it (about 10 KiB:
+    /// a 4 KiB request slot, two 2 KiB response slots, the entry of 1.5 KiB with its key,
+    /// index and wheel slots).
+    #[test]
+    fn a_transaction_reserves_about_ten_kib() {
+        let entry = std::mem::size_of::<Entry>() + std::mem::size_of::<ServerKey>();
+        assert!(entry <= 1700, "entry {entry} bytes");
+        let per_transaction = entry + REQUEST_MAX + 2 * super::super::STORED_RESPONSE_MAX;
+        assert!(per_transaction <= 10 * 1024, "{per_transaction} bytes");
+    }
+}
