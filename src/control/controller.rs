@@ -242,11 +242,32 @@ impl ControlState {
         true
     }
 
-    /// Samples the traffic totals for the rates when a window has passed.
+    /// Samples the traffic totals for the rates when a window has passed. A probed backend
+    /// the stateful mode gave up on during the window (silent past `--failover-after-ms`,
+    /// or a failover code) counts as one failed probe: live traffic takes it down sooner
+    /// than its probes alone would.
     fn sample_rates(&mut self) {
         let now = Instant::now();
-        if self.rates.due(now) {
-            self.rates.sample(now, self.publisher.backend_totals());
+        if !self.rates.due(now) {
+            return;
+        }
+        for addr in self.rates.sample(now, self.publisher.backend_totals()) {
+            let Some(policy) = self.policy_of(addr).cloned() else {
+                continue;
+            };
+            if policy.interval.is_zero() {
+                // Not probed: always up, as configured.
+                continue;
+            }
+            let Some(health) = self.health.get_mut(&addr) else {
+                continue;
+            };
+            let before = health.state();
+            if let Some(after) = health.on_timeout(&policy) {
+                let (from, to) = (before.label(), after.label());
+                tracing::warn!(backend = %addr, from, to, "backend failed live requests");
+                self.publish();
+            }
         }
     }
 

@@ -42,12 +42,25 @@ impl Rates {
     }
 
     /// Takes a new sample: the rates become the change since the last one over the time
-    /// between them. A backend new since then counts from zero.
-    pub fn sample(&mut self, now: Instant, totals: HashMap<SocketAddr, BackendCounters>) {
+    /// between them. A backend new since then counts from zero. Returns the backends the
+    /// stateful mode gave up on since the last sample (their failure count grew).
+    pub fn sample(
+        &mut self,
+        now: Instant,
+        totals: HashMap<SocketAddr, BackendCounters>,
+    ) -> Vec<SocketAddr> {
         let seconds = now.duration_since(self.sampled_at).as_secs_f64();
         if seconds <= 0.0 {
-            return;
+            return Vec::new();
         }
+        let failing = totals
+            .iter()
+            .filter(|(addr, now)| {
+                let before = self.totals.get(addr).map_or(0, |b| b.failures);
+                now.failures > before
+            })
+            .map(|(addr, _)| *addr)
+            .collect();
         let per_second = |now: u64, before: u64| now.saturating_sub(before) as f64 / seconds;
         self.rates = totals
             .iter()
@@ -62,6 +75,7 @@ impl Rates {
             .collect();
         self.totals = totals;
         self.sampled_at = now;
+        failing
     }
 
     /// `addr`'s rates over the last window (zero before the first window ends).

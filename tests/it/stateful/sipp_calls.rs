@@ -141,11 +141,24 @@ fn a_lossy_clients_retransmissions_are_absorbed_and_each_invite_reaches_a_backen
     );
 }
 
-#[test]
-fn a_backend_that_swallows_everything_costs_no_call_without_probes() {
-    let _serial = serial();
-    const CALLS: u64 = 60;
-    let dir = ScratchDir::new("swallow");
+/// What a run against two sipp servers and a backend that swallows everything gave.
+struct SwallowRun {
+    successful: u64,
+    failed: u64,
+    /// The Call-IDs of the INVITEs the silent backend got.
+    swallowed: std::collections::HashSet<String>,
+    /// How often each Call-ID's INVITE reached the sipp servers.
+    answered: HashMap<String, usize>,
+    relay: RelayCounters,
+    status: sipshard::control::Status,
+    metrics: String,
+    hole: SocketAddr,
+}
+
+/// `calls` calls at 20/s, each held 200 ms, through a stateful balancer (with `flags`) to
+/// two sipp servers and a socket that never answers.
+fn swallow_run(name: &str, calls: u64, flags: &[&str]) -> SwallowRun {
+    let dir = ScratchDir::new(name);
     let uas: Vec<SippServer> = (0..2)
         .map(|n| {
             let holder = scenario("uas_dialog_holder.xml");
@@ -158,23 +171,20 @@ fn a_backend_that_swallows_everything_costs_no_call_without_probes() {
         .unwrap();
     let mut backends: Vec<SocketAddr> = uas.iter().map(|u| u.addr).collect();
     backends.push(hole.local_addr().unwrap());
-    let args = balance_args(
-        &backends,
-        &[
-            "--workers",
-            "1",
-            "--mode",
-            "stateful",
-            "--probe-interval-ms",
-            "0",
-            "--failover-after-ms",
-            "500",
-            "--metrics",
-            &format!("127.0.0.1:{}", free_tcp_port()),
-            "--control",
-            &format!("127.0.0.1:{}", free_tcp_port()),
-        ],
-    );
+    let metrics_port = format!("127.0.0.1:{}", free_tcp_port());
+    let control_port = format!("127.0.0.1:{}", free_tcp_port());
+    let mut all_flags = vec![
+        "--workers",
+        "1",
+        "--mode",
+        "stateful",
+        "--metrics",
+        &metrics_port,
+        "--control",
+        &control_port,
+    ];
+    all_flags.extend_from_slice(flags);
+    let args = balance_args(&backends, &all_flags);
     let config = BalanceConfig::from_args(&args).unwrap();
     let balancer = Balancer::start(&args, &config).unwrap();
     let stats = dir.file("uac.csv");
@@ -187,7 +197,7 @@ fn a_backend_that_swallows_everything_costs_no_call_without_probes() {
         "-p",
         &free_udp_port().to_string(),
         "-m",
-        &CALLS.to_string(),
+        &calls.to_string(),
         "-r",
         "20",
         "-d",
@@ -200,29 +210,14 @@ fn a_backend_that_swallows_everything_costs_no_call_without_probes() {
     let (_, metrics) = request(balancer.metrics_addr().unwrap(), "GET", "/metrics").unwrap();
     let status = balancer.control().status().unwrap();
     let relay = balancer.stop().relay;
-    let hole_addr = hole.local_addr().unwrap();
-    let hole_status = status
-        .backends
-        .iter()
-        .find(|b| b.addr == hole_addr)
-        .unwrap();
-    assert_eq!(hole_status.failures, relay.failovers_no_answer);
-    assert!(status_table(&status).contains("stateful: transactions"));
-    let series = format!(
-        "sipshard_failovers_total{{shard=\"0\",cause=\"no_answer\"}} {}",
-        relay.failovers_no_answer
-    );
-    assert!(metrics.contains(&series), "{series} in {metrics}");
-    let failures = format!(
-        "sipshard_backend_failures_total{{backend=\"{hole_addr}\"}} {}",
-        relay.failovers_no_answer
-    );
-    assert!(metrics.contains(&failures), "{failures}");
-    // What the hole got: the INVITEs of the calls hashed to it, and our retransmissions.
+    // What the hole got: the INVITEs of the calls sent to it, our retransmissions, probes.
     let mut swallowed = std::collections::HashSet::new();
     let mut buf = vec![0u8; 65536];
     while let Ok(n) = hole.recv(&mut buf) {
         let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.starts_with("OPTIONS ") {
+            continue;
+        }
         assert!(text.starts_with("INVITE "), "only INVITEs reach it: {text}");
         let call_id = text
             .lines()
@@ -232,23 +227,112 @@ fn a_backend_that_swallows_everything_costs_no_call_without_probes() {
         swallowed.insert(call_id);
     }
     let traces: Vec<_> = uas.into_iter().map(SippServer::stop).collect();
-    let answered = invites_per_call(&traces);
-    assert_eq!(final_stat(&stats, "FailedCall(C)"), 0, "failed calls");
-    assert_eq!(final_stat(&stats, "SuccessfulCall(C)"), CALLS);
+    SwallowRun {
+        successful: final_stat(&stats, "SuccessfulCall(C)"),
+        failed: final_stat(&stats, "FailedCall(C)"),
+        swallowed,
+        answered: invites_per_call(&traces),
+        relay,
+        status,
+        metrics,
+        hole: hole.local_addr().unwrap(),
+    }
+}
+
+#[test]
+fn a_backend_that_swallows_everything_costs_no_call_without_probes() {
+    let _serial = serial();
+    const CALLS: u64 = 60;
+    let run = swallow_run(
+        "swallow",
+        CALLS,
+        &["--probe-interval-ms", "0", "--failover-after-ms", "500"],
+    );
+    assert_eq!(run.failed, 0, "failed calls");
+    assert_eq!(run.successful, CALLS);
     assert!(
-        !swallowed.is_empty(),
+        !run.swallowed.is_empty(),
         "no call was hashed to the silent backend"
     );
-    assert_eq!(relay.failovers_no_answer, swallowed.len() as u64);
-    for call in &swallowed {
+    assert_eq!(run.relay.failovers_no_answer, run.swallowed.len() as u64);
+    for call in &run.swallowed {
         assert_eq!(
-            answered.get(call),
+            run.answered.get(call),
             Some(&1),
             "{call} completed elsewhere, once"
         );
     }
+    // Counted per backend, in the status and the metrics.
+    let hole = run
+        .status
+        .backends
+        .iter()
+        .find(|b| b.addr == run.hole)
+        .unwrap();
+    assert_eq!(hole.failures, run.relay.failovers_no_answer);
+    assert_eq!(
+        hole.state,
+        sipshard::control::State::Up,
+        "not probed: always up"
+    );
+    assert!(status_table(&run.status).contains("stateful: transactions"));
+    let series = format!(
+        "sipshard_failovers_total{{shard=\"0\",cause=\"no_answer\"}} {}",
+        run.relay.failovers_no_answer
+    );
+    assert!(run.metrics.contains(&series), "{series} in {}", run.metrics);
+    let failures = format!(
+        "sipshard_backend_failures_total{{backend=\"{}\"}} {}",
+        run.hole, run.relay.failovers_no_answer
+    );
+    assert!(run.metrics.contains(&failures), "{failures}");
     eprintln!(
         "silent backend: {} of {CALLS} calls moved after 500 ms, 0 failed",
-        swallowed.len()
+        run.swallowed.len()
+    );
+}
+
+#[test]
+fn live_failures_take_a_probed_backend_down_before_its_probes_would() {
+    let _serial = serial();
+    const CALLS: u64 = 160;
+    // Probes every 10 minutes: on probes alone, the silent backend would stay up for the
+    // whole run and get a third of the calls.
+    let run = swallow_run(
+        "swallow-probed",
+        CALLS,
+        &[
+            "--probe-interval-ms",
+            "600000",
+            "--probe-failures",
+            "2",
+            "--failover-after-ms",
+            "300",
+        ],
+    );
+    assert_eq!(run.failed, 0, "failed calls");
+    assert_eq!(run.successful, CALLS);
+    let hole = run
+        .status
+        .backends
+        .iter()
+        .find(|b| b.addr == run.hole)
+        .unwrap();
+    assert_eq!(
+        hole.state,
+        sipshard::control::State::Down,
+        "{:?}",
+        run.status
+    );
+    assert!(!run.swallowed.is_empty());
+    // A third of 160 calls would be 53: once down, it gets none.
+    assert!(
+        run.swallowed.len() < 30,
+        "{} calls went to the silent backend",
+        run.swallowed.len()
+    );
+    eprintln!(
+        "probed silent backend: down after {} of {CALLS} calls",
+        run.swallowed.len()
     );
 }
