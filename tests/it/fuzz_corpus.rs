@@ -103,3 +103,14 @@ fn regressions_pass_both_checks() {
     replay("parse", &all, crate::support::fuzz_checks::check_parse);
     replay("rewrite", &all, crate::support::fuzz_checks::check_rewrite);
 }
+
+#[test]
+fn stateful_corpus_passes_stateful_checks() {
+    let mut files = corpus("stateful");
+    files.extend(regressions("stateful"));
+    replay(
+        "stateful",
+        &files,
+        crate::support::fuzz_stateful::check_stateful,
+    );
+}

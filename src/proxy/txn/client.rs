@@ -207,6 +207,17 @@ impl ClientTransaction {
         }
     }
 
+    /// We CANCELed it (the client's CANCEL, a fork's loser): its final response gets 64×T1
+    /// to come (timer B), then the branch is over.
+    pub fn cancelled(&mut self) -> Step {
+        match (self.kind, self.state) {
+            (Kind::Invite, State::Proceeding) => {
+                Step::default().start(Timer::B, 64 * self.timers.t1_ns)
+            }
+            _ => Step::default(),
+        }
+    }
+
     /// `timer` fired.
     pub fn timer(&mut self, timer: Timer) -> Step {
         let t2 = self.timers.t2_ns;
@@ -239,10 +250,18 @@ impl ClientTransaction {
                 self.state = State::Terminated;
                 Step::ended(true)
             }
+            // Timer C: CANCEL it, and give the 487 64×T1 to come (§16.8: then the branch
+            // is over, as if a 408 came), so that a backend that never answers cannot
+            // hold the transaction forever.
             (State::Proceeding, Timer::C) if self.kind == Kind::Invite => Step {
                 cancel: true,
                 ..Step::default()
-            },
+            }
+            .start(Timer::B, 64 * self.timers.t1_ns),
+            (State::Proceeding, Timer::B) if self.kind == Kind::Invite => {
+                self.state = State::Terminated;
+                Step::ended(true)
+            }
             (State::Completed, Timer::D | Timer::K) | (State::Accepted, Timer::M) => {
                 self.state = State::Terminated;
                 Step::ended(false)
@@ -322,8 +341,15 @@ mod tests {
         let (mut t, _) = ClientTransaction::start(Kind::Invite, T, None);
         let ringing = t.response(180);
         assert_eq!(ringing.start.to_vec(), [(Timer::C, TIMER_C_NS)]);
-        assert!(t.timer(Timer::C).cancel);
+        let cancel = t.timer(Timer::C);
+        assert!(cancel.cancel);
+        assert_eq!(cancel.start.to_vec(), [(Timer::B, 32_000)]);
         assert!(t.response(487).ack);
+        // A backend that never answers the CANCEL: over at timer B.
+        let (mut mute, _) = ClientTransaction::start(Kind::Invite, T, None);
+        mute.response(180);
+        mute.timer(Timer::C);
+        assert!(mute.timer(Timer::B).terminated);
     }
 
     #[test]

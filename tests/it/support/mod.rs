@@ -3,6 +3,7 @@
 pub mod counting_alloc;
 pub mod farm;
 pub mod fuzz_checks;
+pub mod fuzz_stateful;
 pub mod lab;
 pub mod netns;
 pub mod process;

@@ -204,9 +204,14 @@ impl Relay {
         }
     }
 
-    /// Sends branch `slot`'s CANCEL: its request's Via, so its branch (§9.1).
+    /// Sends branch `slot`'s CANCEL: its request's Via, so its branch (§9.1). Its final
+    /// response then gets 64×T1 to come.
     pub(super) fn send_cancel(&mut self, handle: Handle, slot: u8, sends: &mut impl Sends) {
-        self.entry(handle).branches[usize::from(slot)].cancel = Cancel::Sent;
+        let branch = &mut self.entry(handle).branches[usize::from(slot)];
+        branch.cancel = Cancel::Sent;
+        let step = branch.txn.cancelled();
+        let now_ns = self.clock_ns;
+        self.apply_client(handle, slot, &step, now_ns);
         if self.write_hop(handle, slot, None, sends) {
             sends.event(RelayEvent::CancelSent);
         }
@@ -247,7 +252,9 @@ impl Relay {
         let (code, len) = match entry.selection.best() {
             Best::Relay { status, .. } => {
                 let kept = entry.best.and_then(|b| self.responses.get(b));
-                let Some(bytes) = kept else { return };
+                let Some(bytes) = kept else {
+                    return self.give_up(handle);
+                };
                 self.hop[..bytes.len()].copy_from_slice(bytes);
                 (status, bytes.len())
             }
@@ -258,7 +265,9 @@ impl Relay {
                     code
                 };
                 let request = entry.request.and_then(|r| self.requests.get(r));
-                let Some(request) = request else { return };
+                let Some(request) = request else {
+                    return self.give_up(handle);
+                };
                 let status = Status {
                     code,
                     reason: reason_of(code),
@@ -266,7 +275,9 @@ impl Relay {
                 };
                 let tag = hex16(entry.base.id());
                 let written = copies::own_final(&mut self.hop, request, status, &tag);
-                let Some(len) = written else { return };
+                let Some(len) = written else {
+                    return self.give_up(handle);
+                };
                 sends.event(RelayEvent::Generated(code));
                 (code, len)
             }
@@ -276,6 +287,19 @@ impl Relay {
             sends.send(Exit::Public, client, &hop[..len]);
         }
         self.hop = hop;
+    }
+
+    /// No final response can be sent (the request was too long to keep, or lacks what a
+    /// response must echo): the server transaction ends without one, and the client's own
+    /// timer ends its side.
+    fn give_up(&mut self, handle: Handle) {
+        let entry = self.entry(handle);
+        entry.finished = true;
+        entry.server_done = true;
+        let armed = std::mem::take(&mut entry.server_timers);
+        for (_, id) in armed {
+            self.wheel.cancel(id);
+        }
     }
 
     /// The final response `bytes` (`status`) goes to the client: the server transaction

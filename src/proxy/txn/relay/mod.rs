@@ -174,6 +174,8 @@ pub struct Relay {
     fired: Vec<u64>,
     scratch: Box<[u8]>,
     hop: Box<[u8]>,
+    /// The time of the event being handled (for timers started deep inside it).
+    clock_ns: u64,
 }
 
 impl Relay {
@@ -196,6 +198,7 @@ impl Relay {
             hop: vec![0; REQUEST_MAX].into_boxed_slice(),
             config,
             key,
+            clock_ns: now_ns,
         }
     }
 
@@ -218,6 +221,7 @@ impl Relay {
         reply: &mut [u8],
         sends: &mut impl Sends,
     ) -> Admission {
+        self.clock_ns = now_ns;
         let method = msg.method().unwrap_or_default();
         if method == b"CANCEL" {
             return self.client_cancel(msg, source, reply, sends);
@@ -336,6 +340,7 @@ impl Relay {
         now_ns: u64,
         sends: &mut impl Sends,
     ) {
+        self.clock_ns = now_ns;
         let handle = ticket.handle;
         let Some(entry) = self.table.get_mut(handle) else {
             return;
@@ -361,6 +366,7 @@ impl Relay {
     /// The new request of `ticket` was answered by us instead (`reply`: a 403, a 483, a
     /// 503 when no backend takes calls): kept for its retransmissions.
     pub fn refused(&mut self, ticket: Ticket, reply: &[u8], now_ns: u64) {
+        self.clock_ns = now_ns;
         let status = status_of(reply);
         let Some(entry) = self.table.get_mut(ticket.handle) else {
             return;
@@ -387,6 +393,7 @@ impl Relay {
         now_ns: u64,
         sends: &mut impl Sends,
     ) -> ResponseFate {
+        self.clock_ns = now_ns;
         let Some(id) = msg.top_via.via.branch.and_then(|b| self.key.read(b)) else {
             return ResponseFate::Stateless;
         };
@@ -489,6 +496,7 @@ impl Relay {
         now_ns: u64,
         sends: &mut impl Sends,
     ) -> bool {
+        self.clock_ns = now_ns;
         let handle = ticket.handle;
         let Some(entry) = self.table.get_mut(handle) else {
             return ticket.status < 300;

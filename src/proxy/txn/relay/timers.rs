@@ -12,6 +12,7 @@ impl Relay {
     /// Runs the timers due at `now_ns` (`snapshot`: the backends a failover may move to).
     /// Returns how many fired.
     pub fn expire(&mut self, snapshot: &Snapshot, now_ns: u64, sends: &mut impl Sends) -> usize {
+        self.clock_ns = now_ns;
         let mut fired = std::mem::take(&mut self.fired);
         self.wheel.expire(now_ns, |token| fired.push(token));
         let count = fired.len();
