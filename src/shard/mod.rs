@@ -631,7 +631,14 @@ fn forward_datagram(
     let arrival = Arrival { side, source };
     let verdict = state.forwarder.handle(arrival, slot, HEADROOM, len, reply);
     state.stats.record(&verdict);
-    match verdict {
+    carry_out(verdict, fd, source, state)
+}
+
+/// What a verdict sends (a datagram that arrived on `fd` from `source`), its backend
+/// counted; a drop is logged.
+#[inline]
+fn carry_out(verdict: Verdict, fd: RawFd, source: SocketAddr, state: &ShardState) -> Option<Out> {
+    let (backend, out) = match verdict {
         Verdict::Forward {
             exit,
             dest,
@@ -640,27 +647,25 @@ fn forward_datagram(
             backend,
             ..
         } => {
-            if let Some(tally) = backend {
-                state.tally(tally);
-            }
             let fd = state.exits.fd(exit, dest, fd);
             let payload = Payload::Frame { start, len };
-            Some(Out { fd, payload, dest })
+            (backend, Out { fd, payload, dest })
         }
         Verdict::Reply {
             dest, len, backend, ..
         } => {
-            if let Some(tally) = backend {
-                state.tally(tally);
-            }
             let payload = Payload::Reply { offset: 0, len };
-            Some(Out { fd, payload, dest })
+            (backend, Out { fd, payload, dest })
         }
         Verdict::Drop(reason) => {
             log_drop(state, reason, Some(source));
-            None
+            return None;
         }
+    };
+    if let Some(tally) = backend {
+        state.tally(tally);
     }
+    Some(out)
 }
 
 /// Logs a drop within the shard's per-reason budget: our own trouble (send failures, no

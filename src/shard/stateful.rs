@@ -9,7 +9,7 @@
 //! a lock-free channel ([`Handoffs`]) and handled there on its next tick.
 
 use super::stats::HandoffEvent;
-use super::{forward_datagram, forward_slot, Out, ShardState};
+use super::{carry_out, forward_datagram, forward_slot, Out, ShardState};
 use crate::balance::owner_shard;
 use crate::net::{Batch, Handoffs, Outbox, Payload, HEADROOM, REPLY_LEN, TAILROOM};
 use crate::proxy::txn::relay::REQUEST_MAX;
@@ -350,11 +350,6 @@ fn forward_new(
 ) -> Option<Out> {
     let now = stateful.now.get();
     let mut relay = stateful.relay.borrow_mut();
-    let mut sends = ShardSends {
-        state,
-        outboxes: &stateful.outboxes,
-        arrived_on: Some(fd),
-    };
     match verdict {
         Verdict::Forward {
             exit,
@@ -364,35 +359,20 @@ fn forward_new(
             backend,
             ..
         } => {
+            let mut sends = ShardSends {
+                state,
+                outboxes: &stateful.outboxes,
+                arrived_on: Some(fd),
+            };
             let index = backend.map_or(0, |t| t.index);
-            {
-                let snapshot = state.forwarder.snapshot.borrow();
-                let sent = &slot[start..start + len];
-                relay.forwarded(ticket, &snapshot, sent, exit, dest, index, now, &mut sends);
-            }
-            if let Some(tally) = backend {
-                state.tally(tally);
-            }
-            let fd = state.exits.fd(exit, dest, fd);
-            let payload = Payload::Frame { start, len };
-            Some(Out { fd, payload, dest })
+            let snapshot = state.forwarder.snapshot.borrow();
+            let sent = &slot[start..start + len];
+            relay.forwarded(ticket, &snapshot, sent, exit, dest, index, now, &mut sends);
         }
-        Verdict::Reply {
-            dest, len, backend, ..
-        } => {
-            relay.refused(ticket, &reply[..len], now);
-            if let Some(tally) = backend {
-                state.tally(tally);
-            }
-            let payload = Payload::Reply { offset: 0, len };
-            Some(Out { fd, payload, dest })
-        }
-        Verdict::Drop(reason) => {
-            relay.abandon(ticket);
-            super::log_drop(state, reason, Some(source));
-            None
-        }
+        Verdict::Reply { len, .. } => relay.refused(ticket, &reply[..len], now),
+        Verdict::Drop(_) => relay.abandon(ticket),
     }
+    carry_out(verdict, fd, source, state)
 }
 
 /// A backend's response to a transaction here, our Via removed by the forwarder: sent if
@@ -406,43 +386,19 @@ fn deliver(
     stateful: &Stateful,
     ticket: Ticket,
 ) -> Option<Out> {
-    let now = stateful.now.get();
-    let mut sends = ShardSends {
-        state,
-        outboxes: &stateful.outboxes,
-        arrived_on: Some(fd),
-    };
-    match verdict {
-        Verdict::Forward {
-            exit,
-            dest,
-            start,
-            len,
-            backend,
-            ..
-        } => {
-            if let Some(tally) = backend {
-                state.tally(tally);
-            }
-            let bytes = &slot[start..start + len];
-            let goes = stateful
-                .relay
-                .borrow_mut()
-                .deliver(ticket, bytes, now, &mut sends);
-            if !goes {
-                return None;
-            }
-            state.stats.record(&verdict);
-            let fd = state.exits.fd(exit, dest, fd);
-            let payload = Payload::Frame { start, len };
-            Some(Out { fd, payload, dest })
-        }
-        other => {
-            state.stats.record(&other);
-            if let Verdict::Drop(reason) = other {
-                super::log_drop(state, reason, Some(source));
-            }
-            None
+    if let Verdict::Forward { start, len, .. } = verdict {
+        let mut sends = ShardSends {
+            state,
+            outboxes: &stateful.outboxes,
+            arrived_on: Some(fd),
+        };
+        let bytes = &slot[start..start + len];
+        let now = stateful.now.get();
+        let mut relay = stateful.relay.borrow_mut();
+        if !relay.deliver(ticket, bytes, now, &mut sends) {
+            return None;
         }
     }
+    state.stats.record(&verdict);
+    carry_out(verdict, fd, source, state)
 }
