@@ -186,11 +186,7 @@ fn when_nobody_answers_the_client_gets_408_and_our_retransmissions_went_out() {
 
 #[test]
 fn a_fork_relays_the_first_2xx_cancels_the_loser_and_keeps_its_487() {
-    let relay = RelayConfig {
-        fork: 2,
-        ..test_relay()
-    };
-    let lab = StatefulLab::start(2, relay);
+    let lab = forking_lab();
     let me = lab.client_addr();
     lab.client_sends(&request("INVITE", me, "z9hG4bK-fork", "fork@x", ""));
     let (a, invite_a, balancer_a) = expect_both(&lab);
@@ -233,11 +229,7 @@ fn expect_both(lab: &StatefulLab) -> (usize, (String, (String, SocketAddr)), Soc
 
 #[test]
 fn a_6xx_ends_the_fork() {
-    let relay = RelayConfig {
-        fork: 2,
-        ..test_relay()
-    };
-    let lab = StatefulLab::start(2, relay);
+    let lab = forking_lab();
     let me = lab.client_addr();
     lab.client_sends(&request("INVITE", me, "z9hG4bK-6xx", "global@x", ""));
     let (a, (invite_a, (invite_b, balancer_b)), balancer_a) = expect_both(&lab);
@@ -269,11 +261,7 @@ fn a_6xx_ends_the_fork() {
 
 #[test]
 fn a_client_cancel_mid_fork_cancels_every_branch_and_a_late_2xx_still_goes_through() {
-    let relay = RelayConfig {
-        fork: 2,
-        ..test_relay()
-    };
-    let lab = StatefulLab::start(2, relay);
+    let lab = forking_lab();
     let me = lab.client_addr();
     let invite = request("INVITE", me, "z9hG4bK-cxl", "cancel@x", "");
     lab.client_sends(&invite);
@@ -373,4 +361,13 @@ fn a_full_table_answers_503_with_retry_after() {
     let counters = lab.stop();
     assert_eq!(counters.table_full, 1);
     assert_eq!(counters.transactions, 1);
+}
+
+/// Two backends, every dialog-creating INVITE forked to both.
+fn forking_lab() -> StatefulLab {
+    let relay = RelayConfig {
+        fork: 2,
+        ..test_relay()
+    };
+    StatefulLab::start(2, relay)
 }

@@ -10,19 +10,7 @@ const CALLS: usize = 400;
 
 #[test]
 fn one_peers_calls_spread_over_both_shards_and_each_stays_on_its_owner() {
-    let relay = RelayConfig {
-        // No retransmission or failover of our own during the test.
-        timers: Timers {
-            t1_ns: 5_000 * MS,
-            t2_ns: 5_000 * MS,
-            t4_ns: 5_000 * MS,
-            linger_ns: 5_000 * MS,
-        },
-        failover_after_ns: None,
-        capacity: 1024,
-        ..test_relay()
-    };
-    let lab = StatefulLab::start_with(1, relay, 2, Steering::CallId);
+    let lab = StatefulLab::start_with(1, quiet_relay(1024), 2, Steering::CallId);
     let me = lab.client_addr();
     let call_id = |n: usize| format!("trunk-{n}@steer.example.com");
     // In rounds of 20 calls (an INVITE and its retransmission each), so that no socket
@@ -70,18 +58,7 @@ fn requests_reaching_another_shard_are_handed_to_the_owner() {
     // Flow steering keeps the one client on one shard: the calls the other shard owns
     // reach the wrong one, and must be handed over to the shard whose internal socket
     // their responses come back to.
-    let relay = RelayConfig {
-        timers: Timers {
-            t1_ns: 5_000 * MS,
-            t2_ns: 5_000 * MS,
-            t4_ns: 5_000 * MS,
-            linger_ns: 5_000 * MS,
-        },
-        failover_after_ns: None,
-        capacity: 256,
-        ..test_relay()
-    };
-    let lab = StatefulLab::start_with(1, relay, 2, Steering::Flow);
+    let lab = StatefulLab::start_with(1, quiet_relay(256), 2, Steering::Flow);
     let me = lab.client_addr();
     const N: usize = 40;
     let call_id = |n: usize| format!("handed-{n}@flow.example.com");
@@ -127,4 +104,20 @@ fn requests_reaching_another_shard_are_handed_to_the_owner() {
 
 fn starts_with(got: &[(String, SocketAddr)], start: &str) -> usize {
     got.iter().filter(|(m, _)| m.starts_with(start)).count()
+}
+
+/// Room for `capacity` transactions, and no retransmission or failover of our own within
+/// a test's few seconds.
+fn quiet_relay(capacity: usize) -> RelayConfig {
+    RelayConfig {
+        timers: Timers {
+            t1_ns: 5_000 * MS,
+            t2_ns: 5_000 * MS,
+            t4_ns: 5_000 * MS,
+            linger_ns: 5_000 * MS,
+        },
+        failover_after_ns: None,
+        capacity,
+        ..test_relay()
+    }
 }
