@@ -278,8 +278,19 @@ fn handle_datagram(
                     let mut relay = stateful.relay.borrow_mut();
                     match relay.response(&snapshot, &msg, now, &mut sends) {
                         ResponseFate::Stateless => Plan::Stateless,
-                        ResponseFate::Absorbed => Plan::Absorbed,
                         ResponseFate::Deliver(ticket) => Plan::Deliver(ticket),
+                        ResponseFate::Absorbed => {
+                            // Counted against its backend like a relayed one.
+                            if let Some(index) = snapshot.index_of(source) {
+                                state.tally(BackendTally {
+                                    index: index as u16,
+                                    status: msg.status().unwrap_or(0),
+                                    pinning: Pinning::Hashed,
+                                    role: DialogRole::Outside,
+                                });
+                            }
+                            Plan::Absorbed
+                        }
                     }
                 }
                 _ => Plan::Stateless,
@@ -386,7 +397,13 @@ fn deliver(
     stateful: &Stateful,
     ticket: Ticket,
 ) -> Option<Out> {
-    if let Verdict::Forward { start, len, .. } = verdict {
+    if let Verdict::Forward {
+        start,
+        len,
+        backend,
+        ..
+    } = verdict
+    {
         let mut sends = ShardSends {
             state,
             outboxes: &stateful.outboxes,
@@ -396,6 +413,10 @@ fn deliver(
         let now = stateful.now.get();
         let mut relay = stateful.relay.borrow_mut();
         if !relay.deliver(ticket, bytes, now, &mut sends) {
+            // Held or left out (§16.7): counted against its backend all the same.
+            if let Some(tally) = backend {
+                state.tally(tally);
+            }
             return None;
         }
     }

@@ -116,6 +116,11 @@ fn a_503_moves_the_call_and_the_dialog_stays_on_the_backend_that_answered() {
         0,
         "nothing more for the failed one: {to_first:?}"
     );
+    // The 503, not relayed, still counts against the backend that sent it, with the
+    // failure.
+    let totals = lab.plane.publisher().backend_totals();
+    let failed = totals[&lab.backends[first].local_addr().unwrap()];
+    assert_eq!((failed.responses[4], failed.failures), (1, 1), "{failed:?}");
     let counters = lab.stop();
     assert_eq!(counters.failovers_status, 1);
     assert_eq!(counters.branches, 1);
