@@ -200,7 +200,7 @@ impl ClientTransaction {
                 step.pass_on()
                     .stop(Timer::E)
                     .stop(Timer::F)
-                    .start(Timer::K, self.timers.t4_ns)
+                    .start(Timer::K, self.timers.non_invite_linger_ns())
             }
             // Anything else (a retransmitted final, a provisional after a final) is absorbed.
             _ => step,
@@ -364,7 +364,11 @@ mod tests {
         assert_eq!(p.timer(Timer::E).start[0].1, 4_000, "T2 once proceeding");
         let done = t.response(200);
         assert!(done.pass_on);
-        assert_eq!(done.start.to_vec(), [(Timer::K, 5_000)]);
+        assert_eq!(
+            done.start.to_vec(),
+            [(Timer::K, 500)],
+            "T1: non_invite_linger_ns"
+        );
         assert!(
             !t.response(200).pass_on,
             "a retransmitted final is absorbed"

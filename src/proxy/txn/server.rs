@@ -22,6 +22,17 @@ pub struct Timers {
     pub linger_ns: u64,
 }
 
+impl Timers {
+    /// How long a non-INVITE transaction stays after its final answer (timers J and K):
+    /// T1, long enough for a retransmission that crossed the final in flight. A later one
+    /// means the final was lost; it is forwarded, and the backend's own transaction (which
+    /// keeps its answer for 64×T1) sends it again. Message-heavy traffic (OPTIONS,
+    /// REGISTER, MESSAGE) then holds a tenth of a second of transactions, not five.
+    pub fn non_invite_linger_ns(&self) -> u64 {
+        self.t1_ns.min(self.linger_ns)
+    }
+}
+
 /// Short timers for the state machines' tests: T1 500, T2 4,000, T4 5,000 (nanoseconds).
 #[cfg(test)]
 pub(super) const TEST_TIMERS: Timers = Timers {
@@ -181,7 +192,7 @@ impl ServerTransaction {
             }
             (Kind::NonInvite, State::Trying | State::Proceeding, 200..=699) => {
                 self.state = State::Completed;
-                Step::send().start(Timer::J, self.timers.linger_ns)
+                Step::send().start(Timer::J, self.timers.non_invite_linger_ns())
             }
             _ => Step::default(),
         }
@@ -302,7 +313,11 @@ mod tests {
         assert!(t.request_again().send, "the provisional again");
         let done = t.respond(200);
         assert!(done.send);
-        assert_eq!(started(&done), [(Timer::J, 32_000)]);
+        assert_eq!(
+            started(&done),
+            [(Timer::J, 500)],
+            "T1: non_invite_linger_ns"
+        );
         assert!(t.request_again().send, "the 200 again");
         assert!(!t.respond(200).send);
         assert!(t.timer(Timer::J).terminated);

@@ -157,12 +157,33 @@ impl<K: Eq, V> Table<K, V> {
             return None;
         }
         let (hash, _, value) = slot.entry.take()?;
+        self.free_slot(handle.index, hash);
+        Some(value)
+    }
+
+    /// Removes the entry of `handle` where it lies, without moving it out (for large
+    /// values the caller has already read what it needs from). False if it was gone.
+    pub fn discard(&mut self, handle: Handle) -> bool {
+        let Some(slot) = self.slots.get_mut(handle.index as usize) else {
+            return false;
+        };
+        let hash = match &slot.entry {
+            Some((hash, _, _)) if slot.generation == handle.generation => *hash,
+            _ => return false,
+        };
+        slot.entry = None;
+        self.free_slot(handle.index, hash);
+        true
+    }
+
+    /// Slot `index`, whose entry (of `hash`) was just taken, goes back to the free list.
+    fn free_slot(&mut self, index: u32, hash: u64) {
+        let slot = &mut self.slots[index as usize];
         slot.generation = slot.generation.wrapping_add(1);
         slot.next_free = self.free;
-        self.free = handle.index;
+        self.free = index;
         self.len -= 1;
-        self.unindex(hash, handle.index);
-        Some(value)
+        self.unindex(hash, index);
     }
 
     /// The handle of the entry in slot `index` if its generation's low bits are

@@ -557,17 +557,18 @@ impl Relay {
         }
     }
 
-    /// Removes the entry, its timers, its branches' index entries and its kept bytes.
+    /// Removes the entry, its timers, its branches' index entries and its kept bytes. The
+    /// entry is read where it lies and dropped there (it is large: no move).
     fn remove(&mut self, handle: Handle) {
-        let Some(entry) = self.table.remove(handle) else {
+        let Some(entry) = self.table.get(handle) else {
             return;
         };
-        for (_, id) in entry.server_timers {
-            self.wheel.cancel(id);
+        for (_, id) in &entry.server_timers {
+            self.wheel.cancel(*id);
         }
-        for branch in entry.branches {
-            for (_, id) in branch.timers {
-                self.wheel.cancel(id);
+        for branch in &entry.branches {
+            for (_, id) in &branch.timers {
+                self.wheel.cancel(*id);
             }
             let id = branch.id.id();
             if let Some(h) = self.branches.find(id, &id) {
@@ -580,6 +581,7 @@ impl Relay {
         if let Some(stored) = entry.request {
             self.requests.release(stored);
         }
+        self.table.discard(handle);
     }
 }
 
