@@ -213,7 +213,7 @@ pub(crate) const OPTIONS: &[Opt] = &[
          to the next backend of the call's preference order (0: never)."),
     opt("max_attempts", "max-attempts", "N", U32, Everywhere, Number(3),
         AtRestart(|a, b| a.stateful != b.stateful),
-        "Stateful mode: backends one request is tried on, the first included (1..=8)."),
+        "Stateful mode: backends one request is tried on, the first included (1..=4)."),
     opt("failover_codes", "failover-codes", "CODES", Codes, Everywhere, Word("503"),
         AtRestart(|a, b| a.stateful != b.stateful),
         "Stateful mode: final responses (3xx..5xx, separated by commas, or `none`) that \

@@ -6,7 +6,7 @@ use super::layer::{declared, Layer};
 use std::time::Duration;
 
 /// Most backends a request is tried on (`--max-attempts`).
-pub const MAX_ATTEMPTS: i128 = 8;
+pub const MAX_ATTEMPTS: i128 = 4;
 /// Most backends an INVITE is forked to (`--fork`).
 pub const MAX_FORK: i128 = 4;
 /// Most transactions per shard (`--max-transactions`).

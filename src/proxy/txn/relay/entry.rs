@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 
 /// Client transactions one server transaction can make over its life (forks and failover
 /// attempts together).
-pub const MAX_BRANCHES: usize = 8;
+pub const MAX_BRANCHES: usize = 4;
 
 /// Where the CANCEL of a branch stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
