@@ -101,6 +101,16 @@ impl Stateful {
         }
     }
 
+    /// What the relay sends, queued on this shard's outboxes; `arrived_on`: the socket of
+    /// the datagram being handled, if any.
+    fn sends<'s>(&'s self, state: &'s ShardState, arrived_on: Option<RawFd>) -> ShardSends<'s> {
+        ShardSends {
+            state,
+            outboxes: &self.outboxes,
+            arrived_on,
+        }
+    }
+
     /// A batch starts at `now_ns`.
     pub(super) fn set_now(&self, now_ns: u64) {
         self.now.set(now_ns);
@@ -115,11 +125,7 @@ impl Stateful {
         {
             let snapshot = state.forwarder.snapshot.borrow();
             let mut relay = self.relay.borrow_mut();
-            let mut sends = ShardSends {
-                state,
-                outboxes: &self.outboxes,
-                arrived_on: None,
-            };
+            let mut sends = self.sends(state, None);
             relay.expire(&snapshot, now, &mut sends);
             state.stats.set_transactions(relay.len());
         }
@@ -244,11 +250,7 @@ fn handle_datagram(
     may_hand_over: bool,
 ) -> Option<Out> {
     let now = stateful.now.get();
-    let mut sends = ShardSends {
-        state,
-        outboxes: &stateful.outboxes,
-        arrived_on: Some(fd),
-    };
+    let mut sends = stateful.sends(state, Some(fd));
     let plan = {
         let datagram = &slot[HEADROOM..HEADROOM + len];
         let mut headers = Headers::<MAX_HEADERS>::new();
@@ -370,17 +372,13 @@ fn forward_new(
             backend,
             ..
         } => {
-            let mut sends = ShardSends {
-                state,
-                outboxes: &stateful.outboxes,
-                arrived_on: Some(fd),
-            };
+            let mut sends = stateful.sends(state, Some(fd));
             let index = backend.map_or(0, |t| t.index);
             let snapshot = state.forwarder.snapshot.borrow();
             let sent = &slot[start..start + len];
             relay.forwarded(ticket, &snapshot, sent, exit, dest, index, now, &mut sends);
         }
-        Verdict::Reply { len, .. } => relay.refused(ticket, &reply[..len], now),
+        Verdict::Reply { kind, len, .. } => relay.refused(ticket, kind.code(), &reply[..len], now),
         Verdict::Drop(_) => relay.abandon(ticket),
     }
     carry_out(verdict, fd, source, state)
@@ -404,11 +402,7 @@ fn deliver(
         ..
     } = verdict
     {
-        let mut sends = ShardSends {
-            state,
-            outboxes: &stateful.outboxes,
-            arrived_on: Some(fd),
-        };
+        let mut sends = stateful.sends(state, Some(fd));
         let bytes = &slot[start..start + len];
         let now = stateful.now.get();
         let mut relay = stateful.relay.borrow_mut();

@@ -227,8 +227,8 @@ impl Rig {
                 );
                 self.sent.farm(dest, sent);
             }
-            (Plan::New(t), Verdict::Reply { len, .. }) => {
-                self.relay.refused(t, &reply[..len], self.now)
+            (Plan::New(t), Verdict::Reply { kind, len, .. }) => {
+                self.relay.refused(t, kind.code(), &reply[..len], self.now)
             }
             (Plan::New(t), Verdict::Drop(_)) => self.relay.abandon(t),
             (Plan::Deliver(t), Verdict::Forward { start, len, .. }) => {

@@ -159,7 +159,7 @@ impl Relay {
             reason: "OK",
             retry_after: None,
         };
-        let answer = super::reply_to(msg, ok, source, &base, reply);
+        let answer = copies::reply_to(msg, ok, source, &base, reply);
         let entry = self.entry(handle);
         if !entry.cancelled && !entry.answered && !entry.finished {
             entry.cancelled = true;
@@ -316,14 +316,7 @@ impl Relay {
             return false;
         }
         entry.finished = true;
-        let step = entry.server.respond(status);
-        if step.send {
-            let previous = entry.last;
-            let kept = self.responses.keep(previous, bytes);
-            self.entry(handle).last = kept;
-        }
-        self.apply_server(handle, &step, now_ns);
-        step.send
+        self.respond_client(handle, status, bytes, now_ns)
     }
 }
 

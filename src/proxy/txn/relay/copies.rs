@@ -1,11 +1,12 @@
 //! The datagrams the relay makes from the request it keeps: the request for branch `n`
-//! (its own Via branch, its backend's pin), the CANCEL and ACK of a branch, and a final
-//! response of our own for the client.
+//! (its own Via branch, its backend's pin), the CANCEL and ACK of a branch, and the
+//! responses of our own for the client (100 Trying, 200 to a CANCEL, 503, 408, 487).
 
 use super::entry::Layout;
 use crate::proxy::MAX_HEADERS;
 use crate::sip::{
-    self, BranchId, BranchKey, Echo, Frame, Headers, Status, TopViaRemoval, BRANCH_LEN,
+    self, hex16, BranchId, BranchKey, Echo, Frame, Headers, Message, Status, TopViaRemoval,
+    BRANCH_LEN,
 };
 use std::net::SocketAddr;
 
@@ -100,4 +101,18 @@ pub(super) fn own_final(
     let (start, len) = (frame.start(), frame.len());
     out.copy_within(start..start + len, 0);
     Some(len)
+}
+
+/// Writes our response `status` to the client's request `msg` into `out` (the To tag, when
+/// the request has none, from our branch: the same for every retransmission).
+pub(super) fn reply_to(
+    msg: &Message<'_, '_>,
+    status: Status,
+    source: SocketAddr,
+    base: &sip::BranchId,
+    out: &mut [u8],
+) -> Option<usize> {
+    let echo = Echo::from_message(msg).ok()?;
+    let tag = hex16(base.id());
+    sip::write_reply(out, &echo, status, source, &tag).ok()
 }

@@ -29,7 +29,7 @@ use super::table::{Handle, Table, TableFull};
 use super::wheel::TimerWheel;
 use crate::balance::{call_id_hash, Snapshot};
 use crate::proxy::Exit;
-use crate::sip::{self, hex16, BranchKey, Echo, HeaderName, Message, Status};
+use crate::sip::{self, BranchKey, HeaderName, Message, Status};
 use arrayvec::ArrayVec;
 pub use entry::MAX_BRANCHES;
 use entry::{Cancel, Entry, Layout};
@@ -300,7 +300,7 @@ impl Relay {
             Err(TableFull) => {
                 sends.event(RelayEvent::TableFull);
                 let status = Status::service_unavailable(self.config.retry_after);
-                return match reply_to(msg, status, source, &base, reply) {
+                return match copies::reply_to(msg, status, source, &base, reply) {
                     Some(len) => Admission::Reply(len),
                     None => Admission::Absorbed,
                 };
@@ -312,11 +312,11 @@ impl Relay {
                 reason: "Trying",
                 retry_after: None,
             };
-            if let Some(len) = reply_to(msg, trying, source, &base, &mut self.hop) {
-                let step = self.entry(handle).server.respond(100);
-                self.keep_last(handle, len);
-                self.apply_server(handle, &step, now_ns);
-                sends.send(Exit::Public, client, &self.hop[..len]);
+            if let Some(len) = copies::reply_to(msg, trying, source, &base, &mut self.hop) {
+                let hop = std::mem::take(&mut self.hop);
+                self.respond_client(handle, 100, &hop[..len], now_ns);
+                sends.send(Exit::Public, client, &hop[..len]);
+                self.hop = hop;
             }
         }
         Admission::New(Ticket {
@@ -363,21 +363,14 @@ impl Relay {
         }
     }
 
-    /// The new request of `ticket` was answered by us instead (`reply`: a 403, a 483, a
-    /// 503 when no backend takes calls): kept for its retransmissions.
-    pub fn refused(&mut self, ticket: Ticket, reply: &[u8], now_ns: u64) {
+    /// The new request of `ticket` was answered by us instead with `status` (`reply`: a
+    /// 403, a 483, a 503 when no backend takes calls): kept for its retransmissions.
+    pub fn refused(&mut self, ticket: Ticket, status: u16, reply: &[u8], now_ns: u64) {
         self.clock_ns = now_ns;
-        let status = status_of(reply);
-        let Some(entry) = self.table.get_mut(ticket.handle) else {
-            return;
-        };
-        entry.finished = true;
-        let step = entry.server.respond(status);
-        let previous = entry.last;
-        let kept = self.responses.keep(previous, reply);
-        self.entry(ticket.handle).last = kept;
-        self.apply_server(ticket.handle, &step, now_ns);
-        self.remove_if_over(ticket.handle);
+        if self.table.get(ticket.handle).is_some() {
+            self.finish_with(ticket.handle, status, reply, now_ns);
+            self.remove_if_over(ticket.handle);
+        }
     }
 
     /// The new request of `ticket` was dropped: no transaction.
@@ -502,25 +495,17 @@ impl Relay {
             return ticket.status < 300;
         };
         if ticket.status < 300 {
-            let step = entry.server.respond(ticket.status);
-            if step.send {
-                let previous = entry.last;
-                let kept = self.responses.keep(previous, bytes);
-                self.entry(handle).last = kept;
-            }
-            self.apply_server(handle, &step, now_ns);
+            let sent = self.respond_client(handle, ticket.status, bytes, now_ns);
             self.remove_if_over(handle);
             // A 2xx goes whatever the server transaction says (a fork's second 2xx).
-            return step.send || ticket.status >= 200;
+            return sent || ticket.status >= 200;
         }
         let best_is_this = matches!(
             entry.selection.best(),
             Best::Relay { branch, .. } if branch == ticket.branch
         );
         if best_is_this {
-            let previous = entry.best;
-            let kept = self.responses.keep(previous, bytes);
-            self.entry(handle).best = kept;
+            entry.best = self.responses.keep(entry.best, bytes);
         }
         if self.entry(handle).pending() {
             return false;
@@ -539,11 +524,19 @@ impl Relay {
             .unwrap_or_else(|| unreachable!("handles are used before their entry goes"))
     }
 
-    /// Keeps `self.hop[..len]` as the last response of `handle`.
-    fn keep_last(&mut self, handle: Handle, len: usize) {
-        let previous = self.entry(handle).last;
-        let kept = self.responses.keep(previous, &self.hop[..len]);
-        self.entry(handle).last = kept;
+    /// The response `bytes` (`status`) for the client of `handle`: its server transaction
+    /// moves on, and keeps it (replacing the last one) when it goes out, to answer
+    /// retransmissions. True if it goes out.
+    fn respond_client(&mut self, handle: Handle, status: u16, bytes: &[u8], now_ns: u64) -> bool {
+        let Some(entry) = self.table.get_mut(handle) else {
+            return false;
+        };
+        let step = entry.server.respond(status);
+        if step.send {
+            entry.last = self.responses.keep(entry.last, bytes);
+        }
+        self.apply_server(handle, &step, now_ns);
+        step.send
     }
 
     /// Removes the entry once its server transaction and every branch are over.
@@ -583,29 +576,6 @@ impl Relay {
         }
         self.table.discard(handle);
     }
-}
-
-/// Writes our response `status` to the client's request `msg` into `out` (the To tag, when
-/// the request has none, from our branch: the same for every retransmission).
-fn reply_to(
-    msg: &Message<'_, '_>,
-    status: Status,
-    source: SocketAddr,
-    base: &sip::BranchId,
-    out: &mut [u8],
-) -> Option<usize> {
-    let echo = Echo::from_message(msg).ok()?;
-    let tag = hex16(base.id());
-    sip::write_reply(out, &echo, status, source, &tag).ok()
-}
-
-/// The status code of a response's bytes (0 when unreadable).
-fn status_of(response: &[u8]) -> u16 {
-    response
-        .get(8..11)
-        .and_then(|d| std::str::from_utf8(d).ok())
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
